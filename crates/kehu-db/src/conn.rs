@@ -1,0 +1,547 @@
+//! Connections and transactions on either backend, statement execution with bound values,
+//! and dynamically decoded rows.
+
+use kehu_core::{AppError, Uuid};
+use sea_query::{
+    PostgresQueryBuilder, QueryBuilder, SchemaBuilder, SqliteQueryBuilder, Value, Values,
+};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Arguments, Column, Postgres, Row, Sqlite, Transaction, TypeInfo, ValueRef};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database a `Db` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn query_builder(self) -> &'static dyn QueryBuilder {
+        match self {
+            Backend::Sqlite => &SqliteQueryBuilder,
+            Backend::Postgres => &PostgresQueryBuilder,
+        }
+    }
+    pub fn schema_builder(self) -> &'static dyn SchemaBuilder {
+        match self {
+            Backend::Sqlite => &SqliteQueryBuilder,
+            Backend::Postgres => &PostgresQueryBuilder,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A storage error. Unique violations are kept apart so the engine can name the field.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unique violation on column {column:?}")]
+    Unique { column: Option<String> },
+    #[error("database busy")]
+    Busy,
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unique { .. } => {
+                AppError::conflict("record.duplicate").with_detail(e.to_string())
+            }
+            DbError::Busy => AppError::conflict("db.busy"),
+            other => AppError::internal(other.to_string()),
+        }
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+fn map_err(e: sqlx::Error) -> DbError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.kind() == sqlx::error::ErrorKind::UniqueViolation {
+            // PostgreSQL names the index (`ux_<table>_<column>`); SQLite says
+            // "UNIQUE constraint failed: <table>.<column>".
+            let column = match d.constraint() {
+                Some(c) => c
+                    .strip_prefix("ux_")
+                    .and_then(|r| r.split_once("__"))
+                    .map(|(_, c)| c.to_string()),
+                None => d
+                    .message()
+                    .rsplit_once('.')
+                    .map(|(_, c)| c.trim().to_string()),
+            };
+            return DbError::Unique { column };
+        }
+        let code = d.code().unwrap_or_default();
+        if code == "5" || code == "517" || code == "40001" || code == "40P01" {
+            return DbError::Busy;
+        }
+    }
+    DbError::Sql(e)
+}
+
+/// Anything that can be turned into SQL text and bound values for a backend.
+pub trait Sql {
+    fn build(&self, b: Backend) -> (String, Values);
+}
+
+macro_rules! impl_sql {
+    ($($t:ty),*) => {$(
+        impl Sql for $t {
+            fn build(&self, b: Backend) -> (String, Values) {
+                self.build_any(b.query_builder())
+            }
+        }
+    )*};
+}
+impl_sql!(
+    sea_query::SelectStatement,
+    sea_query::InsertStatement,
+    sea_query::UpdateStatement,
+    sea_query::DeleteStatement
+);
+
+/// Hand-written SQL with `$1…$n` placeholders (both backends accept them), for the few
+/// dialect-specific statements (full-text search, upserts, pragmas). Values are still bound.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    pub sql: String,
+    pub values: Vec<Value>,
+}
+
+impl Raw {
+    pub fn new(sql: impl Into<String>, values: Vec<Value>) -> Self {
+        Self {
+            sql: sql.into(),
+            values,
+        }
+    }
+}
+
+impl Sql for Raw {
+    fn build(&self, _: Backend) -> (String, Values) {
+        (self.sql.clone(), Values(self.values.clone()))
+    }
+}
+
+/// A decoded column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbVal {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Bool(bool),
+    Uuid(Uuid),
+}
+
+/// A row, decoded without knowing its types in advance.
+#[derive(Debug, Clone, Default)]
+pub struct DbRow(pub Vec<DbVal>);
+
+impl DbRow {
+    pub fn val(&self, i: usize) -> &DbVal {
+        self.0.get(i).unwrap_or(&DbVal::Null)
+    }
+    pub fn i64(&self, i: usize) -> Option<i64> {
+        match self.val(i) {
+            DbVal::Int(n) => Some(*n),
+            DbVal::Bool(b) => Some(*b as i64),
+            DbVal::Real(f) => Some(*f as i64),
+            DbVal::Text(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+    pub fn bool(&self, i: usize) -> Option<bool> {
+        match self.val(i) {
+            DbVal::Bool(b) => Some(*b),
+            DbVal::Int(n) => Some(*n != 0),
+            _ => None,
+        }
+    }
+    pub fn str(&self, i: usize) -> Option<&str> {
+        match self.val(i) {
+            DbVal::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn string(&self, i: usize) -> Option<String> {
+        self.str(i).map(str::to_string)
+    }
+    pub fn uuid(&self, i: usize) -> Option<Uuid> {
+        match self.val(i) {
+            DbVal::Uuid(u) => Some(*u),
+            DbVal::Blob(b) => Uuid::from_slice(b).ok(),
+            DbVal::Text(s) => Uuid::parse_str(s).ok(),
+            _ => None,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn sqlite_args(values: Values) -> DbResult<SqliteArguments<'static>> {
+    let mut a = SqliteArguments::default();
+    for v in values.0 {
+        let r = match v {
+            Value::Bool(x) => a.add(x),
+            Value::TinyInt(x) => a.add(x.map(i64::from)),
+            Value::SmallInt(x) => a.add(x.map(i64::from)),
+            Value::Int(x) => a.add(x.map(i64::from)),
+            Value::BigInt(x) => a.add(x),
+            Value::TinyUnsigned(x) => a.add(x.map(i64::from)),
+            Value::SmallUnsigned(x) => a.add(x.map(i64::from)),
+            Value::Unsigned(x) => a.add(x.map(i64::from)),
+            Value::BigUnsigned(x) => a.add(x.map(|n| n as i64)),
+            Value::Float(x) => a.add(x.map(f64::from)),
+            Value::Double(x) => a.add(x),
+            Value::String(x) => a.add(x.map(|s| *s)),
+            Value::Char(x) => a.add(x.map(|c| c.to_string())),
+            Value::Bytes(x) => a.add(x.map(|b| *b)),
+            Value::Uuid(x) => a.add(x.map(|u| u.as_bytes().to_vec())),
+            #[allow(unreachable_patterns)]
+            other => return Err(DbError::Other(format!("unsupported bind value {other:?}"))),
+        };
+        r.map_err(|e| DbError::Other(e.to_string()))?;
+    }
+    Ok(a)
+}
+
+fn pg_args(values: Values) -> DbResult<PgArguments> {
+    let mut a = PgArguments::default();
+    for v in values.0 {
+        let r = match v {
+            Value::Bool(x) => a.add(x),
+            Value::TinyInt(x) => a.add(x.map(i16::from)),
+            Value::SmallInt(x) => a.add(x),
+            Value::Int(x) => a.add(x),
+            Value::BigInt(x) => a.add(x),
+            Value::TinyUnsigned(x) => a.add(x.map(i16::from)),
+            Value::SmallUnsigned(x) => a.add(x.map(i32::from)),
+            Value::Unsigned(x) => a.add(x.map(i64::from)),
+            Value::BigUnsigned(x) => a.add(x.map(|n| n as i64)),
+            Value::Float(x) => a.add(x),
+            Value::Double(x) => a.add(x),
+            Value::String(x) => a.add(x.map(|s| *s)),
+            Value::Char(x) => a.add(x.map(|c| c.to_string())),
+            Value::Bytes(x) => a.add(x.map(|b| *b)),
+            Value::Uuid(x) => a.add(x.map(|u| *u)),
+            #[allow(unreachable_patterns)]
+            other => return Err(DbError::Other(format!("unsupported bind value {other:?}"))),
+        };
+        r.map_err(|e| DbError::Other(e.to_string()))?;
+    }
+    Ok(a)
+}
+
+fn decode_sqlite(row: &SqliteRow) -> DbRow {
+    let mut out = Vec::with_capacity(row.len());
+    for i in 0..row.len() {
+        let v = match row.try_get_raw(i) {
+            Ok(raw) if raw.is_null() => DbVal::Null,
+            Ok(raw) => match raw.type_info().name() {
+                "INTEGER" | "BOOLEAN" => row
+                    .try_get_unchecked::<i64, _>(i)
+                    .map(DbVal::Int)
+                    .unwrap_or(DbVal::Null),
+                "REAL" => row
+                    .try_get_unchecked::<f64, _>(i)
+                    .map(DbVal::Real)
+                    .unwrap_or(DbVal::Null),
+                "BLOB" => row
+                    .try_get_unchecked::<Vec<u8>, _>(i)
+                    .map(DbVal::Blob)
+                    .unwrap_or(DbVal::Null),
+                _ => row
+                    .try_get_unchecked::<String, _>(i)
+                    .map(DbVal::Text)
+                    .unwrap_or(DbVal::Null),
+            },
+            Err(_) => DbVal::Null,
+        };
+        out.push(v);
+    }
+    DbRow(out)
+}
+
+fn decode_pg(row: &PgRow) -> DbRow {
+    let mut out = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let is_null = row.try_get_raw(i).map(|r| r.is_null()).unwrap_or(true);
+        let v = if is_null {
+            DbVal::Null
+        } else {
+            match col.type_info().name() {
+                "INT8" => row.try_get::<i64, _>(i).map(DbVal::Int),
+                "INT4" => row.try_get::<i32, _>(i).map(|n| DbVal::Int(n.into())),
+                "INT2" => row.try_get::<i16, _>(i).map(|n| DbVal::Int(n.into())),
+                "BOOL" => row.try_get::<bool, _>(i).map(DbVal::Bool),
+                "FLOAT8" => row.try_get::<f64, _>(i).map(DbVal::Real),
+                "FLOAT4" => row.try_get::<f32, _>(i).map(|f| DbVal::Real(f.into())),
+                "UUID" => row.try_get::<Uuid, _>(i).map(DbVal::Uuid),
+                "BYTEA" => row.try_get::<Vec<u8>, _>(i).map(DbVal::Blob),
+                _ => row.try_get::<String, _>(i).map(DbVal::Text),
+            }
+            .unwrap_or(DbVal::Null)
+        };
+        out.push(v);
+    }
+    DbRow(out)
+}
+
+/// The database: one PostgreSQL pool, or SQLite with a pool of readers and a single writer.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite {
+        read: sqlx::SqlitePool,
+        write: sqlx::SqlitePool,
+    },
+    Postgres(sqlx::PgPool),
+}
+
+/// Options for opening a database.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    /// PostgreSQL only: a schema to create and use (tests isolate themselves this way).
+    pub pg_schema: Option<String>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            pg_schema: None,
+        }
+    }
+}
+
+impl Db {
+    /// Open `url`: `sqlite://path` (created if missing) or `postgres://…`.
+    pub async fn connect(url: &str, opts: &ConnectOptions) -> DbResult<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let mut o = PgConnectOptions::from_str(url)?;
+            if let Some(schema) = &opts.pg_schema {
+                // Create the schema first with a throwaway connection.
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(o.clone())
+                    .await?;
+                sqlx::query(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                    schema.replace('"', "")
+                ))
+                .execute(&pool)
+                .await?;
+                pool.close().await;
+                o = o.options([(
+                    "search_path",
+                    format!("{},public", schema.replace(['"', ','], "")),
+                )]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(o)
+                .await?;
+            Ok(Db::Postgres(pool))
+        } else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            let base = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .pragma("cache_size", "-65536")
+                .pragma("temp_store", "memory");
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(base.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .connect_with(base.read_only(true))
+                .await?;
+            Ok(Db::Sqlite { read, write })
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Begin a write transaction (SQLite: `BEGIN IMMEDIATE` on the single writer).
+    pub async fn begin(&self) -> DbResult<Tx> {
+        Ok(match self {
+            Db::Sqlite { write, .. } => {
+                Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?)
+            }
+            Db::Postgres(p) => Tx::Postgres(p.begin().await.map_err(map_err)?),
+        })
+    }
+
+    /// Run a read-only statement outside a transaction.
+    pub async fn all(&self, q: &impl Sql) -> DbResult<Vec<DbRow>> {
+        let (sql, values) = q.build(self.backend());
+        match self {
+            Db::Sqlite { read, .. } => Ok(sqlx::query_with(&sql, sqlite_args(values)?)
+                .fetch_all(read)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(decode_sqlite)
+                .collect()),
+            Db::Postgres(p) => Ok(sqlx::query_with(&sql, pg_args(values)?)
+                .fetch_all(p)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(decode_pg)
+                .collect()),
+        }
+    }
+
+    pub async fn one(&self, q: &impl Sql) -> DbResult<Option<DbRow>> {
+        Ok(self.all(q).await?.into_iter().next())
+    }
+
+    /// Execute statements that change nothing transactional (pragmas, `VACUUM`): on SQLite
+    /// through the writer.
+    pub async fn exec_raw(&self, sql: &str) -> DbResult<()> {
+        match self {
+            Db::Sqlite { write, .. } => sqlx::raw_sql(sql)
+                .execute(write)
+                .await
+                .map(|_| ())
+                .map_err(map_err),
+            Db::Postgres(p) => sqlx::raw_sql(sql)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(map_err),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// A write transaction, passed as `&mut Tx` so a reader sees what commits together.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Execute a statement; returns the number of rows affected.
+    pub async fn exec(&mut self, q: &impl Sql) -> DbResult<u64> {
+        let (sql, values) = q.build(self.backend());
+        match self {
+            Tx::Sqlite(t) => sqlx::query_with(&sql, sqlite_args(values)?)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(map_err),
+            Tx::Postgres(t) => sqlx::query_with(&sql, pg_args(values)?)
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(map_err),
+        }
+    }
+
+    pub async fn all(&mut self, q: &impl Sql) -> DbResult<Vec<DbRow>> {
+        let (sql, values) = q.build(self.backend());
+        match self {
+            Tx::Sqlite(t) => Ok(sqlx::query_with(&sql, sqlite_args(values)?)
+                .fetch_all(&mut **t)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(decode_sqlite)
+                .collect()),
+            Tx::Postgres(t) => Ok(sqlx::query_with(&sql, pg_args(values)?)
+                .fetch_all(&mut **t)
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(decode_pg)
+                .collect()),
+        }
+    }
+
+    pub async fn one(&mut self, q: &impl Sql) -> DbResult<Option<DbRow>> {
+        Ok(self.all(q).await?.into_iter().next())
+    }
+
+    /// Execute DDL (generated by sea-query or fixed text in this crate; never user text).
+    pub async fn ddl(&mut self, sql: &str) -> DbResult<()> {
+        match self {
+            Tx::Sqlite(t) => sqlx::raw_sql(sql)
+                .execute(&mut **t)
+                .await
+                .map(|_| ())
+                .map_err(map_err),
+            Tx::Postgres(t) => sqlx::raw_sql(sql)
+                .execute(&mut **t)
+                .await
+                .map(|_| ())
+                .map_err(map_err),
+        }
+    }
+
+    pub async fn commit(self) -> DbResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await.map_err(map_err),
+            Tx::Postgres(t) => t.commit().await.map_err(map_err),
+        }
+    }
+
+    pub async fn rollback(self) -> DbResult<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await.map_err(map_err),
+            Tx::Postgres(t) => t.rollback().await.map_err(map_err),
+        }
+    }
+}

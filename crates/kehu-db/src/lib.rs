@@ -1,0 +1,17 @@
+//! Storage: `Db` over SQLite or PostgreSQL, migrations (sea-query DDL, one path for both),
+//! runtime DDL for objects and fields, the filter → SQL compiler, the search index and the
+//! audit/outbox writers. Every dialect difference lives in this crate and nowhere else.
+//!
+//! Must never: take a table or column name from user input (names come from metadata), or
+//! format a value into SQL (values are always bound).
+
+pub mod conn;
+pub mod ddl;
+pub mod journal;
+pub mod meta_store;
+pub mod migrate;
+pub mod query;
+pub mod records;
+pub mod search;
+
+pub use conn::{Backend, Db, DbError, DbRow, DbVal, Raw, Sql, Tx};

@@ -1,0 +1,277 @@
+//! The filter → SQL compiler, sorting with a stable tiebreak, keyset (cursor) pagination and
+//! counts. It works on resolved filters (`kehu_core::filter::Expr`), so every column it names
+//! comes from metadata and every value is bound.
+
+use crate::conn::{Backend, DbRow, DbVal};
+use crate::records::{col, encode, scope_expr, select_columns};
+use base64::Engine;
+use kehu_core::filter::{Expr as F, Op, Operand, SortKey};
+use kehu_core::meta::{FieldDef, FieldType, ObjectDef, Storage};
+use kehu_core::perm::ScopeFilter;
+use kehu_core::value::Value;
+use kehu_core::{AppError, Uuid};
+use sea_query::extension::postgres::PgExpr;
+use sea_query::{
+    Alias, Cond, Condition, Expr, Func, LikeExpr, NullOrdering, Order, Query, SelectStatement,
+    SimpleExpr,
+};
+use serde_json::Value as Json;
+
+/// Escape `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// Case-insensitive LIKE on both backends (SQLite's LIKE already is for ASCII).
+fn ilike(b: Backend, e: Expr, pattern: String) -> SimpleExpr {
+    let l = LikeExpr::new(pattern).escape('\\');
+    match b {
+        Backend::Sqlite => e.like(l),
+        Backend::Postgres => e.ilike(l),
+    }
+}
+
+/// `position(needle in column) > 0`, case-sensitive, for JSON-encoded lists.
+fn list_has(b: Backend, column: &str, key: &str) -> SimpleExpr {
+    let needle = serde_json::to_string(key).unwrap_or_default();
+    let f = match b {
+        Backend::Sqlite => "instr",
+        Backend::Postgres => "strpos",
+    };
+    Expr::expr(Func::cust(Alias::new(f)).arg(col(column)).arg(needle)).gt(0)
+}
+
+/// Compile a resolved filter to a condition.
+pub fn compile(b: Backend, e: &F) -> SimpleExpr {
+    match e {
+        F::And(kids) => kids
+            .iter()
+            .fold(Cond::all(), |c, k| c.add(compile(b, k)))
+            .into(),
+        F::Or(kids) => kids
+            .iter()
+            .fold(Cond::any(), |c, k| c.add(compile(b, k)))
+            .into(),
+        F::Cond { field, op, operand } => cond(b, field, *op, operand),
+    }
+}
+
+fn cond(b: Backend, f: &FieldDef, op: Op, operand: &Operand) -> SimpleExpr {
+    let c = || col(&f.column);
+    let v = |x: &Value| encode(f, x);
+    let is_list = matches!(f.ftype, FieldType::MultiSelect | FieldType::Tags);
+    match (op, operand) {
+        (Op::IsEmpty, _) => c().is_null(),
+        (Op::IsNotEmpty, _) => c().is_not_null(),
+        (Op::Eq | Op::RelationIs, Operand::One(x)) => c().eq(v(x)),
+        (Op::Neq, Operand::One(x)) => Cond::any().add(c().ne(v(x))).add(c().is_null()).into(),
+        (Op::Lt, Operand::One(x)) => c().lt(v(x)),
+        (Op::Lte, Operand::One(x)) => c().lte(v(x)),
+        (Op::Gt, Operand::One(x)) => c().gt(v(x)),
+        (Op::Gte, Operand::One(x)) => c().gte(v(x)),
+        (Op::Between, Operand::Two(lo, hi)) => {
+            Cond::all().add(c().gte(v(lo))).add(c().lte(v(hi))).into()
+        }
+        (Op::Contains, Operand::Pattern(p)) => ilike(b, c(), format!("%{}%", like_escape(p))),
+        (Op::StartsWith, Operand::Pattern(p)) => ilike(b, c(), format!("{}%", like_escape(p))),
+        (Op::Contains, Operand::One(Value::Choice(k))) if is_list => list_has(b, &f.column, k),
+        (Op::In, Operand::Many(xs)) if is_list => xs
+            .iter()
+            .filter_map(|x| match x {
+                Value::Choice(k) => Some(list_has(b, &f.column, k)),
+                _ => None,
+            })
+            .fold(Cond::any(), |cd, e| cd.add(e))
+            .into(),
+        (Op::In | Op::RelationIs, Operand::Many(xs)) => c().is_in(xs.iter().map(v)),
+        // Resolution only produces the pairs above; anything else matches nothing.
+        _ => Expr::cust("1 = 0"),
+    }
+}
+
+/// A decoded cursor: the last row's sort values and id.
+#[derive(Debug, Clone)]
+struct Cursor {
+    values: Vec<Option<sea_query::Value>>,
+    id: Uuid,
+}
+
+fn sort_signature(keys: &[SortKey]) -> String {
+    keys.iter()
+        .map(|k| format!("{}{}", if k.desc { "-" } else { "" }, k.field.api_name))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Encode a cursor after `row` (a row selected by `list`, whose trailing columns are the sort
+/// values).
+fn encode_cursor(keys: &[SortKey], rec_id: Uuid, row: &DbRow, first_sort_col: usize) -> String {
+    let mut vals = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let j = first_sort_col + i;
+        vals.push(match (k.field.ftype.storage(), row.val(j)) {
+            (_, DbVal::Null) => Json::Null,
+            (Storage::Uuid, _) => row
+                .uuid(j)
+                .map(|u| Json::String(u.to_string()))
+                .unwrap_or(Json::Null),
+            (Storage::Bool, _) => row.bool(j).map(Json::Bool).unwrap_or(Json::Null),
+            (Storage::BigInt, _) => row.i64(j).map(Json::from).unwrap_or(Json::Null),
+            (Storage::Text, _) => row.string(j).map(Json::String).unwrap_or(Json::Null),
+        });
+    }
+    let body =
+        serde_json::json!({ "s": sort_signature(keys), "v": vals, "id": rec_id.to_string() });
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body.to_string())
+}
+
+fn decode_cursor(keys: &[SortKey], s: &str) -> Result<Cursor, AppError> {
+    let bad = || AppError::invalid("query.invalid_cursor");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.as_bytes())
+        .map_err(|_| bad())?;
+    let j: Json = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if j.get("s").and_then(Json::as_str) != Some(&sort_signature(keys)) {
+        return Err(bad());
+    }
+    let id = j
+        .get("id")
+        .and_then(Json::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(bad)?;
+    let vals = j
+        .get("v")
+        .and_then(Json::as_array)
+        .filter(|a| a.len() == keys.len())
+        .ok_or_else(bad)?;
+    let mut values = Vec::new();
+    for (k, v) in keys.iter().zip(vals) {
+        values.push(match (k.field.ftype.storage(), v) {
+            (_, Json::Null) => None,
+            (Storage::Uuid, Json::String(s)) => Some(Uuid::parse_str(s).map_err(|_| bad())?.into()),
+            (Storage::Bool, Json::Bool(b)) => Some((*b).into()),
+            (Storage::BigInt, Json::Number(n)) => Some(n.as_i64().ok_or_else(bad)?.into()),
+            (Storage::Text, Json::String(s)) => Some(s.clone().into()),
+            _ => return Err(bad()),
+        });
+    }
+    Ok(Cursor { values, id })
+}
+
+/// The keyset predicate "after the cursor" for keys sorted ASC NULLS LAST / DESC NULLS FIRST
+/// (NULL counts as the largest value), then `id ASC`.
+fn after(keys: &[SortKey], cur: &Cursor) -> SimpleExpr {
+    let mut any = Cond::any();
+    // Equal on all previous keys...
+    let mut prefix: Vec<SimpleExpr> = Vec::new();
+    for (k, v) in keys.iter().zip(&cur.values) {
+        let c = || col(&k.field.column);
+        let beyond: Option<SimpleExpr> = match (v, k.desc) {
+            (Some(v), false) => Some(Cond::any().add(c().gt(v.clone())).add(c().is_null()).into()),
+            (None, false) => None,
+            (Some(v), true) => Some(c().lt(v.clone())),
+            (None, true) => Some(c().is_not_null()),
+        };
+        if let Some(bexp) = beyond {
+            any = any.add(
+                prefix
+                    .iter()
+                    .cloned()
+                    .fold(Cond::all(), |a, p| a.add(p))
+                    .add(bexp),
+            );
+        }
+        prefix.push(match v {
+            Some(v) => c().eq(v.clone()),
+            None => c().is_null(),
+        });
+    }
+    any = any.add(
+        prefix
+            .into_iter()
+            .fold(Cond::all(), |a, p| a.add(p))
+            .add(col("id").gt(cur.id)),
+    );
+    any.into()
+}
+
+/// A list request, resolved.
+pub struct ListSpec<'a> {
+    pub obj: &'a ObjectDef,
+    pub scope: &'a ScopeFilter,
+    pub filter: Option<&'a F>,
+    pub sort: &'a [SortKey],
+    pub limit: u64,
+    pub cursor: Option<&'a str>,
+    pub deleted: bool,
+}
+
+fn base_where(b: Backend, q: &mut SelectStatement, spec: &ListSpec) {
+    q.and_where(if spec.deleted {
+        col("deleted_at").is_not_null()
+    } else {
+        col("deleted_at").is_null()
+    });
+    if let Some(s) = scope_expr(spec.scope, "owner_id") {
+        q.and_where(s);
+    }
+    if let Some(f) = spec.filter {
+        q.cond_where(Condition::all().add(compile(b, f)));
+    }
+}
+
+/// Build the page query: record columns, then the sort columns (for the next cursor).
+pub fn list_query(b: Backend, spec: &ListSpec) -> Result<(SelectStatement, usize), AppError> {
+    let mut q = Query::select();
+    q.from(Alias::new(&spec.obj.table));
+    let cols = select_columns(spec.obj);
+    let first_sort_col = cols.len();
+    for c in cols {
+        q.column(Alias::new(c));
+    }
+    for k in spec.sort {
+        q.column(Alias::new(&k.field.column));
+    }
+    base_where(b, &mut q, spec);
+    if let Some(c) = spec.cursor {
+        let cur = decode_cursor(spec.sort, c)?;
+        q.and_where(after(spec.sort, &cur));
+    }
+    for k in spec.sort {
+        let (o, n) = if k.desc {
+            (Order::Desc, NullOrdering::First)
+        } else {
+            (Order::Asc, NullOrdering::Last)
+        };
+        q.order_by_with_nulls(Alias::new(&k.field.column), o, n);
+    }
+    q.order_by(Alias::new("id"), Order::Asc)
+        .limit(spec.limit + 1);
+    Ok((q, first_sort_col))
+}
+
+/// The cursor for the page that follows `row`.
+pub fn next_cursor(spec: &ListSpec, rec_id: Uuid, row: &DbRow, first_sort_col: usize) -> String {
+    encode_cursor(spec.sort, rec_id, row, first_sort_col)
+}
+
+/// `SELECT COUNT(*)` of the matching rows, capped at `cap` when given (counts stop early).
+pub fn count_query(b: Backend, spec: &ListSpec, cap: Option<u64>) -> SelectStatement {
+    let mut inner = Query::select();
+    inner.from(Alias::new(&spec.obj.table)).expr(Expr::val(1));
+    base_where(b, &mut inner, spec);
+    if let Some(cap) = cap {
+        inner.limit(cap + 1);
+    }
+    Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from_subquery(inner, Alias::new("c"))
+        .to_owned()
+}

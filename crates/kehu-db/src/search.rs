@@ -1,0 +1,215 @@
+//! Full-text search over all objects, behind one interface with two implementations:
+//! SQLite FTS5 (unicode61 over pre-tokenised words, trigram over e-mails and phones) and
+//! PostgreSQL (`tsvector` from the same tokens, `pg_trgm` for substrings).
+//!
+//! Documents carry the record's owner, so the record scope is applied inside the index query.
+
+use crate::conn::{Backend, Db, DbResult, Raw, Tx};
+use kehu_core::perm::ScopeFilter;
+use kehu_core::text::Query as TextQuery;
+use kehu_core::Uuid;
+use sea_query::Value;
+
+/// The indexed form of one record.
+#[derive(Debug, Clone)]
+pub struct SearchDoc {
+    pub record_id: Uuid,
+    pub object_id: Uuid,
+    pub owner_id: Option<Uuid>,
+    pub title: Option<String>,
+    /// Space-separated tokens from `kehu_core::text`.
+    pub words: String,
+    /// E-mails and phone numbers, space separated, for substring search.
+    pub ident: String,
+}
+
+/// A search hit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub object_id: Uuid,
+    pub record_id: Uuid,
+    pub title: Option<String>,
+}
+
+fn opt_uuid(u: Option<Uuid>) -> Value {
+    u.map(Value::from).unwrap_or(Value::Uuid(None))
+}
+
+/// Insert or replace the documents of some records.
+pub async fn upsert(tx: &mut Tx, docs: &[SearchDoc]) -> DbResult<()> {
+    for chunk in docs.chunks(400) {
+        let mut sql = String::from(
+            "INSERT INTO search_docs (record_id, object_id, owner_id, title, words, ident) VALUES ",
+        );
+        let mut values = Vec::with_capacity(chunk.len() * 6);
+        for (i, d) in chunk.iter().enumerate() {
+            let n = i * 6;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            ));
+            values.extend([
+                d.record_id.into(),
+                d.object_id.into(),
+                opt_uuid(d.owner_id),
+                d.title.clone().into(),
+                d.words.clone().into(),
+                d.ident.clone().into(),
+            ]);
+        }
+        sql.push_str(
+            " ON CONFLICT (record_id) DO UPDATE SET owner_id = excluded.owner_id, title = excluded.title, \
+             words = excluded.words, ident = excluded.ident",
+        );
+        tx.exec(&Raw::new(sql, values)).await?;
+    }
+    Ok(())
+}
+
+/// Remove a record's document (deleted records are not searchable).
+pub async fn remove(tx: &mut Tx, record_id: Uuid) -> DbResult<()> {
+    tx.exec(&Raw::new(
+        "DELETE FROM search_docs WHERE record_id = $1",
+        vec![record_id.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// Bound parameters for hand-written SQL.
+struct Params(Vec<Value>);
+
+impl Params {
+    fn push(&mut self, v: impl Into<Value>) -> String {
+        self.0.push(v.into());
+        format!("${}", self.0.len())
+    }
+}
+
+/// `(object_id = $a AND <scope>) OR …` over the objects the actor may read.
+fn scope_sql(p: &mut Params, objects: &[(Uuid, ScopeFilter)]) -> String {
+    let parts: Vec<String> = objects
+        .iter()
+        .map(|(oid, scope)| {
+            let o = format!("d.object_id = {}", p.push(*oid));
+            match scope {
+                ScopeFilter::All => o,
+                ScopeFilter::Owner(u) => format!("({o} AND d.owner_id = {})", p.push(*u)),
+                ScopeFilter::Teams(ts) => {
+                    let list: Vec<String> = ts.iter().map(|t| p.push(*t)).collect();
+                    format!(
+                        "({o} AND d.owner_id IN (SELECT id FROM users WHERE team_id IN ({})))",
+                        list.join(",")
+                    )
+                }
+                ScopeFilter::Nothing => "1 = 0".into(),
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        "1 = 0".into()
+    } else {
+        format!("({})", parts.join(" OR "))
+    }
+}
+
+fn like_pattern(raw: &str) -> String {
+    let mut o = String::from("%");
+    for c in raw.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o.push('%');
+    o
+}
+
+/// Whether the raw query is worth a substring search of e-mails and phones: one piece, at
+/// least 3 characters, of the characters those contain.
+fn ident_candidate(raw: &str) -> bool {
+    raw.chars().count() >= 3
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+'))
+}
+
+/// Search documents of `objects` (each with the actor's scope); best first, at most `limit`.
+pub async fn query(
+    db: &Db,
+    q: &TextQuery,
+    objects: &[(Uuid, ScopeFilter)],
+    limit: u32,
+) -> DbResult<Vec<Hit>> {
+    let mut hits: Vec<Hit> = Vec::new();
+    let limit = limit.clamp(1, 500);
+    let b = db.backend();
+    if !q.is_empty() {
+        let mut p = Params(Vec::new());
+        let sql = match b {
+            Backend::Sqlite => {
+                let m = p.push(q.to_fts5());
+                let scope = scope_sql(&mut p, objects);
+                format!(
+                    "SELECT d.object_id, d.record_id, d.title FROM search_words w \
+                     JOIN search_docs d ON d.rid = w.rowid \
+                     WHERE search_words MATCH {m} AND {scope} ORDER BY w.rank, d.record_id LIMIT {limit}"
+                )
+            }
+            Backend::Postgres => {
+                let m = p.push(q.to_tsquery());
+                let scope = scope_sql(&mut p, objects);
+                format!(
+                    "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
+                     WHERE d.tsv @@ {m}::tsquery AND {scope} \
+                     ORDER BY ts_rank(d.tsv, {m}::tsquery) DESC, d.record_id LIMIT {limit}"
+                )
+            }
+        };
+        for r in db.all(&Raw::new(sql, p.0)).await? {
+            if let (Some(o), Some(id)) = (r.uuid(0), r.uuid(1)) {
+                hits.push(Hit {
+                    object_id: o,
+                    record_id: id,
+                    title: r.string(2),
+                });
+            }
+        }
+    }
+    if hits.len() < limit as usize && ident_candidate(&q.raw) {
+        let mut p = Params(Vec::new());
+        let pat = p.push(like_pattern(&q.raw));
+        let scope = scope_sql(&mut p, objects);
+        let sql = match b {
+            Backend::Sqlite => format!(
+                "SELECT d.object_id, d.record_id, d.title FROM search_ident i \
+                 JOIN search_docs d ON d.rid = i.rowid \
+                 WHERE i.ident LIKE {pat} ESCAPE '\\' AND {scope} ORDER BY d.record_id LIMIT {limit}"
+            ),
+            Backend::Postgres => format!(
+                "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
+                 WHERE d.ident ILIKE {pat} ESCAPE '\\' AND {scope} ORDER BY d.record_id LIMIT {limit}"
+            ),
+        };
+        for r in db.all(&Raw::new(sql, p.0)).await? {
+            if let (Some(o), Some(id)) = (r.uuid(0), r.uuid(1)) {
+                if !hits.iter().any(|h| h.record_id == id) && hits.len() < limit as usize {
+                    hits.push(Hit {
+                        object_id: o,
+                        record_id: id,
+                        title: r.string(2),
+                    });
+                }
+            }
+        }
+    }
+    Ok(hits)
+}
