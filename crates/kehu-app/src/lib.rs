@@ -1,1 +1,103 @@
+//! Use cases. `App` owns the database and the cached schema; `RecordService` (in `records`) is
+//! the one write path for every record of every object.
+//!
+//! Must never: write a record outside `records`, or read one without an `Actor`.
 
+pub mod bench;
+pub mod customers;
+pub mod demo;
+pub mod metadata;
+pub mod records;
+pub mod users;
+
+use kehu_core::meta::Schema;
+use kehu_core::AppError;
+use kehu_db::conn::ConnectOptions;
+use kehu_db::Db;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+pub use records::{Count, ListRequest, Page, RecordView, SearchResult};
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// How often another server's metadata change is noticed (the epoch is read at most this often).
+const EPOCH_CHECK: Duration = Duration::from_millis(500);
+
+struct SchemaCache {
+    schema: Arc<Schema>,
+    checked: Instant,
+}
+
+/// The application: database plus cached metadata.
+pub struct App {
+    pub db: Db,
+    cache: RwLock<SchemaCache>,
+}
+
+impl App {
+    /// Connect, migrate, seed the standard objects and load the schema.
+    pub async fn open(url: &str, opts: &ConnectOptions) -> Result<Arc<App>> {
+        let db = Db::connect(url, opts).await?;
+        Self::with_db(db).await
+    }
+
+    pub async fn with_db(db: Db) -> Result<Arc<App>> {
+        kehu_db::migrate::run(&db).await?;
+        customers::seed(&db).await?;
+        let schema = kehu_db::meta_store::load(&db).await?;
+        Ok(Arc::new(App {
+            db,
+            cache: RwLock::new(SchemaCache {
+                schema: Arc::new(schema),
+                checked: Instant::now(),
+            }),
+        }))
+    }
+
+    /// The current schema, reloaded when another server (or this one) changed metadata.
+    pub async fn schema(&self) -> Result<Arc<Schema>> {
+        let (schema, stale) = {
+            let c = self
+                .cache
+                .read()
+                .map_err(|_| AppError::internal("schema lock poisoned"))?;
+            (c.schema.clone(), c.checked.elapsed() > EPOCH_CHECK)
+        };
+        if !stale {
+            return Ok(schema);
+        }
+        let epoch = kehu_db::meta_store::epoch(&self.db).await?;
+        if epoch == schema.epoch {
+            if let Ok(mut c) = self.cache.write() {
+                c.checked = Instant::now();
+            }
+            return Ok(schema);
+        }
+        self.reload_schema().await
+    }
+
+    /// Reload metadata now (after this server changed it).
+    pub async fn reload_schema(&self) -> Result<Arc<Schema>> {
+        let schema = Arc::new(kehu_db::meta_store::load(&self.db).await?);
+        let mut c = self
+            .cache
+            .write()
+            .map_err(|_| AppError::internal("schema lock poisoned"))?;
+        c.schema = schema.clone();
+        c.checked = Instant::now();
+        Ok(schema)
+    }
+
+    /// Whether the database answers and every migration is applied (for `/readyz`).
+    pub async fn ready(&self) -> Result<()> {
+        let pending = kehu_db::migrate::pending(&self.db).await?;
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::internal(format!(
+                "pending migrations: {pending:?}"
+            )))
+        }
+    }
+}

@@ -1,1 +1,11 @@
+//! The kehu-app integration tests: one binary (see STYLE.md). Every test body runs twice, on
+//! a fresh SQLite file and on a fresh PostgreSQL schema (`KEHU_TEST_POSTGRES_URL`).
 
+#[macro_use]
+mod support;
+mod engine;
+mod fields;
+mod filters;
+mod pagination;
+mod permissions;
+mod search;

@@ -60,6 +60,7 @@ pub enum FieldType {
     Percent,
     Boolean,
     Date,
+    #[serde(rename = "datetime")]
     DateTime,
     Email,
     Phone,

@@ -10,7 +10,6 @@ use kehu_core::meta::{FieldDef, FieldType, ObjectDef, Storage};
 use kehu_core::perm::ScopeFilter;
 use kehu_core::value::Value;
 use kehu_core::{AppError, Uuid};
-use sea_query::extension::postgres::PgExpr;
 use sea_query::{
     Alias, Cond, Condition, Expr, Func, LikeExpr, NullOrdering, Order, Query, SelectStatement,
     SimpleExpr,
@@ -29,12 +28,13 @@ fn like_escape(s: &str) -> String {
     o
 }
 
-/// Case-insensitive LIKE on both backends (SQLite's LIKE already is for ASCII).
-fn ilike(b: Backend, e: Expr, pattern: String) -> SimpleExpr {
-    let l = LikeExpr::new(pattern).escape('\\');
+/// Case-insensitive LIKE on both backends (SQLite's LIKE already is, for ASCII; PostgreSQL
+/// compares lower-cased text).
+fn ilike(b: Backend, column: &str, pattern: String) -> SimpleExpr {
     match b {
-        Backend::Sqlite => e.like(l),
-        Backend::Postgres => e.ilike(l),
+        Backend::Sqlite => col(column).like(LikeExpr::new(pattern).escape('\\')),
+        Backend::Postgres => Expr::expr(Func::lower(col(column)))
+            .like(LikeExpr::new(pattern.to_lowercase()).escape('\\')),
     }
 }
 
@@ -79,8 +79,10 @@ fn cond(b: Backend, f: &FieldDef, op: Op, operand: &Operand) -> SimpleExpr {
         (Op::Between, Operand::Two(lo, hi)) => {
             Cond::all().add(c().gte(v(lo))).add(c().lte(v(hi))).into()
         }
-        (Op::Contains, Operand::Pattern(p)) => ilike(b, c(), format!("%{}%", like_escape(p))),
-        (Op::StartsWith, Operand::Pattern(p)) => ilike(b, c(), format!("{}%", like_escape(p))),
+        (Op::Contains, Operand::Pattern(p)) => ilike(b, &f.column, format!("%{}%", like_escape(p))),
+        (Op::StartsWith, Operand::Pattern(p)) => {
+            ilike(b, &f.column, format!("{}%", like_escape(p)))
+        }
         (Op::Contains, Operand::One(Value::Choice(k))) if is_list => list_has(b, &f.column, k),
         (Op::In, Operand::Many(xs)) if is_list => xs
             .iter()

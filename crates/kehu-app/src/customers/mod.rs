@@ -1,0 +1,119 @@
+//! Customers: the standard company and contact objects, declared as data (`objects.json`) and
+//! seeded once by a recorded migration step. Everything else about them is metadata the
+//! record engine already understands.
+
+use crate::metadata::create_object_in;
+use crate::Result;
+use kehu_core::meta::{FieldDef, FieldOptions, FieldType, Label, ObjectDef};
+use kehu_core::{new_id, AppError, Uuid};
+use kehu_db::Db;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+const OBJECTS: &str = include_str!("objects.json");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedFile {
+    objects: Vec<SeedObject>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedObject {
+    api_name: String,
+    table: String,
+    label: Label,
+    plural: Label,
+    icon: String,
+    fields: Vec<SeedField>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedField {
+    api_name: String,
+    column: String,
+    #[serde(rename = "type")]
+    ftype: FieldType,
+    label: Label,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    unique: bool,
+    #[serde(default)]
+    filterable: bool,
+    #[serde(default)]
+    searchable: bool,
+    #[serde(default)]
+    default: Option<serde_json::Value>,
+    #[serde(default)]
+    options: FieldOptions,
+    #[serde(default)]
+    target_object: Option<String>,
+}
+
+/// Seed version of the customer objects in `schema_migrations`.
+const SEED_VERSION: i64 = 1001;
+
+/// Create the standard objects unless they exist.
+pub async fn seed(db: &Db) -> Result<()> {
+    let file: SeedFile = serde_json::from_str(OBJECTS)
+        .map_err(|e| AppError::internal(format!("objects.json: {e}")))?;
+    let mut tx = db.begin().await?;
+    if !kehu_db::migrate::claim(&mut tx, SEED_VERSION, "seed_customers").await? {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    let ids: HashMap<String, Uuid> = file
+        .objects
+        .iter()
+        .map(|o| (o.api_name.clone(), new_id()))
+        .collect();
+    for o in file.objects {
+        let id = ids[&o.api_name];
+        let obj = ObjectDef {
+            id,
+            api_name: o.api_name,
+            table: o.table,
+            label: o.label,
+            plural: o.plural,
+            icon: o.icon,
+            is_system: true,
+            fields: Vec::new(),
+        };
+        let fields: Vec<FieldDef> = o
+            .fields
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let mut options = f.options;
+                if let Some(t) = &f.target_object {
+                    options.target = ids.get(t).copied();
+                }
+                FieldDef {
+                    id: new_id(),
+                    object_id: id,
+                    api_name: f.api_name,
+                    column: f.column,
+                    ftype: f.ftype,
+                    label: f.label,
+                    help: None,
+                    required: f.required,
+                    unique: f.unique,
+                    filterable: f.filterable,
+                    searchable: f.searchable,
+                    default: f.default,
+                    options,
+                    position: i as i32,
+                    archived: false,
+                    builtin: false,
+                    readonly: false,
+                }
+            })
+            .collect();
+        create_object_in(&mut tx, &obj, &fields).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

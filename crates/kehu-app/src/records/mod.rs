@@ -1,0 +1,107 @@
+//! RecordService — the one path by which any record of any object is created, read, changed,
+//! deleted or restored. Each write checks the actor's permissions before touching data, then
+//! in one transaction writes the row, the audit entry, the field history, the outbox event
+//! and the search document. Reads apply the actor's record scope and field permissions.
+
+mod input;
+mod read;
+mod write;
+
+pub use read::{Count, ListRequest, Page, SearchResult};
+
+use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
+use kehu_core::perm::Actor;
+use kehu_core::value::{to_json, Value};
+use kehu_core::{text, Uuid};
+use kehu_db::records::Record;
+use kehu_db::search::SearchDoc;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
+/// A record as an actor sees it: only the fields they may read.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RecordView {
+    pub id: Uuid,
+    pub object: String,
+    pub version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    pub fields: Map<String, Json>,
+}
+
+impl RecordView {
+    pub fn get(&self, api: &str) -> &Json {
+        self.fields.get(api).unwrap_or(&Json::Null)
+    }
+}
+
+pub(crate) fn view(actor: &Actor, obj: &ObjectDef, r: &Record) -> RecordView {
+    let mut fields = Map::new();
+    for (f, v) in &r.values {
+        if actor.can_read_field(obj, f) {
+            fields.insert(f.api_name.clone(), to_json(f, v));
+        }
+    }
+    RecordView {
+        id: r.id,
+        object: obj.api_name.clone(),
+        version: r.version,
+        deleted_at: r.deleted_at.map(kehu_core::value::format_datetime),
+        fields,
+    }
+}
+
+/// The search document of a record, from the fields `include` lets through.
+pub(crate) fn search_doc(
+    obj: &ObjectDef,
+    id: Uuid,
+    values: &[(std::sync::Arc<FieldDef>, Value)],
+    include: impl Fn(&FieldDef) -> bool,
+) -> SearchDoc {
+    let title_field = obj.title_field().map(|f| f.id);
+    let mut words = String::new();
+    let mut ident = String::new();
+    let mut title = None;
+    let mut owner = None;
+    for (f, v) in values {
+        if f.api_name == "owner" {
+            if let Value::Ref(u) = v {
+                owner = Some(*u);
+            }
+            continue;
+        }
+        let Value::Text(s) = v else { continue };
+        if Some(f.id) == title_field {
+            title = Some(s.clone());
+        }
+        if !(f.searchable || Some(f.id) == title_field) || !include(f) {
+            continue;
+        }
+        match f.ftype {
+            FieldType::Phone => {
+                text::index_phone(s, &mut words);
+                push_ident(&mut ident, s);
+            }
+            FieldType::Email => {
+                text::index_text(s, &mut words);
+                push_ident(&mut ident, s);
+            }
+            _ => text::index_text(s, &mut words),
+        }
+    }
+    SearchDoc {
+        record_id: id,
+        object_id: obj.id,
+        owner_id: owner,
+        title,
+        words,
+        ident,
+    }
+}
+
+fn push_ident(ident: &mut String, s: &str) {
+    if !ident.is_empty() {
+        ident.push(' ');
+    }
+    ident.push_str(s);
+}

@@ -1,0 +1,427 @@
+//! Create, update, delete and restore: permission checks first, then one transaction with the
+//! row, the audit entry, the field history, the outbox event and the search document.
+
+use super::input::{check_refs, parse_fields, raise, Mode, Values};
+use super::{search_doc, view, RecordView};
+use crate::{App, Result};
+use kehu_core::meta::{FieldDef, ObjectDef};
+use kehu_core::perm::{Action, Actor};
+use kehu_core::value::{to_json, Value};
+use kehu_core::{new_id, now_micros, AppError, Uuid};
+use kehu_db::journal::{self, AuditEntry, Event, FieldChange};
+use kehu_db::records::{
+    self, col, decode, encode_columns, insert_columns, insert_values, InsertRow, Record,
+};
+use kehu_db::{search, DbError, Tx};
+use sea_query::{Alias, Expr, Query};
+use serde_json::{json, Map, Value as Json};
+use std::sync::Arc;
+
+/// Map a unique violation to the field whose column it names.
+fn unique_error(obj: &ObjectDef, e: DbError, prefix: &str) -> AppError {
+    match &e {
+        DbError::Unique { column: Some(c) } => match obj.fields.iter().find(|f| &f.column == c) {
+            Some(f) => AppError::field(format!("{prefix}{}", f.api_name), "field.not_unique"),
+            None => e.into(),
+        },
+        _ => e.into(),
+    }
+}
+
+fn values_json(values: &Values) -> Map<String, Json> {
+    values
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(f, v)| (f.api_name.clone(), to_json(f, v)))
+        .collect()
+}
+
+fn owner_value(owner: Option<Uuid>, obj: &ObjectDef) -> Option<(Arc<FieldDef>, Value)> {
+    obj.field("owner")
+        .map(|f| (f.clone(), owner.map(Value::Ref).unwrap_or(Value::Null)))
+}
+
+impl App {
+    /// Create one record.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        object: &str,
+        input: &Map<String, Json>,
+    ) -> Result<RecordView> {
+        let ids = self
+            .create_many(actor, object, std::slice::from_ref(input))
+            .await?;
+        self.get(actor, object, ids[0]).await
+    }
+
+    /// Create several records in one transaction (all or nothing). Field errors are named
+    /// `<row>.<field>` when more than one row is given.
+    pub async fn create_many(
+        &self,
+        actor: &Actor,
+        object: &str,
+        inputs: &[Map<String, Json>],
+    ) -> Result<Vec<Uuid>> {
+        let schema = self.schema().await?;
+        let obj = schema.object(object)?.clone();
+        let scope = actor.check(&obj, Action::Create)?;
+        let now = now_micros();
+        let (mut errors, mut denied) = (Vec::new(), Vec::new());
+        let mut rows: Vec<(String, Values, Option<Uuid>)> = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            let prefix = if inputs.len() > 1 {
+                format!("{i}.")
+            } else {
+                String::new()
+            };
+            let mut vals = parse_fields(
+                actor,
+                &obj,
+                input,
+                Mode::Create,
+                &prefix,
+                &mut errors,
+                &mut denied,
+            );
+            let owner = match vals.iter().position(|(f, _)| f.api_name == "owner") {
+                Some(p) => match vals.remove(p).1 {
+                    Value::Ref(u) => Some(u),
+                    _ => None,
+                },
+                None => actor.user_id,
+            };
+            rows.push((prefix, vals, owner));
+        }
+        raise(errors, denied)?;
+        let data_fields: Vec<Arc<FieldDef>> = obj.data_fields().cloned().collect();
+        let mut tx = self.db.begin().await?;
+        {
+            // Owners are references too: check them with the rest.
+            let with_owner: Vec<(String, Values)> = rows
+                .iter()
+                .map(|(p, v, o)| {
+                    let mut all = v.clone();
+                    if let Some(ov) = owner_value(*o, &obj) {
+                        if !ov.1.is_null() || !actor.is_system() {
+                            all.push(ov);
+                        }
+                    }
+                    (p.clone(), all)
+                })
+                .collect();
+            let refs: Vec<(String, &Values)> =
+                with_owner.iter().map(|(p, v)| (p.clone(), v)).collect();
+            if rows.iter().any(|(_, _, o)| o.is_none())
+                && !actor.is_system()
+                && scope != kehu_core::perm::ScopeFilter::All
+            {
+                return Err(AppError::forbidden("permission.owner_out_of_scope"));
+            }
+            check_refs(self, &mut tx, actor, &schema, &scope, &refs).await?;
+        }
+        let cols = insert_columns(&data_fields);
+        let per = records::rows_per_insert(tx.backend(), cols.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut audits = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
+        let mut docs = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(per) {
+            let mut q = Query::insert();
+            q.into_table(Alias::new(&obj.table)).columns(cols.clone());
+            for (_, vals, owner) in chunk {
+                let id = new_id();
+                let row = InsertRow {
+                    id,
+                    owner: *owner,
+                    actor: actor.user_id,
+                    now,
+                    values: vals.clone(),
+                };
+                q.values_panic(insert_values(&data_fields, &row));
+                let mut fields = values_json(vals);
+                if let Some(o) = owner {
+                    fields.insert("owner".into(), json!(o.to_string()));
+                }
+                let changes: Map<String, Json> = fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!([null, v])))
+                    .collect();
+                audits.push(AuditEntry {
+                    at: now,
+                    actor: actor.user_id,
+                    object_id: obj.id,
+                    record_id: id,
+                    action: "create",
+                    changes: Json::Object(changes),
+                });
+                events.push(Event {
+                    event: "record.created",
+                    object_id: obj.id,
+                    record_id: id,
+                    payload: json!({"object": obj.api_name, "id": id, "fields": fields}),
+                    at: now,
+                });
+                let mut all = vals.clone();
+                all.extend(owner_value(*owner, &obj));
+                docs.push(search_doc(&obj, id, &all, |_| true));
+                ids.push(id);
+            }
+            tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))?;
+        }
+        journal::audit(&mut tx, &audits).await?;
+        journal::outbox(&mut tx, &events).await?;
+        search::upsert(&mut tx, &docs).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Read the current row inside a write transaction, within the actor's scope.
+    async fn load_for_write(
+        &self,
+        tx: &mut Tx,
+        obj: &ObjectDef,
+        id: Uuid,
+        scope: &kehu_core::perm::ScopeFilter,
+    ) -> Result<Record> {
+        let row = tx
+            .one(&records::select_one(obj, id, scope))
+            .await?
+            .ok_or_else(|| AppError::not_found("record.not_found"))?;
+        decode(obj, &row).ok_or_else(|| AppError::internal("undecodable row"))
+    }
+
+    /// Update some fields of a record. `version` is the version the caller read: if the record
+    /// changed since, nothing is written and the answer is a conflict.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: Uuid,
+        version: i64,
+        patch: &Map<String, Json>,
+    ) -> Result<RecordView> {
+        let schema = self.schema().await?;
+        let obj = schema.object(object)?.clone();
+        let scope = actor.check(&obj, Action::Update)?;
+        let (mut errors, mut denied) = (Vec::new(), Vec::new());
+        let vals = parse_fields(
+            actor,
+            &obj,
+            patch,
+            Mode::Update,
+            "",
+            &mut errors,
+            &mut denied,
+        );
+        raise(errors, denied)?;
+        let mut tx = self.db.begin().await?;
+        let cur = self.load_for_write(&mut tx, &obj, id, &scope).await?;
+        if cur.deleted_at.is_some() {
+            return Err(AppError::not_found("record.not_found"));
+        }
+        if cur.version != version {
+            return Err(AppError::conflict("record.version_conflict"));
+        }
+        let changed: Values = vals
+            .into_iter()
+            .filter(|(f, v)| cur.get(&f.api_name) != v)
+            .collect();
+        if changed.is_empty() {
+            tx.rollback().await?;
+            return Ok(view(actor, &obj, &cur));
+        }
+        check_refs(
+            self,
+            &mut tx,
+            actor,
+            &schema,
+            &scope,
+            &[(String::new(), &changed)],
+        )
+        .await?;
+        let now = now_micros();
+        let mut q = Query::update();
+        q.table(Alias::new(&obj.table));
+        for (f, v) in &changed {
+            for (c, sv) in encode_columns(f, v) {
+                q.value(Alias::new(c), sv);
+            }
+        }
+        q.value(Alias::new("updated_at"), now)
+            .value(
+                Alias::new("updated_by"),
+                actor
+                    .user_id
+                    .map(sea_query::Value::from)
+                    .unwrap_or(sea_query::Value::Uuid(None)),
+            )
+            .value(
+                Alias::new("version"),
+                Expr::col(Alias::new("version")).add(1),
+            )
+            .and_where(col("id").eq(id))
+            .and_where(col("version").eq(version))
+            .and_where(col("deleted_at").is_null());
+        if tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))? != 1 {
+            return Err(AppError::conflict("record.version_conflict"));
+        }
+        let mut changes = Map::new();
+        let mut history = Vec::new();
+        for (f, v) in &changed {
+            let old = to_json(f, cur.get(&f.api_name));
+            let new = to_json(f, v);
+            history.push(FieldChange {
+                field_id: f.id,
+                old: (!old.is_null()).then(|| old.to_string()),
+                new: (!new.is_null()).then(|| new.to_string()),
+            });
+            changes.insert(f.api_name.clone(), json!([old, new]));
+        }
+        journal::audit(
+            &mut tx,
+            &[AuditEntry {
+                at: now,
+                actor: actor.user_id,
+                object_id: obj.id,
+                record_id: id,
+                action: "update",
+                changes: Json::Object(changes.clone()),
+            }],
+        )
+        .await?;
+        journal::field_history(&mut tx, now, actor.user_id, obj.id, id, &history).await?;
+        journal::outbox(&mut tx, &[Event { event: "record.updated", object_id: obj.id, record_id: id, payload: json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes}), at: now }]).await?;
+        let after = self
+            .load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All)
+            .await?;
+        search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
+        tx.commit().await?;
+        Ok(view(actor, &obj, &after))
+    }
+
+    /// Move a record to the recycle bin. With `version`, only if it is still that version.
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: Uuid,
+        version: Option<i64>,
+    ) -> Result<()> {
+        let schema = self.schema().await?;
+        let obj = schema.object(object)?.clone();
+        let scope = actor.check(&obj, Action::Delete)?;
+        let mut tx = self.db.begin().await?;
+        let cur = self.load_for_write(&mut tx, &obj, id, &scope).await?;
+        if cur.deleted_at.is_some() {
+            return Err(AppError::not_found("record.not_found"));
+        }
+        if version.is_some_and(|v| v != cur.version) {
+            return Err(AppError::conflict("record.version_conflict"));
+        }
+        let now = now_micros();
+        let q = Query::update()
+            .table(Alias::new(&obj.table))
+            .value(Alias::new("deleted_at"), now)
+            .value(
+                Alias::new("deleted_by"),
+                actor
+                    .user_id
+                    .map(sea_query::Value::from)
+                    .unwrap_or(sea_query::Value::Uuid(None)),
+            )
+            .value(
+                Alias::new("version"),
+                Expr::col(Alias::new("version")).add(1),
+            )
+            .and_where(col("id").eq(id))
+            .and_where(col("version").eq(cur.version))
+            .to_owned();
+        if tx.exec(&q).await? != 1 {
+            return Err(AppError::conflict("record.version_conflict"));
+        }
+        journal::audit(
+            &mut tx,
+            &[AuditEntry {
+                at: now,
+                actor: actor.user_id,
+                object_id: obj.id,
+                record_id: id,
+                action: "delete",
+                changes: json!({}),
+            }],
+        )
+        .await?;
+        journal::outbox(
+            &mut tx,
+            &[Event {
+                event: "record.deleted",
+                object_id: obj.id,
+                record_id: id,
+                payload: json!({"object": obj.api_name, "id": id}),
+                at: now,
+            }],
+        )
+        .await?;
+        search::remove(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Bring a record back from the recycle bin.
+    pub async fn restore(&self, actor: &Actor, object: &str, id: Uuid) -> Result<RecordView> {
+        let schema = self.schema().await?;
+        let obj = schema.object(object)?.clone();
+        let scope = actor.check(&obj, Action::Delete)?;
+        let mut tx = self.db.begin().await?;
+        let cur = self.load_for_write(&mut tx, &obj, id, &scope).await?;
+        if cur.deleted_at.is_none() {
+            return Err(AppError::conflict("record.not_deleted"));
+        }
+        let now = now_micros();
+        let q = Query::update()
+            .table(Alias::new(&obj.table))
+            .value(Alias::new("deleted_at"), sea_query::Value::BigInt(None))
+            .value(Alias::new("deleted_by"), sea_query::Value::Uuid(None))
+            .value(Alias::new("updated_at"), now)
+            .value(
+                Alias::new("version"),
+                Expr::col(Alias::new("version")).add(1),
+            )
+            .and_where(col("id").eq(id))
+            .and_where(col("version").eq(cur.version))
+            .to_owned();
+        if tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))? != 1 {
+            return Err(AppError::conflict("record.version_conflict"));
+        }
+        journal::audit(
+            &mut tx,
+            &[AuditEntry {
+                at: now,
+                actor: actor.user_id,
+                object_id: obj.id,
+                record_id: id,
+                action: "restore",
+                changes: json!({}),
+            }],
+        )
+        .await?;
+        journal::outbox(
+            &mut tx,
+            &[Event {
+                event: "record.restored",
+                object_id: obj.id,
+                record_id: id,
+                payload: json!({"object": obj.api_name, "id": id}),
+                at: now,
+            }],
+        )
+        .await?;
+        let after = self
+            .load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All)
+            .await?;
+        search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
+        tx.commit().await?;
+        Ok(view(actor, &obj, &after))
+    }
+}

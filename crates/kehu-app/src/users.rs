@@ -1,0 +1,234 @@
+//! Users, teams (a department tree) and roles, as far as the record engine needs them: who an
+//! actor is, which team subtree a manager sees. Sign-in and administration build on this.
+
+use crate::{App, Result};
+use kehu_core::perm::{Actor, Grants, Role};
+use kehu_core::{new_id, now_micros, AppError, Uuid};
+use kehu_db::records::col;
+use sea_query::{Alias, Query};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+impl App {
+    /// Create a team, optionally under a parent team.
+    pub async fn create_team(&self, name: &str, parent: Option<Uuid>) -> Result<Uuid> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::field("name", "field.required"));
+        }
+        let id = new_id();
+        let mut tx = self.db.begin().await?;
+        if let Some(p) = parent {
+            let q = Query::select()
+                .column(Alias::new("id"))
+                .from(Alias::new("teams"))
+                .and_where(col("id").eq(p))
+                .to_owned();
+            if tx.one(&q).await?.is_none() {
+                return Err(AppError::field("parent", "field.invalid_reference"));
+            }
+        }
+        let q = Query::insert()
+            .into_table(Alias::new("teams"))
+            .columns(["id", "name", "parent_id", "created_at"].map(Alias::new))
+            .values_panic([
+                id.into(),
+                name.into(),
+                parent
+                    .map(sea_query::Value::from)
+                    .unwrap_or(sea_query::Value::Uuid(None))
+                    .into(),
+                now_micros().into(),
+            ])
+            .to_owned();
+        tx.exec(&q).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Create a user with a role (by key) in a team.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        name: &str,
+        team: Option<Uuid>,
+        role_key: &str,
+    ) -> Result<Uuid> {
+        let email = email.trim().to_lowercase();
+        if !kehu_core::value::is_email(&email) {
+            return Err(AppError::field("email", "field.invalid_email"));
+        }
+        let role = self.role_by_key(role_key).await?;
+        let id = new_id();
+        let now = now_micros();
+        let q = Query::insert()
+            .into_table(Alias::new("users"))
+            .columns(
+                [
+                    "id",
+                    "email",
+                    "name",
+                    "team_id",
+                    "role_id",
+                    "is_active",
+                    "locale",
+                    "time_zone",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(Alias::new),
+            )
+            .values_panic([
+                id.into(),
+                email.into(),
+                name.trim().into(),
+                team.map(sea_query::Value::from)
+                    .unwrap_or(sea_query::Value::Uuid(None))
+                    .into(),
+                role.id.into(),
+                true.into(),
+                "zh-CN".into(),
+                "Asia/Shanghai".into(),
+                now.into(),
+                now.into(),
+            ])
+            .to_owned();
+        let mut tx = self.db.begin().await?;
+        tx.exec(&q).await.map_err(|e| match e {
+            kehu_db::DbError::Unique { .. } => AppError::field("email", "user.email_taken"),
+            other => other.into(),
+        })?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn role_by_key(&self, key: &str) -> Result<Role> {
+        let q = Query::select()
+            .columns(["id", "key", "grants"].map(Alias::new))
+            .from(Alias::new("roles"))
+            .and_where(col("key").eq(key))
+            .to_owned();
+        let r = self
+            .db
+            .one(&q)
+            .await?
+            .ok_or_else(|| AppError::not_found("role.not_found"))?;
+        parse_role(&r)
+    }
+
+    /// Replace a role's grants (admins edit roles through this).
+    pub async fn set_role_grants(&self, key: &str, grants: &Grants) -> Result<()> {
+        let json = serde_json::to_string(grants).map_err(|e| AppError::internal(e.to_string()))?;
+        let q = Query::update()
+            .table(Alias::new("roles"))
+            .values([
+                (Alias::new("grants"), json.into()),
+                (Alias::new("updated_at"), now_micros().into()),
+            ])
+            .and_where(col("key").eq(key))
+            .to_owned();
+        let mut tx = self.db.begin().await?;
+        if tx.exec(&q).await? == 0 {
+            return Err(AppError::not_found("role.not_found"));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The actor for a user: role grants and the user's team with all its sub-teams.
+    pub async fn actor(&self, user_id: Uuid) -> Result<Actor> {
+        let q = Query::select()
+            .columns(["team_id", "role_id", "is_active"].map(Alias::new))
+            .from(Alias::new("users"))
+            .and_where(col("id").eq(user_id))
+            .to_owned();
+        let u = self
+            .db
+            .one(&q)
+            .await?
+            .ok_or_else(|| AppError::not_found("user.not_found"))?;
+        if !u.bool(2).unwrap_or(false) {
+            return Err(AppError::forbidden("user.disabled"));
+        }
+        let role_id = u
+            .uuid(1)
+            .ok_or_else(|| AppError::internal("user without role"))?;
+        let q = Query::select()
+            .columns(["id", "key", "grants"].map(Alias::new))
+            .from(Alias::new("roles"))
+            .and_where(col("id").eq(role_id))
+            .to_owned();
+        let role = parse_role(
+            &self
+                .db
+                .one(&q)
+                .await?
+                .ok_or_else(|| AppError::internal("missing role"))?,
+        )?;
+        let teams = match u.uuid(0) {
+            Some(t) => self.team_subtree(t).await?,
+            None => Vec::new(),
+        };
+        Ok(Actor::user(user_id, teams, Arc::new(role)))
+    }
+
+    /// A team and all teams below it.
+    pub async fn team_subtree(&self, root: Uuid) -> Result<Vec<Uuid>> {
+        let q = Query::select()
+            .columns(["id", "parent_id"].map(Alias::new))
+            .from(Alias::new("teams"))
+            .to_owned();
+        let mut children: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for r in self.db.all(&q).await? {
+            if let (Some(id), Some(p)) = (r.uuid(0), r.uuid(1)) {
+                children.entry(p).or_default().push(id);
+            }
+        }
+        let mut out = vec![root];
+        let mut i = 0;
+        while i < out.len() {
+            if let Some(kids) = children.get(&out[i]) {
+                for k in kids {
+                    if !out.contains(k) {
+                        out.push(*k);
+                    }
+                }
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    /// Teams of the given users (for checking a new owner against a team scope).
+    pub(crate) async fn user_teams(
+        &self,
+        tx: &mut kehu_db::Tx,
+        users: &[Uuid],
+    ) -> Result<HashMap<Uuid, Option<Uuid>>> {
+        let mut out = HashMap::new();
+        if users.is_empty() {
+            return Ok(out);
+        }
+        let q = Query::select()
+            .columns(["id", "team_id", "is_active"].map(Alias::new))
+            .from(Alias::new("users"))
+            .and_where(col("id").is_in(users.iter().copied()))
+            .to_owned();
+        for r in tx.all(&q).await? {
+            if let (Some(id), true) = (r.uuid(0), r.bool(2).unwrap_or(false)) {
+                out.insert(id, r.uuid(1));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_role(r: &kehu_db::DbRow) -> Result<Role> {
+    let grants: Grants = serde_json::from_str(r.str(2).unwrap_or(""))
+        .map_err(|e| AppError::internal(format!("bad role grants: {e}")))?;
+    Ok(Role {
+        id: r.uuid(0).unwrap_or_default(),
+        key: r.string(1).unwrap_or_default(),
+        grants,
+    })
+}
