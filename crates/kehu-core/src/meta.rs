@@ -501,15 +501,11 @@ pub fn validate_options(ftype: FieldType, opts: &FieldOptions) -> Result<()> {
                 validate_labels(&[("options", &c.label)])?;
             }
         }
-        FieldType::Relation => {
-            if opts.target.is_none() {
-                return bad("meta.relation_target_required");
-            }
+        FieldType::Relation if opts.target.is_none() => {
+            return bad("meta.relation_target_required")
         }
-        FieldType::Decimal | FieldType::Percent => {
-            if opts.scale.is_some_and(|s| s > 8) {
-                return bad("meta.invalid_scale");
-            }
+        FieldType::Decimal | FieldType::Percent if opts.scale.is_some_and(|s| s > 8) => {
+            return bad("meta.invalid_scale")
         }
         FieldType::Currency => {
             if let Some(c) = &opts.currency {
@@ -518,10 +514,10 @@ pub fn validate_options(ftype: FieldType, opts: &FieldOptions) -> Result<()> {
                 }
             }
         }
-        FieldType::Text | FieldType::LongText => {
-            if opts.max_length.is_some_and(|n| n == 0 || n > 1_000_000) {
-                return bad("meta.invalid_max_length");
-            }
+        FieldType::Text | FieldType::LongText
+            if opts.max_length.is_some_and(|n| n == 0 || n > 1_000_000) =>
+        {
+            return bad("meta.invalid_max_length")
         }
         _ => {}
     }

@@ -308,6 +308,61 @@ fn decode_pg(row: &PgRow) -> DbRow {
     DbRow(out)
 }
 
+// Concrete helpers per backend: calling sqlx's generic executors from inside `match` arms of
+// async fns trips rustc's higher-ranked lifetime inference (futures stop being `Send`).
+async fn sqlite_exec(
+    c: &mut sqlx::SqliteConnection,
+    sql: &str,
+    a: SqliteArguments<'static>,
+) -> DbResult<u64> {
+    sqlx::query_with(sql, a)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(map_err)
+}
+async fn sqlite_fetch(
+    c: &mut sqlx::SqliteConnection,
+    sql: &str,
+    a: SqliteArguments<'static>,
+) -> DbResult<Vec<DbRow>> {
+    Ok(sqlx::query_with(sql, a)
+        .fetch_all(c)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(decode_sqlite)
+        .collect())
+}
+async fn sqlite_raw(c: &mut sqlx::SqliteConnection, sql: &str) -> DbResult<()> {
+    sqlx::Executor::execute(c, sql)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+}
+async fn pg_exec(c: &mut sqlx::PgConnection, sql: &str, a: PgArguments) -> DbResult<u64> {
+    sqlx::query_with(sql, a)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(map_err)
+}
+async fn pg_fetch(c: &mut sqlx::PgConnection, sql: &str, a: PgArguments) -> DbResult<Vec<DbRow>> {
+    Ok(sqlx::query_with(sql, a)
+        .fetch_all(c)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(decode_pg)
+        .collect())
+}
+async fn pg_raw(c: &mut sqlx::PgConnection, sql: &str) -> DbResult<()> {
+    sqlx::Executor::execute(c, sql)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+}
+
 /// The database: one PostgreSQL pool, or SQLite with a pool of readers and a single writer.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -411,20 +466,14 @@ impl Db {
     pub async fn all(&self, q: &impl Sql) -> DbResult<Vec<DbRow>> {
         let (sql, values) = q.build(self.backend());
         match self {
-            Db::Sqlite { read, .. } => Ok(sqlx::query_with(&sql, sqlite_args(values)?)
-                .fetch_all(read)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(decode_sqlite)
-                .collect()),
-            Db::Postgres(p) => Ok(sqlx::query_with(&sql, pg_args(values)?)
-                .fetch_all(p)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(decode_pg)
-                .collect()),
+            Db::Sqlite { read, .. } => {
+                let mut c = read.acquire().await.map_err(map_err)?;
+                sqlite_fetch(&mut c, &sql, sqlite_args(values)?).await
+            }
+            Db::Postgres(p) => {
+                let mut c = p.acquire().await.map_err(map_err)?;
+                pg_fetch(&mut c, &sql, pg_args(values)?).await
+            }
         }
     }
 
@@ -436,16 +485,10 @@ impl Db {
     /// through the writer.
     pub async fn exec_raw(&self, sql: &str) -> DbResult<()> {
         match self {
-            Db::Sqlite { write, .. } => sqlx::raw_sql(sql)
-                .execute(write)
-                .await
-                .map(|_| ())
-                .map_err(map_err),
-            Db::Postgres(p) => sqlx::raw_sql(sql)
-                .execute(p)
-                .await
-                .map(|_| ())
-                .map_err(map_err),
+            Db::Sqlite { write, .. } => {
+                sqlite_raw(&mut *write.acquire().await.map_err(map_err)?, sql).await
+            }
+            Db::Postgres(p) => pg_raw(&mut *p.acquire().await.map_err(map_err)?, sql).await,
         }
     }
 
@@ -478,36 +521,16 @@ impl Tx {
     pub async fn exec(&mut self, q: &impl Sql) -> DbResult<u64> {
         let (sql, values) = q.build(self.backend());
         match self {
-            Tx::Sqlite(t) => sqlx::query_with(&sql, sqlite_args(values)?)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected())
-                .map_err(map_err),
-            Tx::Postgres(t) => sqlx::query_with(&sql, pg_args(values)?)
-                .execute(&mut **t)
-                .await
-                .map(|r| r.rows_affected())
-                .map_err(map_err),
+            Tx::Sqlite(t) => sqlite_exec(t, &sql, sqlite_args(values)?).await,
+            Tx::Postgres(t) => pg_exec(t, &sql, pg_args(values)?).await,
         }
     }
 
     pub async fn all(&mut self, q: &impl Sql) -> DbResult<Vec<DbRow>> {
         let (sql, values) = q.build(self.backend());
         match self {
-            Tx::Sqlite(t) => Ok(sqlx::query_with(&sql, sqlite_args(values)?)
-                .fetch_all(&mut **t)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(decode_sqlite)
-                .collect()),
-            Tx::Postgres(t) => Ok(sqlx::query_with(&sql, pg_args(values)?)
-                .fetch_all(&mut **t)
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(decode_pg)
-                .collect()),
+            Tx::Sqlite(t) => sqlite_fetch(t, &sql, sqlite_args(values)?).await,
+            Tx::Postgres(t) => pg_fetch(t, &sql, pg_args(values)?).await,
         }
     }
 
@@ -518,16 +541,8 @@ impl Tx {
     /// Execute DDL (generated by sea-query or fixed text in this crate; never user text).
     pub async fn ddl(&mut self, sql: &str) -> DbResult<()> {
         match self {
-            Tx::Sqlite(t) => sqlx::raw_sql(sql)
-                .execute(&mut **t)
-                .await
-                .map(|_| ())
-                .map_err(map_err),
-            Tx::Postgres(t) => sqlx::raw_sql(sql)
-                .execute(&mut **t)
-                .await
-                .map(|_| ())
-                .map_err(map_err),
+            Tx::Sqlite(t) => sqlite_raw(t, sql).await,
+            Tx::Postgres(t) => pg_raw(t, sql).await,
         }
     }
 

@@ -1,1 +1,210 @@
-fn main() {}
+//! The `kehu` binary: one command runs the whole CRM.
+
+mod config;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use config::Config;
+use kehu_app::App;
+use kehu_db::conn::ConnectOptions;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Kehu (客户) — an open-source CRM in one binary.
+///
+/// Runs on an embedded SQLite file by default (no other service needed); set
+/// KEHU_DATABASE_URL=postgres://… to use PostgreSQL. Configuration: kehu.toml and KEHU_*
+/// environment variables (KEHU_LISTEN, KEHU_DATA_DIR, KEHU_DATABASE_URL, KEHU_LOG_FORMAT).
+#[derive(Parser)]
+#[command(name = "kehu", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (the default command).
+    Serve,
+    /// Apply pending database migrations and exit (serve does this too).
+    Migrate {
+        /// Only list pending migrations.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Generate a realistic demo data set: teams, users, companies and contacts.
+    Demo {
+        /// Number of contacts (companies: one per eight contacts).
+        #[arg(long, default_value_t = 1000)]
+        contacts: usize,
+        /// Random seed, for a reproducible data set.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Measure get / list / search / create latency on the current database (run `demo` first).
+    Bench {
+        /// Runs of each operation.
+        #[arg(long, default_value_t = 300)]
+        iterations: usize,
+    },
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEHU_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log_format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn open(cfg: &Config) -> Result<Arc<App>> {
+    let url = cfg.database_url().context("creating the data directory")?;
+    let opts = ConnectOptions {
+        max_connections: cfg.max_connections,
+        pg_schema: None,
+    };
+    App::open(&url, &opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the database: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let cfg = Config::load().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    init_logging(&cfg);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cfg).await,
+        Command::Migrate { status } => {
+            let url = cfg.database_url()?;
+            let db = kehu_db::Db::connect(&url, &ConnectOptions::default()).await?;
+            if status {
+                let p = kehu_db::migrate::pending(&db).await?;
+                println!("pending migrations: {p:?}");
+            } else {
+                let applied = kehu_db::migrate::run(&db).await?;
+                kehu_app::customers::seed(&db)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!("applied migrations: {applied:?}");
+            }
+            Ok(())
+        }
+        Command::Demo { contacts, seed } => {
+            let app = open(&cfg).await?;
+            let start = std::time::Instant::now();
+            let s = kehu_app::demo::demo(&app, contacts, seed, |done, total| {
+                if done % 20_000 == 0 || done == total {
+                    let rate = done as f64 / start.elapsed().as_secs_f64();
+                    eprint!("\rcontacts {done}/{total} ({rate:.0}/s)   ");
+                    let _ = std::io::stderr().flush();
+                }
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!();
+            println!(
+                "demo data: {} users, {} companies, {} contacts in {:.1}s",
+                s.users,
+                s.companies,
+                s.contacts,
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Bench { iterations } => bench(&cfg, iterations).await,
+    }
+}
+
+async fn bench(cfg: &Config, iterations: usize) -> Result<()> {
+    let app = open(cfg).await?;
+    let admin = match app
+        .create_user("bench-admin@kehu.local", "Bench admin", None, "admin")
+        .await
+    {
+        Ok(id) => id,
+        Err(_) => {
+            let q = kehu_db::Raw::new(
+                "SELECT id FROM users WHERE email = 'bench-admin@kehu.local'",
+                vec![],
+            );
+            app.db
+                .one(&q)
+                .await?
+                .and_then(|r| r.uuid(0))
+                .context("bench admin")?
+        }
+    };
+    let admin = app.actor(admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rep_q = kehu_db::Raw::new(
+        "SELECT u.id FROM users u JOIN roles r ON r.id = u.role_id WHERE r.key = 'sales_rep' ORDER BY u.email LIMIT 1",
+        vec![],
+    );
+    let rep = match app.db.one(&rep_q).await?.and_then(|r| r.uuid(0)) {
+        Some(id) => Some(app.actor(id).await.map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let n = app
+        .count(&admin, "contact", None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "backend: {}   contacts: {n}   iterations: {iterations}",
+        app.db.backend().name()
+    );
+    let stats = kehu_app::bench::run(&app, &admin, rep.as_ref(), iterations)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e} {:?}", e.detail))?;
+    println!(
+        "{:<28} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "operation", "runs", "p50 ms", "p95 ms", "p99 ms", "max ms"
+    );
+    for s in stats {
+        println!(
+            "{:<28} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            s.name, s.runs, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms
+        );
+    }
+    Ok(())
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let app = open(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = app.db.backend().name(), "Kehu is running");
+    println!(
+        "Kehu is running on http://{addr} ({})",
+        app.db.backend().name()
+    );
+    let router = kehu_web::router(app.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    app.db.close().await;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,56 @@
+//! Configuration: defaults that run with no file; `kehu.toml` and `KEHU_*` variables override.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Address to listen on (`KEHU_LISTEN`).
+    pub listen: String,
+    /// Where the SQLite file, backups and attachments live (`KEHU_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…` (`KEHU_DATABASE_URL`); default: SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// `text` or `json` (`KEHU_LOG_FORMAT`).
+    pub log_format: String,
+    /// Database pool size (`KEHU_MAX_CONNECTIONS`).
+    pub max_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./kehu-data"),
+            database_url: None,
+            log_format: "text".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `kehu.toml` (or the file in `KEHU_CONFIG`), then `KEHU_*` variables.
+    pub fn load() -> Result<Config, Box<figment::Error>> {
+        let file = std::env::var("KEHU_CONFIG").unwrap_or_else(|_| "kehu.toml".into());
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("KEHU_").ignore(&["CONFIG", "TEST_POSTGRES_URL"]))
+            .extract()
+            .map_err(Box::new)
+    }
+
+    /// The database URL, creating the data directory for the default SQLite file.
+    pub fn database_url(&self) -> std::io::Result<String> {
+        if let Some(u) = &self.database_url {
+            return Ok(u.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        Ok(format!(
+            "sqlite://{}",
+            self.data_dir.join("kehu.db").display()
+        ))
+    }
+}
