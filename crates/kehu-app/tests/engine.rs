@@ -354,3 +354,102 @@ async fn bad_input_gets_clear_errors(t: TestApp) {
     );
 }
 both!(bad_input_gets_clear_errors);
+
+async fn migrations_are_recorded_and_idempotent(t: TestApp) {
+    let rows =
+        t.db.all(&kehu_db::Raw::new(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let versions: Vec<i64> = rows.iter().filter_map(|r| r.i64(0)).collect();
+    assert_eq!(versions, [1, 2, 3, 1001]);
+    assert!(
+        kehu_db::migrate::run(&t.db).await.unwrap().is_empty(),
+        "nothing left to apply"
+    );
+    kehu_app::customers::seed(&t.db).await.unwrap();
+    assert_eq!(
+        count(&t, "meta_objects").await,
+        2,
+        "seeding twice creates nothing"
+    );
+    assert!(kehu_db::migrate::pending(&t.db).await.unwrap().is_empty());
+    t.ready().await.unwrap();
+    if t.db.backend() == kehu_db::Backend::Sqlite {
+        let mode =
+            t.db.one(&kehu_db::Raw::new("PRAGMA journal_mode", vec![]))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(mode.str(0), Some("wal"));
+        let fk =
+            t.db.one(&kehu_db::Raw::new("PRAGMA foreign_keys", vec![]))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(fk.i64(0), Some(1));
+        let sync =
+            t.db.one(&kehu_db::Raw::new("PRAGMA synchronous", vec![]))
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(sync.i64(0), Some(2), "synchronous = FULL");
+    }
+}
+both!(migrations_are_recorded_and_idempotent);
+
+async fn audit_records_old_and_new_values(t: TestApp) {
+    let a = system();
+    let c = t
+        .create(&a, "contact", &obj(json!({"name": "周杰", "score": 10})))
+        .await
+        .unwrap();
+    t.update(
+        &a,
+        "contact",
+        c.id,
+        1,
+        &obj(json!({"score": 20, "name": "周杰"})),
+    )
+    .await
+    .unwrap();
+    let rows =
+        t.db.all(&kehu_db::Raw::new(
+            "SELECT action, changes FROM audit_log WHERE record_id = $1 ORDER BY at, action",
+            vec![c.id.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let upd: serde_json::Value = serde_json::from_str(
+        rows.iter()
+            .find(|r| r.str(0) == Some("update"))
+            .unwrap()
+            .str(1)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        upd,
+        json!({"score": [10, 20]}),
+        "only the changed field, old → new"
+    );
+    let hist =
+        t.db.all(&kehu_db::Raw::new(
+            "SELECT old_value, new_value FROM field_history WHERE record_id = $1",
+            vec![c.id.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((hist[0].str(0), hist[0].str(1)), (Some("10"), Some("20")));
+    // An update that changes nothing writes nothing and keeps the version.
+    let same = t
+        .update(&a, "contact", c.id, 2, &obj(json!({"score": 20})))
+        .await
+        .unwrap();
+    assert_eq!(same.version, 2);
+    assert_eq!(count(&t, "audit_log").await, 2);
+}
+both!(audit_records_old_and_new_values);

@@ -1,5 +1,5 @@
 //! Sorting with a stable tiebreak and cursor pagination: no gaps, no repeats, even while rows
-//! are being inserted between pages; NULLs sort last ascending and first descending.
+//! are being inserted between pages; NULL is the smallest value: first ascending, last descending.
 
 use crate::support::*;
 use kehu_app::{Count, ListRequest};
@@ -103,7 +103,7 @@ async fn cursor_pagination_has_no_gaps_or_repeats(t: TestApp) {
         .await
         .unwrap();
     assert_eq!(seen, one.records.iter().map(|r| r.id).collect::<Vec<_>>());
-    // NULLs last ascending, first descending.
+    // NULL is the smallest value: first ascending, last descending.
     let asc = t
         .list(
             &a,
@@ -117,10 +117,13 @@ async fn cursor_pagination_has_no_gaps_or_repeats(t: TestApp) {
         .await
         .unwrap();
     assert!(
-        asc.records.last().unwrap().get("score").is_null()
-            && !asc.records[0].get("score").is_null()
+        asc.records[0].get("score").is_null()
+            && !asc.records.last().unwrap().get("score").is_null()
     );
-    assert!(one.records[0].get("score").is_null());
+    assert!(
+        one.records.last().unwrap().get("score").is_null()
+            && !one.records[0].get("score").is_null()
+    );
     let scores: Vec<i64> = asc
         .records
         .iter()

@@ -3,7 +3,7 @@
 
 use crate::conn::Backend;
 use kehu_core::meta::{FieldDef, FieldType, Storage};
-use sea_query::{Alias, ColumnDef, ConditionalStatement, Expr, Index, Table};
+use sea_query::{Alias, ColumnDef, Table};
 
 /// Column definition for a storage class, the same on both backends.
 pub fn column(b: Backend, name: &str, storage: Storage) -> ColumnDef {
@@ -24,11 +24,44 @@ pub fn column(b: Backend, name: &str, storage: Storage) -> ColumnDef {
     c
 }
 
-fn index_name(prefix: &str, table: &str, col: &str) -> String {
+pub fn index_name(prefix: &str, table: &str, col: &str) -> String {
     format!("{prefix}_{table}__{col}")
 }
 
-/// `CREATE TABLE` for a new object with the standard columns, plus their indexes.
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// `CREATE [UNIQUE] INDEX` written out, because PostgreSQL's columns need `NULLS FIRST`: Kehu
+/// sorts NULL as the smallest value on both databases (SQLite's native order), and an index
+/// in that order serves both sort directions. Names come from metadata only.
+fn index_sql(
+    b: Backend,
+    name: &str,
+    table: &str,
+    cols: &[&str],
+    unique: bool,
+    where_sql: Option<&str>,
+) -> String {
+    let cols: Vec<String> = cols
+        .iter()
+        .map(|c| match b {
+            Backend::Postgres => format!("{} NULLS FIRST", quote(c)),
+            Backend::Sqlite => quote(c),
+        })
+        .collect();
+    format!(
+        "CREATE {}INDEX {} ON {} ({}){}",
+        if unique { "UNIQUE " } else { "" },
+        quote(name),
+        quote(table),
+        cols.join(", "),
+        where_sql.map(|w| format!(" WHERE {w}")).unwrap_or_default()
+    )
+}
+
+/// `CREATE TABLE` for a new object with the standard columns, plus their indexes. The owner
+/// index also orders by update time, so "my records, recently changed" is one index range.
 pub fn create_object_table(b: Backend, table: &str) -> Vec<String> {
     let sb = b.schema_builder();
     let mut t = Table::create();
@@ -42,29 +75,44 @@ pub fn create_object_table(b: Backend, table: &str) -> Vec<String> {
         .col(column(b, "version", Storage::BigInt).not_null().default(1))
         .col(column(b, "deleted_at", Storage::BigInt).null())
         .col(column(b, "deleted_by", Storage::Uuid).null());
-    let mut out = vec![t.build_any(sb)];
-    for col in ["owner_id", "updated_at", "created_at"] {
-        out.push(
-            Index::create()
-                .name(index_name("ix", table, col))
-                .table(Alias::new(table))
-                .col(Alias::new(col))
-                .build_any(sb),
-        );
-    }
-    out.push(
-        Index::create()
-            .name(index_name("ix", table, "deleted_at"))
-            .table(Alias::new(table))
-            .col(Alias::new("deleted_at"))
-            .and_where(Expr::col(Alias::new("deleted_at")).is_not_null())
-            .build_any(sb),
-    );
-    out
+    vec![
+        t.build_any(sb),
+        index_sql(
+            b,
+            &index_name("ix", table, "owner_id"),
+            table,
+            &["owner_id", "updated_at", "id"],
+            false,
+            None,
+        ),
+        index_sql(
+            b,
+            &index_name("ix", table, "updated_at"),
+            table,
+            &["updated_at", "id"],
+            false,
+            None,
+        ),
+        index_sql(
+            b,
+            &index_name("ix", table, "created_at"),
+            table,
+            &["created_at", "id"],
+            false,
+            None,
+        ),
+        index_sql(
+            b,
+            &index_name("ix", table, "deleted_at"),
+            table,
+            &["deleted_at"],
+            false,
+            Some("deleted_at IS NOT NULL"),
+        ),
+    ]
 }
 
-/// `ALTER TABLE … ADD COLUMN` for a new field, plus its index (relations, users, filterable
-/// and unique fields are indexed; unique ones only among records not in the recycle bin).
+/// `ALTER TABLE … ADD COLUMN` for a new field, plus its index.
 pub fn add_field(b: Backend, table: &str, f: &FieldDef) -> Vec<String> {
     let sb = b.schema_builder();
     let mut out = vec![Table::alter()
@@ -83,38 +131,49 @@ pub fn add_field(b: Backend, table: &str, f: &FieldDef) -> Vec<String> {
     out
 }
 
-/// The indexes a field should have.
-pub fn field_indexes(b: Backend, table: &str, f: &FieldDef) -> Vec<String> {
-    let sb = b.schema_builder();
-    let mut out = Vec::new();
-    if f.unique {
-        out.push(
-            Index::create()
-                .name(index_name("ux", table, &f.column))
-                .table(Alias::new(table))
-                .col(Alias::new(&f.column))
-                .unique()
-                .and_where(Expr::col(Alias::new("deleted_at")).is_null())
-                .build_any(sb),
-        );
-    } else if f.filterable || matches!(f.ftype, FieldType::Relation | FieldType::User) {
-        out.push(
-            Index::create()
-                .name(index_name("ix", table, &f.column))
-                .table(Alias::new(table))
-                .col(Alias::new(&f.column))
-                .build_any(sb),
-        );
+/// Whether a field has a (non-unique) `(column, id)` index that can order a list.
+pub fn has_sort_index(f: &FieldDef) -> bool {
+    if f.builtin {
+        return true;
     }
-    out
+    !f.unique && (f.filterable || matches!(f.ftype, FieldType::Relation | FieldType::User))
+}
+
+/// The indexes a field should have: unique ones only among records not in the recycle bin;
+/// relations, users and filterable fields get `(column, id)` for filtering and sorting.
+pub fn field_indexes(b: Backend, table: &str, f: &FieldDef) -> Vec<String> {
+    if f.unique {
+        vec![index_sql(
+            b,
+            &index_name("ux", table, &f.column),
+            table,
+            &[&f.column],
+            true,
+            Some("deleted_at IS NULL"),
+        )]
+    } else if has_sort_index(f) {
+        vec![index_sql(
+            b,
+            &index_name("ix", table, &f.column),
+            table,
+            &[&f.column, "id"],
+            false,
+            None,
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Drop a field's indexes (before changing its unique/filterable flags).
 pub fn drop_field_indexes(table: &str, f: &FieldDef) -> Vec<String> {
-    let mut out = Vec::new();
-    for prefix in ["ux", "ix"] {
-        let name = index_name(prefix, table, &f.column);
-        out.push(format!("DROP INDEX IF EXISTS \"{name}\""));
-    }
-    out
+    ["ux", "ix"]
+        .iter()
+        .map(|p| {
+            format!(
+                "DROP INDEX IF EXISTS {}",
+                quote(&index_name(p, table, &f.column))
+            )
+        })
+        .collect()
 }

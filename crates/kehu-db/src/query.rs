@@ -2,7 +2,7 @@
 //! counts. It works on resolved filters (`kehu_core::filter::Expr`), so every column it names
 //! comes from metadata and every value is bound.
 
-use crate::conn::{Backend, DbRow, DbVal};
+use crate::conn::{Backend, Db, DbRow, DbVal, Sql};
 use crate::records::{col, encode, scope_expr, select_columns};
 use base64::Engine;
 use kehu_core::filter::{Expr as F, Op, Operand, SortKey};
@@ -167,19 +167,26 @@ fn decode_cursor(keys: &[SortKey], s: &str) -> Result<Cursor, AppError> {
     Ok(Cursor { values, id })
 }
 
-/// The keyset predicate "after the cursor" for keys sorted ASC NULLS LAST / DESC NULLS FIRST
-/// (NULL counts as the largest value), then `id ASC`.
+/// Direction of the `id` tiebreak: that of the last sort key, so a `(column, id)` index
+/// serves the whole ORDER BY in either direction.
+fn id_desc(keys: &[SortKey]) -> bool {
+    keys.last().is_some_and(|k| k.desc)
+}
+
+/// The keyset predicate "after the cursor" for keys sorted with NULL as the smallest value
+/// (first ascending, last descending — SQLite's native order, and PostgreSQL's with our
+/// `NULLS FIRST` indexes), then `id`.
 fn after(keys: &[SortKey], cur: &Cursor) -> SimpleExpr {
     let mut any = Cond::any();
-    // Equal on all previous keys...
+    // Equal on all previous keys, beyond on this one.
     let mut prefix: Vec<SimpleExpr> = Vec::new();
     for (k, v) in keys.iter().zip(&cur.values) {
         let c = || col(&k.field.column);
         let beyond: Option<SimpleExpr> = match (v, k.desc) {
-            (Some(v), false) => Some(Cond::any().add(c().gt(v.clone())).add(c().is_null()).into()),
-            (None, false) => None,
-            (Some(v), true) => Some(c().lt(v.clone())),
-            (None, true) => Some(c().is_not_null()),
+            (Some(v), false) => Some(c().gt(v.clone())),
+            (None, false) => Some(c().is_not_null()),
+            (Some(v), true) => Some(Cond::any().add(c().lt(v.clone())).add(c().is_null()).into()),
+            (None, true) => None,
         };
         if let Some(bexp) = beyond {
             any = any.add(
@@ -195,11 +202,16 @@ fn after(keys: &[SortKey], cur: &Cursor) -> SimpleExpr {
             None => c().is_null(),
         });
     }
+    let id_after = if id_desc(keys) {
+        col("id").lt(cur.id)
+    } else {
+        col("id").gt(cur.id)
+    };
     any = any.add(
         prefix
             .into_iter()
             .fold(Cond::all(), |a, p| a.add(p))
-            .add(col("id").gt(cur.id)),
+            .add(id_after),
     );
     any.into()
 }
@@ -248,14 +260,21 @@ pub fn list_query(b: Backend, spec: &ListSpec) -> Result<(SelectStatement, usize
     }
     for k in spec.sort {
         let (o, n) = if k.desc {
-            (Order::Desc, NullOrdering::First)
+            (Order::Desc, NullOrdering::Last)
         } else {
-            (Order::Asc, NullOrdering::Last)
+            (Order::Asc, NullOrdering::First)
         };
         q.order_by_with_nulls(Alias::new(&k.field.column), o, n);
     }
-    q.order_by(Alias::new("id"), Order::Asc)
-        .limit(spec.limit + 1);
+    q.order_by(
+        Alias::new("id"),
+        if id_desc(spec.sort) {
+            Order::Desc
+        } else {
+            Order::Asc
+        },
+    )
+    .limit(spec.limit + 1);
     Ok((q, first_sort_col))
 }
 
@@ -276,4 +295,74 @@ pub fn count_query(b: Backend, spec: &ListSpec, cap: Option<u64>) -> SelectState
         .expr(Expr::cust("COUNT(*)"))
         .from_subquery(inner, Alias::new("c"))
         .to_owned()
+}
+
+/// A statement run with SQLite's `INDEXED BY` (sea-query has no such clause).
+pub struct IndexedBy<'a> {
+    pub stmt: &'a SelectStatement,
+    pub table: &'a str,
+    pub index: String,
+}
+
+impl Sql for IndexedBy<'_> {
+    fn build(&self, b: Backend) -> (String, sea_query::Values) {
+        let (sql, values) = self.stmt.build_any(b.query_builder());
+        if b != Backend::Sqlite {
+            return (sql, values);
+        }
+        let from = format!("FROM \"{}\"", self.table);
+        let with = format!("{from} INDEXED BY \"{}\"", self.index);
+        (sql.replacen(&from, &with, 1), values)
+    }
+}
+
+/// Matches beyond which walking the sort index beats sorting the filtered rows.
+pub const SORT_INDEX_THRESHOLD: u64 = 2000;
+
+/// The index that yields rows in the list's order, if there is one: the owner index for "my
+/// records by update time", else the first sort key's `(column, id)` index.
+pub fn sort_index(spec: &ListSpec) -> Option<String> {
+    let first = spec.sort.first()?;
+    if matches!(spec.scope, ScopeFilter::Owner(_)) && first.field.column == "updated_at" {
+        return Some(crate::ddl::index_name("ix", &spec.obj.table, "owner_id"));
+    }
+    crate::ddl::has_sort_index(&first.field)
+        .then(|| crate::ddl::index_name("ix", &spec.obj.table, &first.field.column))
+}
+
+/// Fetch one page. SQLite's planner prefers a filter's index and then sorts every match, which
+/// is slow when many rows match; when a bounded count says they are many, the page walks the
+/// sort index instead (PostgreSQL's planner weighs this itself). `matches` may carry a count
+/// the caller already has.
+pub async fn fetch_page(
+    db: &Db,
+    spec: &ListSpec<'_>,
+    matches: Option<u64>,
+) -> Result<(Vec<DbRow>, usize), AppError> {
+    let b = db.backend();
+    let (q, first_sort_col) = list_query(b, spec)?;
+    let narrowed = spec.filter.is_some() || matches!(spec.scope, ScopeFilter::Teams(_));
+    if b == Backend::Sqlite && narrowed && !spec.deleted {
+        if let Some(index) = sort_index(spec) {
+            let n = match matches {
+                Some(n) => n,
+                None => db
+                    .one(&count_query(b, spec, Some(SORT_INDEX_THRESHOLD)))
+                    .await?
+                    .and_then(|r| r.i64(0))
+                    .unwrap_or(0) as u64,
+            };
+            if n >= SORT_INDEX_THRESHOLD {
+                let rows = db
+                    .all(&IndexedBy {
+                        stmt: &q,
+                        table: &spec.obj.table,
+                        index,
+                    })
+                    .await?;
+                return Ok((rows, first_sort_col));
+            }
+        }
+    }
+    Ok((db.all(&q).await?, first_sort_col))
 }

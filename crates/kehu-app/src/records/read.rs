@@ -8,7 +8,7 @@ use kehu_core::meta::ObjectDef;
 use kehu_core::perm::{Action, Actor};
 use kehu_core::text;
 use kehu_core::{AppError, Uuid};
-use kehu_db::query::{count_query, list_query, next_cursor, ListSpec};
+use kehu_db::query::{count_query, fetch_page, next_cursor, ListSpec};
 use kehu_db::records::{decode, select_one};
 use kehu_db::search;
 use serde::{Deserialize, Serialize};
@@ -135,18 +135,6 @@ impl App {
             deleted: req.deleted,
         };
         let b = self.db.backend();
-        let (q, first_sort_col) = list_query(b, &spec)?;
-        let rows = self.db.all(&q).await?;
-        let more = rows.len() as u64 > limit;
-        let mut records = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut next = None;
-        for (i, row) in rows.iter().take(limit as usize).enumerate() {
-            let rec = decode(obj, row).ok_or_else(|| AppError::internal("undecodable row"))?;
-            if more && i + 1 == limit as usize {
-                next = Some(next_cursor(&spec, rec.id, row, first_sort_col));
-            }
-            records.push(view(actor, obj, &rec));
-        }
         let (total, total_is_capped) = match req.count {
             Count::None => (None, false),
             Count::Exact => (self.count_rows(&count_query(b, &spec, None)).await?, false),
@@ -160,6 +148,17 @@ impl App {
                 }
             }
         };
+        let (rows, first_sort_col) = fetch_page(&self.db, &spec, total).await?;
+        let more = rows.len() as u64 > limit;
+        let mut records = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut next = None;
+        for (i, row) in rows.iter().take(limit as usize).enumerate() {
+            let rec = decode(obj, row).ok_or_else(|| AppError::internal("undecodable row"))?;
+            if more && i + 1 == limit as usize {
+                next = Some(next_cursor(&spec, rec.id, row, first_sort_col));
+            }
+            records.push(view(actor, obj, &rec));
+        }
         Ok(Page {
             records,
             next_cursor: next,

@@ -308,92 +308,69 @@ impl App {
         id: Uuid,
         version: Option<i64>,
     ) -> Result<()> {
+        self.recycle(actor, object, id, version, true)
+            .await
+            .map(|_| ())
+    }
+
+    /// Bring a record back from the recycle bin.
+    pub async fn restore(&self, actor: &Actor, object: &str, id: Uuid) -> Result<RecordView> {
+        self.recycle(actor, object, id, None, false).await
+    }
+
+    /// Move a record into (`delete`) or out of the recycle bin: the row, the audit entry, the
+    /// outbox event and the search document change together.
+    async fn recycle(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: Uuid,
+        version: Option<i64>,
+        delete: bool,
+    ) -> Result<RecordView> {
         let schema = self.schema().await?;
         let obj = schema.object(object)?.clone();
         let scope = actor.check(&obj, Action::Delete)?;
         let mut tx = self.db.begin().await?;
         let cur = self.load_for_write(&mut tx, &obj, id, &scope).await?;
-        if cur.deleted_at.is_some() {
-            return Err(AppError::not_found("record.not_found"));
+        match (delete, cur.deleted_at.is_some()) {
+            (true, true) => return Err(AppError::not_found("record.not_found")),
+            (false, false) => return Err(AppError::conflict("record.not_deleted")),
+            _ => {}
         }
         if version.is_some_and(|v| v != cur.version) {
             return Err(AppError::conflict("record.version_conflict"));
         }
         let now = now_micros();
-        let q = Query::update()
-            .table(Alias::new(&obj.table))
-            .value(Alias::new("deleted_at"), now)
-            .value(
-                Alias::new("deleted_by"),
-                actor
-                    .user_id
-                    .map(sea_query::Value::from)
-                    .unwrap_or(sea_query::Value::Uuid(None)),
-            )
-            .value(
-                Alias::new("version"),
-                Expr::col(Alias::new("version")).add(1),
-            )
-            .and_where(col("id").eq(id))
-            .and_where(col("version").eq(cur.version))
-            .to_owned();
-        if tx.exec(&q).await? != 1 {
-            return Err(AppError::conflict("record.version_conflict"));
+        let by = actor
+            .user_id
+            .map(sea_query::Value::from)
+            .unwrap_or(sea_query::Value::Uuid(None));
+        let mut q = Query::update();
+        q.table(Alias::new(&obj.table));
+        if delete {
+            q.value(Alias::new("deleted_at"), now)
+                .value(Alias::new("deleted_by"), by);
+        } else {
+            q.value(Alias::new("deleted_at"), sea_query::Value::BigInt(None))
+                .value(Alias::new("deleted_by"), sea_query::Value::Uuid(None))
+                .value(Alias::new("updated_at"), now)
+                .value(Alias::new("updated_by"), by);
         }
-        journal::audit(
-            &mut tx,
-            &[AuditEntry {
-                at: now,
-                actor: actor.user_id,
-                object_id: obj.id,
-                record_id: id,
-                action: "delete",
-                changes: json!({}),
-            }],
+        q.value(
+            Alias::new("version"),
+            Expr::col(Alias::new("version")).add(1),
         )
-        .await?;
-        journal::outbox(
-            &mut tx,
-            &[Event {
-                event: "record.deleted",
-                object_id: obj.id,
-                record_id: id,
-                payload: json!({"object": obj.api_name, "id": id}),
-                at: now,
-            }],
-        )
-        .await?;
-        search::remove(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Bring a record back from the recycle bin.
-    pub async fn restore(&self, actor: &Actor, object: &str, id: Uuid) -> Result<RecordView> {
-        let schema = self.schema().await?;
-        let obj = schema.object(object)?.clone();
-        let scope = actor.check(&obj, Action::Delete)?;
-        let mut tx = self.db.begin().await?;
-        let cur = self.load_for_write(&mut tx, &obj, id, &scope).await?;
-        if cur.deleted_at.is_none() {
-            return Err(AppError::conflict("record.not_deleted"));
-        }
-        let now = now_micros();
-        let q = Query::update()
-            .table(Alias::new(&obj.table))
-            .value(Alias::new("deleted_at"), sea_query::Value::BigInt(None))
-            .value(Alias::new("deleted_by"), sea_query::Value::Uuid(None))
-            .value(Alias::new("updated_at"), now)
-            .value(
-                Alias::new("version"),
-                Expr::col(Alias::new("version")).add(1),
-            )
-            .and_where(col("id").eq(id))
-            .and_where(col("version").eq(cur.version))
-            .to_owned();
+        .and_where(col("id").eq(id))
+        .and_where(col("version").eq(cur.version));
         if tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))? != 1 {
             return Err(AppError::conflict("record.version_conflict"));
         }
+        let (action, event) = if delete {
+            ("delete", "record.deleted")
+        } else {
+            ("restore", "record.restored")
+        };
         journal::audit(
             &mut tx,
             &[AuditEntry {
@@ -401,7 +378,7 @@ impl App {
                 actor: actor.user_id,
                 object_id: obj.id,
                 record_id: id,
-                action: "restore",
+                action,
                 changes: json!({}),
             }],
         )
@@ -409,7 +386,7 @@ impl App {
         journal::outbox(
             &mut tx,
             &[Event {
-                event: "record.restored",
+                event,
                 object_id: obj.id,
                 record_id: id,
                 payload: json!({"object": obj.api_name, "id": id}),
@@ -420,7 +397,11 @@ impl App {
         let after = self
             .load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All)
             .await?;
-        search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
+        if delete {
+            search::remove(&mut tx, id).await?;
+        } else {
+            search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
+        }
         tx.commit().await?;
         Ok(view(actor, &obj, &after))
     }
