@@ -26,6 +26,16 @@ async fn snapshot(t: &TestApp) -> Vec<String> {
     out
 }
 
+/// A record name made of letters only (digits would also match phone numbers in search).
+fn word(user: &str) -> String {
+    format!(
+        "matrix{}",
+        user.replace('_', "")
+            .replace('1', "one")
+            .replace('2', "two")
+    )
+}
+
 async fn role_scope_matrix(t: TestApp) {
     let o = org(&t).await;
     let users: Vec<(&str, &Actor)> = vec![
@@ -41,7 +51,7 @@ async fn role_scope_matrix(t: TestApp) {
     // admin creates it for them).
     let mut recs: Vec<(String, Uuid)> = Vec::new();
     for (name, actor) in &users {
-        let word = format!("matrix{name}");
+        let word = word(name);
         let input = obj(json!({"name": word.clone(), "phone": "13800000000"}));
         let r = if *name == "viewer" {
             let e = t.create(actor, "contact", &input).await.unwrap_err();
@@ -90,15 +100,9 @@ async fn role_scope_matrix(t: TestApp) {
         let got: BTreeSet<String> = page
             .records
             .iter()
-            .map(|r| {
-                r.get("name")
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches("matrix")
-                    .to_string()
-            })
+            .map(|r| r.get("name").as_str().unwrap().to_string())
             .collect();
-        assert_eq!(got, want, "{who}: list");
+        assert_eq!(got, want.iter().map(|w| word(w)).collect(), "{who}: list");
         // count
         assert_eq!(
             t.count(actor, "contact", None).await.unwrap(),
@@ -115,10 +119,7 @@ async fn role_scope_matrix(t: TestApp) {
                 visible,
                 "{who} get {owner}"
             );
-            let found = t
-                .search(actor, &format!("matrix{owner}"), None, 5)
-                .await
-                .unwrap();
+            let found = t.search(actor, &word(owner), None, 5).await.unwrap();
             assert_eq!(found.len(), visible as usize, "{who} search {owner}");
         }
     }

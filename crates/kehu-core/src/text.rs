@@ -1,6 +1,7 @@
 //! The search tokenizer, shared by indexing and querying so both always agree.
 //!
-//! - Latin letters and digits form words, lower-cased (`Zhang`, `wei88`).
+//! - Latin letters form words, lower-cased, and runs of digits are words of their own
+//!   (`Zhang.Wei88` → `zhang wei 88`).
 //! - CJK text is indexed as overlapping bigrams (`张伟明` → `张伟 伟明`), so every Chinese
 //!   word of two or more characters is found without a dictionary (a dictionary segmenter
 //!   misses names it does not know); a lone CJK character is indexed as itself.
@@ -51,6 +52,15 @@ fn runs(text: &str) -> Vec<Run> {
         } else if c.is_alphanumeric() {
             if !cjk.is_empty() {
                 flush(&mut String::new(), &mut cjk, &mut out);
+            }
+            // Letters and digits are separate words ("wei88" → "wei 88"): fewer distinct
+            // terms in the index, and a name matches inside an e-mail address.
+            if word
+                .chars()
+                .last()
+                .is_some_and(|l| l.is_ascii_digit() != c.is_ascii_digit())
+            {
+                flush(&mut word, &mut Vec::new(), &mut out);
             }
             word.extend(c.to_lowercase());
         } else {
@@ -210,7 +220,7 @@ mod tests {
     fn tokens() {
         assert_eq!(
             idx("张伟明 Zhang.Wei88@Example.com"),
-            "张伟 伟明 zhang wei88 example com"
+            "张伟 伟明 zhang wei 88 example com"
         );
         assert_eq!(idx("销售合同ABC公司"), "销售 售合 合同 abc 公司");
         assert_eq!(idx("王"), "王");

@@ -323,7 +323,7 @@ async fn search_index(tx: &mut Tx) -> DbResult<()> {
                 );
                 CREATE INDEX ix_search_docs__owner ON search_docs(owner_id);
                 CREATE VIRTUAL TABLE search_words USING fts5(words, content='search_docs',
-                    content_rowid='rid', tokenize='unicode61 remove_diacritics 0');
+                    content_rowid='rid', tokenize='unicode61 remove_diacritics 0', prefix='2 3');
                 CREATE VIRTUAL TABLE search_ident USING fts5(ident, content='search_docs',
                     content_rowid='rid', tokenize='trigram');
                 CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN

@@ -142,7 +142,11 @@ fn ident_candidate(raw: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+'))
 }
 
-/// Search documents of `objects` (each with the actor's scope); best first, at most `limit`.
+/// Search documents of `objects` (each with the actor's scope), newest first, at most `limit`.
+///
+/// Every hit matches every query term, so hits are equally relevant to the terms; newest first
+/// lets both engines stop after `limit` hits instead of scoring every match (a common name
+/// matches thousands of records at a million contacts).
 pub async fn query(
     db: &Db,
     q: &TextQuery,
@@ -161,7 +165,7 @@ pub async fn query(
                 format!(
                     "SELECT d.object_id, d.record_id, d.title FROM search_words w \
                      JOIN search_docs d ON d.rid = w.rowid \
-                     WHERE search_words MATCH {m} AND {scope} ORDER BY w.rank, d.record_id LIMIT {limit}"
+                     WHERE search_words MATCH {m} AND {scope} ORDER BY w.rowid DESC LIMIT {limit}"
                 )
             }
             Backend::Postgres => {
@@ -169,8 +173,7 @@ pub async fn query(
                 let scope = scope_sql(&mut p, objects);
                 format!(
                     "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
-                     WHERE d.tsv @@ {m}::tsquery AND {scope} \
-                     ORDER BY ts_rank(d.tsv, {m}::tsquery) DESC, d.record_id LIMIT {limit}"
+                     WHERE d.tsv @@ {m}::tsquery AND {scope} ORDER BY d.record_id DESC LIMIT {limit}"
                 )
             }
         };
@@ -192,11 +195,11 @@ pub async fn query(
             Backend::Sqlite => format!(
                 "SELECT d.object_id, d.record_id, d.title FROM search_ident i \
                  JOIN search_docs d ON d.rid = i.rowid \
-                 WHERE i.ident LIKE {pat} ESCAPE '\\' AND {scope} ORDER BY d.record_id LIMIT {limit}"
+                 WHERE i.ident LIKE {pat} ESCAPE '\\' AND {scope} ORDER BY i.rowid DESC LIMIT {limit}"
             ),
             Backend::Postgres => format!(
                 "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
-                 WHERE d.ident ILIKE {pat} ESCAPE '\\' AND {scope} ORDER BY d.record_id LIMIT {limit}"
+                 WHERE d.ident ILIKE {pat} ESCAPE '\\' AND {scope} ORDER BY d.record_id DESC LIMIT {limit}"
             ),
         };
         for r in db.all(&Raw::new(sql, p.0)).await? {
