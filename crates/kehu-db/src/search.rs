@@ -1,4 +1,4 @@
-//! Full-text search over all objects, behind one interface with two implementations:
+//! Full-text search over all objects, behind one trait (`SearchEngine`) with two implementations:
 //! SQLite FTS5 (unicode61 over pre-tokenised words, trigram over e-mails and phones) and
 //! PostgreSQL (`tsvector` from the same tokens, `pg_trgm` for substrings).
 //!
@@ -142,6 +142,69 @@ fn ident_candidate(raw: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+'))
 }
 
+/// One full-text engine: the statements that differ between SQLite FTS5 and PostgreSQL.
+/// Documents, scopes and the merging of word and substring hits are shared.
+pub trait SearchEngine: Sync {
+    /// Hits whose words match `q` (bound as `m`), newest first.
+    fn words_sql(&self, m: &str, scope: &str, limit: u32) -> String;
+    /// The query text bound for `words_sql`.
+    fn words_query(&self, q: &TextQuery) -> String;
+    /// Hits whose e-mails or phone numbers contain the LIKE pattern bound as `pat`.
+    fn ident_sql(&self, pat: &str, scope: &str, limit: u32) -> String;
+}
+
+/// SQLite: FTS5 `search_words` (unicode61 over our tokens) and `search_ident` (trigram).
+pub struct Fts5;
+
+impl SearchEngine for Fts5 {
+    fn words_sql(&self, m: &str, scope: &str, limit: u32) -> String {
+        format!(
+            "SELECT d.object_id, d.record_id, d.title FROM search_words w \
+             JOIN search_docs d ON d.rid = w.rowid \
+             WHERE search_words MATCH {m} AND {scope} ORDER BY w.rowid DESC LIMIT {limit}"
+        )
+    }
+    fn words_query(&self, q: &TextQuery) -> String {
+        q.to_fts5()
+    }
+    fn ident_sql(&self, pat: &str, scope: &str, limit: u32) -> String {
+        format!(
+            "SELECT d.object_id, d.record_id, d.title FROM search_ident i \
+             JOIN search_docs d ON d.rid = i.rowid \
+             WHERE i.ident LIKE {pat} ESCAPE '\\' AND {scope} ORDER BY i.rowid DESC LIMIT {limit}"
+        )
+    }
+}
+
+/// PostgreSQL: a `tsvector` of our tokens (GIN) and `pg_trgm` on the e-mails and phones.
+pub struct PgText;
+
+impl SearchEngine for PgText {
+    fn words_sql(&self, m: &str, scope: &str, limit: u32) -> String {
+        format!(
+            "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
+             WHERE d.tsv @@ {m}::tsquery AND {scope} ORDER BY d.record_id DESC LIMIT {limit}"
+        )
+    }
+    fn words_query(&self, q: &TextQuery) -> String {
+        q.to_tsquery()
+    }
+    fn ident_sql(&self, pat: &str, scope: &str, limit: u32) -> String {
+        format!(
+            "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
+             WHERE d.ident ILIKE {pat} ESCAPE '\\' AND {scope} ORDER BY d.record_id DESC LIMIT {limit}"
+        )
+    }
+}
+
+/// The engine of a backend.
+pub fn engine(b: Backend) -> &'static dyn SearchEngine {
+    match b {
+        Backend::Sqlite => &Fts5,
+        Backend::Postgres => &PgText,
+    }
+}
+
 /// Search documents of `objects` (each with the actor's scope), newest first, at most `limit`.
 ///
 /// Every hit matches every query term, so hits are equally relevant to the terms; newest first
@@ -153,56 +216,11 @@ pub async fn query(
     objects: &[(Uuid, ScopeFilter)],
     limit: u32,
 ) -> DbResult<Vec<Hit>> {
+    let engine = engine(db.backend());
     let mut hits: Vec<Hit> = Vec::new();
     let limit = limit.clamp(1, 500);
-    let b = db.backend();
-    if !q.is_empty() {
-        let mut p = Params(Vec::new());
-        let sql = match b {
-            Backend::Sqlite => {
-                let m = p.push(q.to_fts5());
-                let scope = scope_sql(&mut p, objects);
-                format!(
-                    "SELECT d.object_id, d.record_id, d.title FROM search_words w \
-                     JOIN search_docs d ON d.rid = w.rowid \
-                     WHERE search_words MATCH {m} AND {scope} ORDER BY w.rowid DESC LIMIT {limit}"
-                )
-            }
-            Backend::Postgres => {
-                let m = p.push(q.to_tsquery());
-                let scope = scope_sql(&mut p, objects);
-                format!(
-                    "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
-                     WHERE d.tsv @@ {m}::tsquery AND {scope} ORDER BY d.record_id DESC LIMIT {limit}"
-                )
-            }
-        };
-        for r in db.all(&Raw::new(sql, p.0)).await? {
-            if let (Some(o), Some(id)) = (r.uuid(0), r.uuid(1)) {
-                hits.push(Hit {
-                    object_id: o,
-                    record_id: id,
-                    title: r.string(2),
-                });
-            }
-        }
-    }
-    if hits.len() < limit as usize && ident_candidate(&q.raw) {
-        let mut p = Params(Vec::new());
-        let pat = p.push(like_pattern(&q.raw));
-        let scope = scope_sql(&mut p, objects);
-        let sql = match b {
-            Backend::Sqlite => format!(
-                "SELECT d.object_id, d.record_id, d.title FROM search_ident i \
-                 JOIN search_docs d ON d.rid = i.rowid \
-                 WHERE i.ident LIKE {pat} ESCAPE '\\' AND {scope} ORDER BY i.rowid DESC LIMIT {limit}"
-            ),
-            Backend::Postgres => format!(
-                "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
-                 WHERE d.ident ILIKE {pat} ESCAPE '\\' AND {scope} ORDER BY d.record_id DESC LIMIT {limit}"
-            ),
-        };
-        for r in db.all(&Raw::new(sql, p.0)).await? {
+    let collect = |rows: Vec<crate::DbRow>, hits: &mut Vec<Hit>| {
+        for r in rows {
             if let (Some(o), Some(id)) = (r.uuid(0), r.uuid(1)) {
                 if !hits.iter().any(|h| h.record_id == id) && hits.len() < limit as usize {
                     hits.push(Hit {
@@ -213,6 +231,24 @@ pub async fn query(
                 }
             }
         }
+    };
+    if !q.is_empty() {
+        let mut p = Params(Vec::new());
+        let m = p.push(engine.words_query(q));
+        let scope = scope_sql(&mut p, objects);
+        let rows = db
+            .all(&Raw::new(engine.words_sql(&m, &scope, limit), p.0))
+            .await?;
+        collect(rows, &mut hits);
+    }
+    if hits.len() < limit as usize && ident_candidate(&q.raw) {
+        let mut p = Params(Vec::new());
+        let pat = p.push(like_pattern(&q.raw));
+        let scope = scope_sql(&mut p, objects);
+        let rows = db
+            .all(&Raw::new(engine.ident_sql(&pat, &scope, limit), p.0))
+            .await?;
+        collect(rows, &mut hits);
     }
     Ok(hits)
 }
