@@ -266,15 +266,9 @@ pub fn list_query(b: Backend, spec: &ListSpec) -> Result<(SelectStatement, usize
         };
         q.order_by_with_nulls(Alias::new(&k.field.column), o, n);
     }
-    q.order_by(
-        Alias::new("id"),
-        if id_desc(spec.sort) {
-            Order::Desc
-        } else {
-            Order::Asc
-        },
-    )
-    .limit(spec.limit + 1);
+    // The tiebreak carries the same explicit NULL order, so PostgreSQL matches it to the index.
+    let (o, n) = if id_desc(spec.sort) { (Order::Desc, NullOrdering::Last) } else { (Order::Asc, NullOrdering::First) };
+    q.order_by_with_nulls(Alias::new("id"), o, n).limit(spec.limit + 1);
     Ok((q, first_sort_col))
 }
 
