@@ -81,7 +81,9 @@ pub async fn run(
     let mut rng = SmallRng::seed_from_u64(7);
     let samples = sample(app, 1000, &mut rng).await?;
     if samples.is_empty() {
-        return Err(AppError::invalid("bench.no_data").with_detail("no contacts with e-mail and phone"));
+        return Err(
+            AppError::invalid("bench.no_data").with_detail("no contacts with e-mail and phone")
+        );
     }
     let mut stats = Vec::new();
     let time = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;

@@ -124,13 +124,16 @@ pub struct Query {
 /// Most groups a query may have (longer inputs are cut).
 const MAX_GROUPS: usize = 16;
 
-/// Tokenise a user's query. Words match as prefixes; CJK runs match by their bigrams; a
+/// Tokenise a user's query. Words of two or more characters match as prefixes (single
+/// letters and digits are ignored); CJK runs match by their bigrams; a
 /// run of 3+ digits also matches the end of phone numbers.
 pub fn parse_query(q: &str) -> Query {
     let raw: String = q.trim().chars().take(200).collect();
     let mut groups = Vec::new();
     for run in runs(&raw) {
         match run {
+            // One letter or digit narrows nothing and would expand to most of the index.
+            Run::Word(w) if w.chars().count() == 1 => {}
             Run::Word(w) => {
                 let mut alts = vec![Alt {
                     token: w.clone(),
@@ -243,5 +246,15 @@ mod tests {
         let q = parse_query("zh 合同 \" OR * ( ' :");
         assert_eq!(q.groups.len(), 3, "zh, 合同 and the word or");
         assert!(parse_query("  \"'*() ").is_empty());
+        assert_eq!(
+            parse_query("wang f").groups.len(),
+            1,
+            "one letter is ignored"
+        );
+        assert_eq!(
+            parse_query("张").groups.len(),
+            1,
+            "one Chinese character is a word"
+        );
     }
 }

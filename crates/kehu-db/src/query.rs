@@ -267,8 +267,13 @@ pub fn list_query(b: Backend, spec: &ListSpec) -> Result<(SelectStatement, usize
         q.order_by_with_nulls(Alias::new(&k.field.column), o, n);
     }
     // The tiebreak carries the same explicit NULL order, so PostgreSQL matches it to the index.
-    let (o, n) = if id_desc(spec.sort) { (Order::Desc, NullOrdering::Last) } else { (Order::Asc, NullOrdering::First) };
-    q.order_by_with_nulls(Alias::new("id"), o, n).limit(spec.limit + 1);
+    let (o, n) = if id_desc(spec.sort) {
+        (Order::Desc, NullOrdering::Last)
+    } else {
+        (Order::Asc, NullOrdering::First)
+    };
+    q.order_by_with_nulls(Alias::new("id"), o, n)
+        .limit(spec.limit + 1);
     Ok((q, first_sort_col))
 }
 
@@ -310,8 +315,8 @@ impl Sql for IndexedBy<'_> {
     }
 }
 
-/// Matches beyond which walking the sort index beats sorting the filtered rows.
-pub const SORT_INDEX_THRESHOLD: u64 = 2000;
+/// Rows of the sort index a page walks before it gives up and lets the planner choose.
+pub const SORT_WINDOW: u64 = 5000;
 
 /// The index that yields rows in the list's order, if there is one: the owner index for "my
 /// records by update time", else the first sort key's `(column, id)` index.
@@ -324,36 +329,44 @@ pub fn sort_index(spec: &ListSpec) -> Option<String> {
         .then(|| crate::ddl::index_name("ix", &spec.obj.table, &first.field.column))
 }
 
+/// The windowed form of a page: the first `SORT_WINDOW` rows in sort order (scope and
+/// cursor applied, walked along the sort index), then the filter on those rows only.
+fn windowed_query(b: Backend, spec: &ListSpec) -> Result<SelectStatement, AppError> {
+    let unfiltered = ListSpec {
+        filter: None,
+        limit: SORT_WINDOW - 1,
+        ..*spec
+    };
+    let (inner, _) = list_query(b, &unfiltered)?;
+    let mut q = Query::select();
+    q.column(sea_query::Asterisk)
+        .from_subquery(inner, Alias::new("w"));
+    if let Some(f) = spec.filter {
+        q.cond_where(Condition::all().add(compile(b, f)));
+    }
+    q.limit(spec.limit + 1);
+    Ok(q)
+}
+
 /// Fetch one page. SQLite's planner prefers a filter's index and then sorts every match, which
-/// is slow when many rows match; when a bounded count says they are many, the page walks the
-/// sort index instead (PostgreSQL's planner weighs this itself). `matches` may carry a count
-/// the caller already has.
-pub async fn fetch_page(
-    db: &Db,
-    spec: &ListSpec<'_>,
-    matches: Option<u64>,
-) -> Result<(Vec<DbRow>, usize), AppError> {
+/// is slow when many rows match. So a filtered page first walks the sort index for at most
+/// `SORT_WINDOW` rows: that window holds the page whenever matches are not rare (cost bounded
+/// by the window); otherwise the planner's plan runs, which is fast exactly when matches are
+/// rare. PostgreSQL's planner weighs this itself.
+pub async fn fetch_page(db: &Db, spec: &ListSpec<'_>) -> Result<(Vec<DbRow>, usize), AppError> {
     let b = db.backend();
     let (q, first_sort_col) = list_query(b, spec)?;
-    let narrowed = spec.filter.is_some() || matches!(spec.scope, ScopeFilter::Teams(_));
-    if b == Backend::Sqlite && narrowed && !spec.deleted {
+    if b == Backend::Sqlite && spec.filter.is_some() && !spec.deleted {
         if let Some(index) = sort_index(spec) {
-            let n = match matches {
-                Some(n) => n,
-                None => db
-                    .one(&count_query(b, spec, Some(SORT_INDEX_THRESHOLD)))
-                    .await?
-                    .and_then(|r| r.i64(0))
-                    .unwrap_or(0) as u64,
-            };
-            if n >= SORT_INDEX_THRESHOLD {
-                let rows = db
-                    .all(&IndexedBy {
-                        stmt: &q,
-                        table: &spec.obj.table,
-                        index,
-                    })
-                    .await?;
+            let w = windowed_query(b, spec)?;
+            let rows = db
+                .all(&IndexedBy {
+                    stmt: &w,
+                    table: &spec.obj.table,
+                    index,
+                })
+                .await?;
+            if rows.len() as u64 > spec.limit {
                 return Ok((rows, first_sort_col));
             }
         }

@@ -148,7 +148,7 @@ impl App {
                 }
             }
         };
-        let (rows, first_sort_col) = fetch_page(&self.db, &spec, total).await?;
+        let (rows, first_sort_col) = fetch_page(&self.db, &spec).await?;
         let more = rows.len() as u64 > limit;
         let mut records = Vec::with_capacity(rows.len().min(limit as usize));
         let mut next = None;
