@@ -25,34 +25,16 @@ pub struct Stat {
 
 fn stat(name: &str, mut samples: Vec<f64>) -> Stat {
     samples.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| {
-        samples
-            .get(((samples.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
-    Stat {
-        name: name.into(),
-        runs: samples.len(),
-        p50_ms: q(0.50),
-        p95_ms: q(0.95),
-        p99_ms: q(0.99),
-        max_ms: q(1.0),
-    }
+    let q = |p: f64| samples.get(((samples.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    Stat { name: name.into(), runs: samples.len(), p50_ms: q(0.50), p95_ms: q(0.95), p99_ms: q(0.99), max_ms: q(1.0) }
 }
 
 /// Sample up to `n` contact ids, emails and phones spread over the table.
 async fn sample(app: &App, n: usize, rng: &mut SmallRng) -> Result<Vec<(Uuid, String, String)>> {
-    let total = app
-        .db
-        .one(&Raw::new("SELECT COUNT(*) FROM o_contact", vec![]))
-        .await?
-        .and_then(|r| r.i64(0))
-        .unwrap_or(0);
+    let total =
+        app.db.one(&Raw::new("SELECT COUNT(*) FROM o_contact", vec![])).await?.and_then(|r| r.i64(0)).unwrap_or(0);
     if total == 0 {
-        return Err(
-            AppError::invalid("bench.no_data").with_detail("run `kehu demo --contacts N` first")
-        );
+        return Err(AppError::invalid("bench.no_data").with_detail("run `kehu demo --contacts N` first"));
     }
     let mut out = Vec::new();
     for _ in 0..(n / 50).max(1) {
@@ -72,18 +54,11 @@ async fn sample(app: &App, n: usize, rng: &mut SmallRng) -> Result<Vec<(Uuid, St
 
 /// Run every benchmark `iterations` times; `actor` should be an admin (all records) and
 /// `rep` a sales rep (own records) to measure the scoped path too.
-pub async fn run(
-    app: &App,
-    actor: &Actor,
-    rep: Option<&Actor>,
-    iterations: usize,
-) -> Result<Vec<Stat>> {
+pub async fn run(app: &App, actor: &Actor, rep: Option<&Actor>, iterations: usize) -> Result<Vec<Stat>> {
     let mut rng = SmallRng::seed_from_u64(7);
     let samples = sample(app, 1000, &mut rng).await?;
     if samples.is_empty() {
-        return Err(
-            AppError::invalid("bench.no_data").with_detail("no contacts with e-mail and phone")
-        );
+        return Err(AppError::invalid("bench.no_data").with_detail("no contacts with e-mail and phone"));
     }
     let mut stats = Vec::new();
     let time = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
@@ -109,12 +84,10 @@ pub async fn run(
             ..Default::default()
         }
     };
-    for (name, who, count) in [
-        ("list 50 filtered+sorted", actor, Count::None),
-        ("list 50 + capped count", actor, Count::Capped),
-    ]
-    .into_iter()
-    .chain(rep.map(|r| ("list 50 as rep (own scope)", r, Count::None)))
+    for (name, who, count) in
+        [("list 50 filtered+sorted", actor, Count::None), ("list 50 + capped count", actor, Count::Capped)]
+            .into_iter()
+            .chain(rep.map(|r| ("list 50 as rep (own scope)", r, Count::None)))
     {
         let mut s = Vec::new();
         for _ in 0..iterations {
@@ -127,22 +100,14 @@ pub async fn run(
     }
 
     // Search: Chinese names, phone suffixes and e-mail fragments, in turn.
-    let names = [
-        "张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "欧阳", "建华",
-    ];
+    let names = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "欧阳", "建华"];
     let mut s = Vec::new();
     for i in 0..iterations {
         let (_, email, phone) = &samples[rng.gen_range(0..samples.len())];
         let q = match i % 3 {
             0 => names[rng.gen_range(0..names.len())].to_string(),
             1 => phone[phone.len() - 4..].to_string(),
-            _ => email
-                .split('@')
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(6)
-                .collect(),
+            _ => email.split('@').next().unwrap_or("").chars().take(6).collect(),
         };
         let t = Instant::now();
         app.search(actor, &q, None, 20).await?;

@@ -141,9 +141,8 @@ const EN_FIRST: &[&str] = &[
     "Lucas",
 ];
 const EN_LAST: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Wilson",
-    "Anderson", "Taylor", "Thomas", "Moore", "Martin", "Lee", "Walker", "Hall", "Young", "King",
-    "Wright", "Scott", "Green",
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Wilson", "Anderson", "Taylor",
+    "Thomas", "Moore", "Martin", "Lee", "Walker", "Hall", "Young", "King", "Wright", "Scott", "Green",
 ];
 /// (city, province)
 pub const CITIES: &[(&str, &str)] = &[
@@ -169,71 +168,18 @@ pub const CITIES: &[(&str, &str)] = &[
     ("昆明", "云南"),
 ];
 const CO_WORDS: &[&str] = &[
-    "华信", "恒通", "博远", "汇智", "鼎盛", "腾飞", "中科", "新元", "云途", "星河", "天成", "金桥",
-    "瑞丰", "海纳", "智联", "东方", "宏图", "嘉禾", "启明", "安泰",
+    "华信", "恒通", "博远", "汇智", "鼎盛", "腾飞", "中科", "新元", "云途", "星河", "天成", "金桥", "瑞丰", "海纳",
+    "智联", "东方", "宏图", "嘉禾", "启明", "安泰",
 ];
-const CO_KIND: &[&str] = &[
-    "科技",
-    "贸易",
-    "制造",
-    "信息技术",
-    "电子",
-    "咨询",
-    "物流",
-    "医疗器械",
-    "教育科技",
-    "食品",
-];
-const EN_CO: &[&str] = &[
-    "Northwind",
-    "Contoso",
-    "Fabrikam",
-    "Globex",
-    "Initech",
-    "Umbrella",
-    "Stark",
-    "Wayne",
-    "Acme",
-    "Tailspin",
-];
-const TAGS: &[&str] = &[
-    "vip",
-    "老客户",
-    "重点跟进",
-    "展会",
-    "转介绍",
-    "高意向",
-    "key account",
-    "渠道",
-    "复购",
-];
-const TITLES: &[&str] = &[
-    "总经理",
-    "采购经理",
-    "销售总监",
-    "IT 主管",
-    "财务经理",
-    "CEO",
-    "Purchasing Manager",
-    "工程师",
-    "运营总监",
-];
-const DOMAINS: &[&str] = &[
-    "qq.com",
-    "163.com",
-    "126.com",
-    "gmail.com",
-    "outlook.com",
-    "sina.com",
-    "foxmail.com",
-];
-const LIFECYCLE: &[(&str, u32)] = &[
-    ("subscriber", 10),
-    ("lead", 35),
-    ("prospect", 25),
-    ("customer", 22),
-    ("churned", 8),
-];
+const CO_KIND: &[&str] = &["科技", "贸易", "制造", "信息技术", "电子", "咨询", "物流", "医疗器械", "教育科技", "食品"];
+const EN_CO: &[&str] =
+    &["Northwind", "Contoso", "Fabrikam", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Acme", "Tailspin"];
+const TAGS: &[&str] = &["vip", "老客户", "重点跟进", "展会", "转介绍", "高意向", "key account", "渠道", "复购"];
+const TITLES: &[&str] =
+    &["总经理", "采购经理", "销售总监", "IT 主管", "财务经理", "CEO", "Purchasing Manager", "工程师", "运营总监"];
+const DOMAINS: &[&str] = &["qq.com", "163.com", "126.com", "gmail.com", "outlook.com", "sina.com", "foxmail.com"];
+const LIFECYCLE: &[(&str, u32)] =
+    &[("subscriber", 10), ("lead", 35), ("prospect", 25), ("customer", 22), ("churned", 8)];
 const SOURCES: &[&str] = &["website", "referral", "event", "ads", "cold_call", "other"];
 
 /// What `demo` created.
@@ -269,12 +215,7 @@ fn weighted<'a>(rng: &mut SmallRng, xs: &'a [(&'a str, u32)]) -> &'a str {
 }
 
 /// Generate the data set. `progress(done, total)` is called after each batch of contacts.
-pub async fn demo(
-    app: &App,
-    contacts: usize,
-    seed: u64,
-    progress: impl Fn(usize, usize),
-) -> Result<DemoSummary> {
+pub async fn demo(app: &App, contacts: usize, seed: u64, progress: impl Fn(usize, usize)) -> Result<DemoSummary> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let sys = Actor::system();
     let run = format!("{:x}", rng.gen::<u32>());
@@ -335,11 +276,7 @@ pub async fn demo(
                 "{city}{}{}有限公司{}",
                 pick(&mut rng, CO_WORDS),
                 pick(&mut rng, CO_KIND),
-                if i >= 200 {
-                    format!("（{i}）")
-                } else {
-                    String::new()
-                }
+                if i >= 200 { format!("（{i}）") } else { String::new() }
             )
         };
         batch.push(obj(json!({
@@ -366,10 +303,7 @@ pub async fn demo(
         } else {
             let f = pick(&mut rng, EN_FIRST);
             let l = pick(&mut rng, EN_LAST);
-            (
-                format!("{f} {l}"),
-                format!("{}.{}", f.to_lowercase(), l.to_lowercase()),
-            )
+            (format!("{f} {l}"), format!("{}.{}", f.to_lowercase(), l.to_lowercase()))
         };
         let (company, owner) = *pick(&mut rng, &companies);
         let mut tags: Vec<&str> = Vec::new();
@@ -397,19 +331,11 @@ pub async fn demo(
         if rng.gen_ratio(1, 3) {
             m.insert(
                 "birthday".into(),
-                json!(format!(
-                    "{}-{:02}-{:02}",
-                    rng.gen_range(1960..2004),
-                    rng.gen_range(1..13),
-                    rng.gen_range(1..29)
-                )),
+                json!(format!("{}-{:02}-{:02}", rng.gen_range(1960..2004), rng.gen_range(1..13), rng.gen_range(1..29))),
             );
         }
         if rng.gen_ratio(1, 4) {
-            m.insert(
-                "wechat".into(),
-                json!(format!("wx_{local}{}", rng.gen_range(0..1000))),
-            );
+            m.insert("wechat".into(), json!(format!("wx_{local}{}", rng.gen_range(0..1000))));
         }
         batch.push(m);
         if batch.len() == BATCH || i + 1 == contacts {
@@ -418,11 +344,11 @@ pub async fn demo(
             progress(i + 1, contacts);
         }
     }
-    Ok(DemoSummary {
-        users,
-        companies: n_companies,
-        contacts,
-    })
+    if app.db.backend() == kehu_db::Backend::Postgres {
+        // Fresh statistics after a bulk load, so the planner sees the real distribution.
+        app.db.exec_raw("ANALYZE").await?;
+    }
+    Ok(DemoSummary { users, companies: n_companies, contacts })
 }
 
 fn obj(v: Json) -> Map<String, Json> {

@@ -46,22 +46,13 @@ impl App {
         kehu_db::migrate::run(&db).await?;
         customers::seed(&db).await?;
         let schema = kehu_db::meta_store::load(&db).await?;
-        Ok(Arc::new(App {
-            db,
-            cache: RwLock::new(SchemaCache {
-                schema: Arc::new(schema),
-                checked: Instant::now(),
-            }),
-        }))
+        Ok(Arc::new(App { db, cache: RwLock::new(SchemaCache { schema: Arc::new(schema), checked: Instant::now() }) }))
     }
 
     /// The current schema, reloaded when another server (or this one) changed metadata.
     pub async fn schema(&self) -> Result<Arc<Schema>> {
         let (schema, stale) = {
-            let c = self
-                .cache
-                .read()
-                .map_err(|_| AppError::internal("schema lock poisoned"))?;
+            let c = self.cache.read().map_err(|_| AppError::internal("schema lock poisoned"))?;
             (c.schema.clone(), c.checked.elapsed() > EPOCH_CHECK)
         };
         if !stale {
@@ -80,10 +71,7 @@ impl App {
     /// Reload metadata now (after this server changed it).
     pub async fn reload_schema(&self) -> Result<Arc<Schema>> {
         let schema = Arc::new(kehu_db::meta_store::load(&self.db).await?);
-        let mut c = self
-            .cache
-            .write()
-            .map_err(|_| AppError::internal("schema lock poisoned"))?;
+        let mut c = self.cache.write().map_err(|_| AppError::internal("schema lock poisoned"))?;
         c.schema = schema.clone();
         c.checked = Instant::now();
         Ok(schema)
@@ -95,9 +83,7 @@ impl App {
         if pending.is_empty() {
             Ok(())
         } else {
-            Err(AppError::internal(format!(
-                "pending migrations: {pending:?}"
-            )))
+            Err(AppError::internal(format!("pending migrations: {pending:?}")))
         }
     }
 }

@@ -4,8 +4,7 @@
 
 use crate::{App, Result};
 use kehu_core::meta::{
-    validate_api_name, validate_labels, validate_options, FieldDef, FieldOptions, FieldType, Label,
-    ObjectDef,
+    validate_api_name, validate_labels, validate_options, FieldDef, FieldOptions, FieldType, Label, ObjectDef,
 };
 use kehu_core::perm::Actor;
 use kehu_core::value::parse_input;
@@ -103,11 +102,7 @@ async fn run_ddl(tx: &mut Tx, stmts: &[String]) -> Result<()> {
 
 async fn lock(tx: &mut Tx) -> Result<()> {
     if tx.backend() == kehu_db::Backend::Postgres {
-        tx.ddl(&format!(
-            "SELECT pg_advisory_xact_lock({})",
-            kehu_db::migrate::DDL_LOCK
-        ))
-        .await?;
+        tx.ddl(&format!("SELECT pg_advisory_xact_lock({})", kehu_db::migrate::DDL_LOCK)).await?;
     }
     Ok(())
 }
@@ -130,9 +125,7 @@ impl App {
             plural: req.plural,
             icon: req
                 .icon
-                .filter(|i| {
-                    i.len() <= 40 && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                })
+                .filter(|i| i.len() <= 40 && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
                 .unwrap_or_else(|| "box".into()),
             is_system: false,
             fields: Vec::new(),
@@ -158,12 +151,10 @@ impl App {
         };
         let mut tx = self.db.begin().await?;
         lock(&mut tx).await?;
-        create_object_in(&mut tx, &obj, &[name])
-            .await
-            .map_err(|e| match e.code.as_str() {
-                "record.duplicate" => AppError::field("api_name", "meta.api_name_taken"),
-                _ => e,
-            })?;
+        create_object_in(&mut tx, &obj, &[name]).await.map_err(|e| match e.code.as_str() {
+            "record.duplicate" => AppError::field("api_name", "meta.api_name_taken"),
+            _ => e,
+        })?;
         tx.commit().await?;
         let schema = self.reload_schema().await?;
         Ok(schema.object(&obj.api_name)?.clone())
@@ -196,12 +187,7 @@ impl App {
     }
 
     /// Add a field to an object: a new column (and index), immediately usable everywhere.
-    pub async fn add_field(
-        &self,
-        actor: &Actor,
-        object: &str,
-        req: NewField,
-    ) -> Result<Arc<FieldDef>> {
+    pub async fn add_field(&self, actor: &Actor, object: &str, req: NewField) -> Result<Arc<FieldDef>> {
         check_admin(actor)?;
         let schema = self.schema().await?;
         let obj = schema.object(object)?.clone();
@@ -215,12 +201,8 @@ impl App {
         }
         let mut options = req.options;
         if let Some(t) = &req.target_object {
-            options.target = Some(
-                schema
-                    .object(t)
-                    .map_err(|_| AppError::field("target_object", "meta.unknown_object"))?
-                    .id,
-            );
+            options.target =
+                Some(schema.object(t).map_err(|_| AppError::field("target_object", "meta.unknown_object"))?.id);
         }
         validate_options(req.ftype, &options)?;
         if let Some(t) = options.target {
@@ -231,18 +213,12 @@ impl App {
         if req.unique
             && !matches!(
                 req.ftype,
-                FieldType::Text
-                    | FieldType::Email
-                    | FieldType::Phone
-                    | FieldType::Url
-                    | FieldType::Integer
+                FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Url | FieldType::Integer
             )
         {
             return Err(AppError::field("unique", "meta.unique_not_supported"));
         }
-        let position = req
-            .position
-            .unwrap_or_else(|| obj.data_fields().map(|f| f.position).max().unwrap_or(0) + 1);
+        let position = req.position.unwrap_or_else(|| obj.data_fields().map(|f| f.position).max().unwrap_or(0) + 1);
         let mut field = FieldDef {
             id: new_id(),
             object_id: obj.id,
@@ -254,9 +230,7 @@ impl App {
             required: req.required,
             unique: req.unique,
             filterable: req.filterable,
-            searchable: req
-                .searchable
-                .unwrap_or_else(|| req.ftype.searchable_by_default()),
+            searchable: req.searchable.unwrap_or_else(|| req.ftype.searchable_by_default()),
             default: None,
             options,
             position,
@@ -270,23 +244,17 @@ impl App {
         }
         let mut tx = self.db.begin().await?;
         lock(&mut tx).await?;
-        meta_store::insert_field(&mut tx, &field)
-            .await
-            .map_err(|e| match e {
-                kehu_db::DbError::Unique { .. } => {
-                    AppError::field("api_name", "meta.api_name_taken")
-                }
-                other => other.into(),
-            })?;
+        meta_store::insert_field(&mut tx, &field).await.map_err(|e| match e {
+            kehu_db::DbError::Unique { .. } => AppError::field("api_name", "meta.api_name_taken"),
+            other => other.into(),
+        })?;
         let stmts = ddl::add_field(tx.backend(), &obj.table, &field);
         run_ddl(&mut tx, &stmts).await?;
         meta_store::bump_epoch(&mut tx).await?;
         tx.commit().await?;
         let schema = self.reload_schema().await?;
         let obj = schema.object(object)?;
-        obj.field(&field.api_name)
-            .cloned()
-            .ok_or_else(|| AppError::internal("field vanished"))
+        obj.field(&field.api_name).cloned().ok_or_else(|| AppError::internal("field vanished"))
     }
 
     /// Change a field. Renaming changes metadata only; archiving hides the field and keeps its
@@ -301,9 +269,7 @@ impl App {
         check_admin(actor)?;
         let schema = self.schema().await?;
         let obj = schema.object(object)?.clone();
-        let cur = obj
-            .field_any(field)
-            .ok_or_else(|| AppError::not_found("field.not_found"))?;
+        let cur = obj.field_any(field).ok_or_else(|| AppError::not_found("field.not_found"))?;
         if cur.builtin {
             return Err(AppError::forbidden("meta.builtin_field"));
         }
@@ -326,11 +292,7 @@ impl App {
         if let Some(c) = patch.choices {
             // Removing an option that records still use would orphan their values: only additions
             // and relabelling are allowed.
-            if f.options
-                .choices
-                .iter()
-                .any(|old| !c.iter().any(|n| n.key == old.key))
-            {
+            if f.options.choices.iter().any(|old| !c.iter().any(|n| n.key == old.key)) {
                 return Err(AppError::field("choices", "meta.choice_in_use"));
             }
             f.options.choices = c;
@@ -351,20 +313,16 @@ impl App {
                 f.default = Some(d);
             }
         }
-        let reindex = patch.unique.is_some_and(|u| u != f.unique)
-            || patch.filterable.is_some_and(|x| x != f.filterable);
+        let reindex =
+            patch.unique.is_some_and(|u| u != f.unique) || patch.filterable.is_some_and(|x| x != f.filterable);
         f.unique = patch.unique.unwrap_or(f.unique);
         f.filterable = patch.filterable.unwrap_or(f.filterable);
         let mut tx = self.db.begin().await?;
         lock(&mut tx).await?;
-        meta_store::update_field(&mut tx, &f)
-            .await
-            .map_err(|e| match e {
-                kehu_db::DbError::Unique { .. } => {
-                    AppError::field("api_name", "meta.api_name_taken")
-                }
-                other => other.into(),
-            })?;
+        meta_store::update_field(&mut tx, &f).await.map_err(|e| match e {
+            kehu_db::DbError::Unique { .. } => AppError::field("api_name", "meta.api_name_taken"),
+            other => other.into(),
+        })?;
         if reindex {
             run_ddl(&mut tx, &ddl::drop_field_indexes(&obj.table, &f)).await?;
             let stmts = ddl::field_indexes(tx.backend(), &obj.table, &f);
@@ -380,9 +338,7 @@ impl App {
         tx.commit().await?;
         let schema = self.reload_schema().await?;
         let obj = schema.object(object)?;
-        obj.field_any(&f.api_name)
-            .cloned()
-            .ok_or_else(|| AppError::internal("field vanished"))
+        obj.field_any(&f.api_name).cloned().ok_or_else(|| AppError::internal("field vanished"))
     }
 }
 

@@ -34,10 +34,7 @@ impl App {
             .values_panic([
                 id.into(),
                 name.into(),
-                parent
-                    .map(sea_query::Value::from)
-                    .unwrap_or(sea_query::Value::Uuid(None))
-                    .into(),
+                parent.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
                 now_micros().into(),
             ])
             .to_owned();
@@ -47,13 +44,7 @@ impl App {
     }
 
     /// Create a user with a role (by key) in a team.
-    pub async fn create_user(
-        &self,
-        email: &str,
-        name: &str,
-        team: Option<Uuid>,
-        role_key: &str,
-    ) -> Result<Uuid> {
+    pub async fn create_user(&self, email: &str, name: &str, team: Option<Uuid>, role_key: &str) -> Result<Uuid> {
         let email = email.trim().to_lowercase();
         if !kehu_core::value::is_email(&email) {
             return Err(AppError::field("email", "field.invalid_email"));
@@ -82,9 +73,7 @@ impl App {
                 id.into(),
                 email.into(),
                 name.trim().into(),
-                team.map(sea_query::Value::from)
-                    .unwrap_or(sea_query::Value::Uuid(None))
-                    .into(),
+                team.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
                 role.id.into(),
                 true.into(),
                 "zh-CN".into(),
@@ -108,11 +97,7 @@ impl App {
             .from(Alias::new("roles"))
             .and_where(col("key").eq(key))
             .to_owned();
-        let r = self
-            .db
-            .one(&q)
-            .await?
-            .ok_or_else(|| AppError::not_found("role.not_found"))?;
+        let r = self.db.one(&q).await?.ok_or_else(|| AppError::not_found("role.not_found"))?;
         parse_role(&r)
     }
 
@@ -121,10 +106,7 @@ impl App {
         let json = serde_json::to_string(grants).map_err(|e| AppError::internal(e.to_string()))?;
         let q = Query::update()
             .table(Alias::new("roles"))
-            .values([
-                (Alias::new("grants"), json.into()),
-                (Alias::new("updated_at"), now_micros().into()),
-            ])
+            .values([(Alias::new("grants"), json.into()), (Alias::new("updated_at"), now_micros().into())])
             .and_where(col("key").eq(key))
             .to_owned();
         let mut tx = self.db.begin().await?;
@@ -142,29 +124,17 @@ impl App {
             .from(Alias::new("users"))
             .and_where(col("id").eq(user_id))
             .to_owned();
-        let u = self
-            .db
-            .one(&q)
-            .await?
-            .ok_or_else(|| AppError::not_found("user.not_found"))?;
+        let u = self.db.one(&q).await?.ok_or_else(|| AppError::not_found("user.not_found"))?;
         if !u.bool(2).unwrap_or(false) {
             return Err(AppError::forbidden("user.disabled"));
         }
-        let role_id = u
-            .uuid(1)
-            .ok_or_else(|| AppError::internal("user without role"))?;
+        let role_id = u.uuid(1).ok_or_else(|| AppError::internal("user without role"))?;
         let q = Query::select()
             .columns(["id", "key", "grants"].map(Alias::new))
             .from(Alias::new("roles"))
             .and_where(col("id").eq(role_id))
             .to_owned();
-        let role = parse_role(
-            &self
-                .db
-                .one(&q)
-                .await?
-                .ok_or_else(|| AppError::internal("missing role"))?,
-        )?;
+        let role = parse_role(&self.db.one(&q).await?.ok_or_else(|| AppError::internal("missing role"))?)?;
         let teams = match u.uuid(0) {
             Some(t) => self.team_subtree(t).await?,
             None => Vec::new(),
@@ -174,10 +144,7 @@ impl App {
 
     /// A team and all teams below it.
     pub async fn team_subtree(&self, root: Uuid) -> Result<Vec<Uuid>> {
-        let q = Query::select()
-            .columns(["id", "parent_id"].map(Alias::new))
-            .from(Alias::new("teams"))
-            .to_owned();
+        let q = Query::select().columns(["id", "parent_id"].map(Alias::new)).from(Alias::new("teams")).to_owned();
         let mut children: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
         for r in self.db.all(&q).await? {
             if let (Some(id), Some(p)) = (r.uuid(0), r.uuid(1)) {
@@ -200,11 +167,7 @@ impl App {
     }
 
     /// Teams of the given users (for checking a new owner against a team scope).
-    pub(crate) async fn user_teams(
-        &self,
-        tx: &mut kehu_db::Tx,
-        users: &[Uuid],
-    ) -> Result<HashMap<Uuid, Option<Uuid>>> {
+    pub(crate) async fn user_teams(&self, tx: &mut kehu_db::Tx, users: &[Uuid]) -> Result<HashMap<Uuid, Option<Uuid>>> {
         let mut out = HashMap::new();
         if users.is_empty() {
             return Ok(out);
@@ -226,9 +189,5 @@ impl App {
 fn parse_role(r: &kehu_db::DbRow) -> Result<Role> {
     let grants: Grants = serde_json::from_str(r.str(2).unwrap_or(""))
         .map_err(|e| AppError::internal(format!("bad role grants: {e}")))?;
-    Ok(Role {
-        id: r.uuid(0).unwrap_or_default(),
-        key: r.string(1).unwrap_or_default(),
-        grants,
-    })
+    Ok(Role { id: r.uuid(0).unwrap_or_default(), key: r.string(1).unwrap_or_default(), grants })
 }

@@ -33,82 +33,26 @@ async fn custom_object(t: &TestApp) -> String {
 async fn objects_and_fields_are_tables_and_columns(t: TestApp) {
     let table = custom_object(&t).await;
     let cols = columns(&t, &table).await;
-    for c in [
-        "id",
-        "owner_id",
-        "created_at",
-        "created_by",
-        "updated_at",
-        "updated_by",
-        "version",
-        "deleted_at",
-    ] {
+    for c in ["id", "owner_id", "created_at", "created_by", "updated_at", "updated_by", "version", "deleted_at"] {
         assert!(cols.contains(&c.to_string()), "{c} in {cols:?}");
     }
-    let f = t
-        .add_field(
-            &system(),
-            "project",
-            new_field("budget", FieldType::Currency, json!({})),
-        )
-        .await
-        .unwrap();
+    let f = t.add_field(&system(), "project", new_field("budget", FieldType::Currency, json!({}))).await.unwrap();
     let cols = columns(&t, &table).await;
-    assert!(
-        cols.contains(&f.column) && cols.contains(&format!("{}_cur", f.column)),
-        "{cols:?}"
-    );
-    assert!(
-        f.column.starts_with("f_") && !f.column.contains("budget"),
-        "column names come from ids"
-    );
+    assert!(cols.contains(&f.column) && cols.contains(&format!("{}_cur", f.column)), "{cols:?}");
+    assert!(f.column.starts_with("f_") && !f.column.contains("budget"), "column names come from ids");
     // Same api name twice, reserved and malformed names are refused.
-    let e = t
-        .add_field(
-            &system(),
-            "project",
-            new_field("budget", FieldType::Text, json!({})),
-        )
-        .await
-        .unwrap_err();
+    let e = t.add_field(&system(), "project", new_field("budget", FieldType::Text, json!({}))).await.unwrap_err();
     assert_eq!(e.fields[0].code, "meta.api_name_taken");
-    let e = t
-        .add_field(
-            &system(),
-            "project",
-            new_field("version", FieldType::Text, json!({})),
-        )
-        .await
-        .unwrap_err();
+    let e = t.add_field(&system(), "project", new_field("version", FieldType::Text, json!({}))).await.unwrap_err();
     assert_eq!(e.fields[0].code, "meta.reserved_api_name");
-    let e = t
-        .add_field(
-            &system(),
-            "project",
-            new_field("Bad Name; DROP", FieldType::Text, json!({})),
-        )
-        .await
-        .unwrap_err();
+    let e =
+        t.add_field(&system(), "project", new_field("Bad Name; DROP", FieldType::Text, json!({}))).await.unwrap_err();
     assert_eq!(e.fields[0].code, "meta.invalid_api_name");
-    let e = t
-        .add_field(
-            &system(),
-            "project",
-            new_field("pick", FieldType::Select, json!({})),
-        )
-        .await
-        .unwrap_err();
+    let e = t.add_field(&system(), "project", new_field("pick", FieldType::Select, json!({}))).await.unwrap_err();
     assert_eq!(e.fields[0].code, "meta.choices_required");
-    let o = NewObject {
-        api_name: "project".into(),
-        label: Label::new("P", "P"),
-        plural: Label::new("P", "P"),
-        icon: None,
-    };
-    assert_eq!(
-        t.create_object(&system(), o).await.unwrap_err().fields[0].code,
-        "meta.api_name_taken"
-    );
+    let o =
+        NewObject { api_name: "project".into(), label: Label::new("P", "P"), plural: Label::new("P", "P"), icon: None };
+    assert_eq!(t.create_object(&system(), o).await.unwrap_err().fields[0].code, "meta.api_name_taken");
 }
 both!(objects_and_fields_are_tables_and_columns);
 
@@ -119,34 +63,10 @@ async fn every_field_type_round_trips(t: TestApp) {
         {"key": "a", "label": {"en": "Alpha", "zh-CN": "甲"}, "color": "red"},
         {"key": "b", "label": {"en": "Beta", "zh-CN": "乙"}, "color": "blue"}]}});
     let specs: Vec<(&str, FieldType, Json, Json, Json)> = vec![
-        (
-            "t_text",
-            FieldType::Text,
-            json!({}),
-            json!("  你好 world  "),
-            json!("你好 world"),
-        ),
-        (
-            "t_long",
-            FieldType::LongText,
-            json!({}),
-            json!("line1\nline2"),
-            json!("line1\nline2"),
-        ),
-        (
-            "t_int",
-            FieldType::Integer,
-            json!({}),
-            json!(-42),
-            json!(-42),
-        ),
-        (
-            "t_dec",
-            FieldType::Decimal,
-            json!({}),
-            json!("1234.5678"),
-            json!("1234.5678"),
-        ),
+        ("t_text", FieldType::Text, json!({}), json!("  你好 world  "), json!("你好 world")),
+        ("t_long", FieldType::LongText, json!({}), json!("line1\nline2"), json!("line1\nline2")),
+        ("t_int", FieldType::Integer, json!({}), json!(-42), json!(-42)),
+        ("t_dec", FieldType::Decimal, json!({}), json!("1234.5678"), json!("1234.5678")),
         (
             "t_cur",
             FieldType::Currency,
@@ -154,98 +74,24 @@ async fn every_field_type_round_trips(t: TestApp) {
             json!({"amount": "99.95", "currency": "USD"}),
             json!({"minor": 9995, "currency": "USD", "amount": "99.95"}),
         ),
-        (
-            "t_pct",
-            FieldType::Percent,
-            json!({}),
-            json!(12.5),
-            json!("12.5"),
-        ),
-        (
-            "t_bool",
-            FieldType::Boolean,
-            json!({}),
-            json!(true),
-            json!(true),
-        ),
-        (
-            "t_date",
-            FieldType::Date,
-            json!({}),
-            json!("2026-02-28"),
-            json!("2026-02-28"),
-        ),
-        (
-            "t_dt",
-            FieldType::DateTime,
-            json!({}),
-            json!("2026-02-28T08:00:00+08:00"),
-            json!("2026-02-28T00:00:00Z"),
-        ),
-        (
-            "t_email",
-            FieldType::Email,
-            json!({}),
-            json!("Li.Na@Example.CN"),
-            json!("li.na@example.cn"),
-        ),
-        (
-            "t_phone",
-            FieldType::Phone,
-            json!({}),
-            json!("021-6555 1234"),
-            json!("02165551234"),
-        ),
-        (
-            "t_url",
-            FieldType::Url,
-            json!({}),
-            json!("kehu.example.com/x"),
-            json!("https://kehu.example.com/x"),
-        ),
-        (
-            "t_sel",
-            FieldType::Select,
-            choices.clone(),
-            json!("乙"),
-            json!("b"),
-        ),
-        (
-            "t_multi",
-            FieldType::MultiSelect,
-            choices,
-            json!(["b", "a", "b"]),
-            json!(["b", "a"]),
-        ),
-        (
-            "t_tags",
-            FieldType::Tags,
-            json!({}),
-            json!(["VIP", "老客户"]),
-            json!(["VIP", "老客户"]),
-        ),
+        ("t_pct", FieldType::Percent, json!({}), json!(12.5), json!("12.5")),
+        ("t_bool", FieldType::Boolean, json!({}), json!(true), json!(true)),
+        ("t_date", FieldType::Date, json!({}), json!("2026-02-28"), json!("2026-02-28")),
+        ("t_dt", FieldType::DateTime, json!({}), json!("2026-02-28T08:00:00+08:00"), json!("2026-02-28T00:00:00Z")),
+        ("t_email", FieldType::Email, json!({}), json!("Li.Na@Example.CN"), json!("li.na@example.cn")),
+        ("t_phone", FieldType::Phone, json!({}), json!("021-6555 1234"), json!("02165551234")),
+        ("t_url", FieldType::Url, json!({}), json!("kehu.example.com/x"), json!("https://kehu.example.com/x")),
+        ("t_sel", FieldType::Select, choices.clone(), json!("乙"), json!("b")),
+        ("t_multi", FieldType::MultiSelect, choices, json!(["b", "a", "b"]), json!(["b", "a"])),
+        ("t_tags", FieldType::Tags, json!({}), json!(["VIP", "老客户"]), json!(["VIP", "老客户"])),
         ("t_user", FieldType::User, json!({}), Json::Null, Json::Null),
-        (
-            "t_rel",
-            FieldType::Relation,
-            json!({"target_object": "company"}),
-            Json::Null,
-            Json::Null,
-        ),
+        ("t_rel", FieldType::Relation, json!({"target_object": "company"}), Json::Null, Json::Null),
     ];
     for (api, ty, extra, _, _) in &specs {
-        t.add_field(&a, "project", new_field(api, *ty, extra.clone()))
-            .await
-            .unwrap();
+        t.add_field(&a, "project", new_field(api, *ty, extra.clone())).await.unwrap();
     }
-    let user = t
-        .create_user("u@kehu.test", "U", None, "sales_rep")
-        .await
-        .unwrap();
-    let company = t
-        .create(&a, "company", &obj(json!({"name": "客户科技"})))
-        .await
-        .unwrap();
+    let user = t.create_user("u@kehu.test", "U", None, "sales_rep").await.unwrap();
+    let company = t.create(&a, "company", &obj(json!({"name": "客户科技"}))).await.unwrap();
     let mut input = serde_json::Map::new();
     input.insert("name".into(), json!("全类型"));
     for (api, _, _, v, _) in &specs {
@@ -279,34 +125,16 @@ async fn every_field_type_round_trips(t: TestApp) {
         .iter()
         .map(|(o, f)| format!("{}.{}", o.api_name, f.api_name))
         .collect();
-    assert!(
-        rev.contains(&"project.t_rel".to_string()) && rev.contains(&"contact.company".to_string()),
-        "{rev:?}"
-    );
+    assert!(rev.contains(&"project.t_rel".to_string()) && rev.contains(&"contact.company".to_string()), "{rev:?}");
 }
 both!(every_field_type_round_trips);
 
 async fn rename_and_archive(t: TestApp) {
     let a = system();
-    let c = t
-        .create(
-            &a,
-            "contact",
-            &obj(json!({"name": "赵敏", "wechat": "zhaomin88"})),
-        )
-        .await
-        .unwrap();
+    let c = t.create(&a, "contact", &obj(json!({"name": "赵敏", "wechat": "zhaomin88"}))).await.unwrap();
     let table_cols = columns(&t, "o_contact").await;
     let f = t
-        .update_field(
-            &a,
-            "contact",
-            "wechat",
-            FieldPatch {
-                api_name: Some("weixin".into()),
-                ..Default::default()
-            },
-        )
+        .update_field(&a, "contact", "wechat", FieldPatch { api_name: Some("weixin".into()), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(f.column, "f_wechat", "renaming keeps the column");
@@ -314,44 +142,12 @@ async fn rename_and_archive(t: TestApp) {
     let got = t.get(&a, "contact", c.id).await.unwrap();
     assert_eq!(got.get("weixin"), &json!("zhaomin88"));
     assert!(got.fields.get("wechat").is_none());
-    t.update_field(
-        &a,
-        "contact",
-        "weixin",
-        FieldPatch {
-            archived: Some(true),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    t.update_field(&a, "contact", "weixin", FieldPatch { archived: Some(true), ..Default::default() }).await.unwrap();
     let got = t.get(&a, "contact", c.id).await.unwrap();
-    assert!(
-        got.fields.get("weixin").is_none(),
-        "archived fields are hidden"
-    );
-    let e = t
-        .update(
-            &a,
-            "contact",
-            c.id,
-            got.version,
-            &obj(json!({"weixin": "x"})),
-        )
-        .await
-        .unwrap_err();
+    assert!(got.fields.get("weixin").is_none(), "archived fields are hidden");
+    let e = t.update(&a, "contact", c.id, got.version, &obj(json!({"weixin": "x"}))).await.unwrap_err();
     assert_eq!(e.fields[0].code, "field.unknown");
-    t.update_field(
-        &a,
-        "contact",
-        "weixin",
-        FieldPatch {
-            archived: Some(false),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    t.update_field(&a, "contact", "weixin", FieldPatch { archived: Some(false), ..Default::default() }).await.unwrap();
     assert_eq!(
         t.get(&a, "contact", c.id).await.unwrap().get("weixin"),
         &json!("zhaomin88"),
@@ -359,15 +155,7 @@ async fn rename_and_archive(t: TestApp) {
     );
     // Removing a select option in use is refused; adding one works.
     let e = t
-        .update_field(
-            &a,
-            "contact",
-            "lifecycle_stage",
-            FieldPatch {
-                choices: Some(vec![]),
-                ..Default::default()
-            },
-        )
+        .update_field(&a, "contact", "lifecycle_stage", FieldPatch { choices: Some(vec![]), ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(e.fields[0].code, "meta.choice_in_use");

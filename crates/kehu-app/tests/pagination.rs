@@ -6,37 +6,23 @@ use kehu_app::{Count, ListRequest};
 use serde_json::{json, Value as Json};
 use std::collections::HashSet;
 
-async fn walk(
-    t: &TestApp,
-    sort: Json,
-    insert_between: bool,
-) -> (Vec<kehu_core::Uuid>, HashSet<kehu_core::Uuid>) {
+async fn walk(t: &TestApp, sort: Json, insert_between: bool) -> (Vec<kehu_core::Uuid>, HashSet<kehu_core::Uuid>) {
     let a = system();
     let mut seen = Vec::new();
     let mut inserted = HashSet::new();
     let mut cursor = None;
     let mut n = 0;
     loop {
-        let req = ListRequest {
-            sort: Some(sort.clone()),
-            limit: Some(7),
-            cursor: cursor.clone(),
-            ..Default::default()
-        };
+        let req =
+            ListRequest { sort: Some(sort.clone()), limit: Some(7), cursor: cursor.clone(), ..Default::default() };
         let page = t.list(&a, "contact", &req).await.unwrap();
         seen.extend(page.records.iter().map(|r| r.id));
         if insert_between {
             // New rows land before, inside and after the current position.
             for score in [Json::Null, json!(0), json!(25), json!(99)] {
                 n += 1;
-                let r = t
-                    .create(
-                        &a,
-                        "contact",
-                        &obj(json!({"name": format!("new{n}"), "score": score})),
-                    )
-                    .await
-                    .unwrap();
+                let r =
+                    t.create(&a, "contact", &obj(json!({"name": format!("new{n}"), "score": score}))).await.unwrap();
                 inserted.insert(r.id);
             }
         }
@@ -53,37 +39,16 @@ async fn cursor_pagination_has_no_gaps_or_repeats(t: TestApp) {
     let mut rows = Vec::new();
     for i in 0..60 {
         // Many ties and some NULLs, so the id tiebreak and NULL handling matter.
-        let score = if i % 7 == 0 {
-            Json::Null
-        } else {
-            json!(i % 5 * 10)
-        };
+        let score = if i % 7 == 0 { Json::Null } else { json!(i % 5 * 10) };
         rows.push(obj(json!({"name": format!("c{i:02}"), "score": score, "city": if i % 3 == 0 { Json::Null } else { json!(format!("城市{}", i % 4)) }})));
     }
-    let ids: HashSet<_> = t
-        .create_many(&a, "contact", &rows)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    for sort in [
-        json!("score"),
-        json!("-score"),
-        json!("city,-score"),
-        json!("-city,name"),
-        json!("-updated_at"),
-    ] {
+    let ids: HashSet<_> = t.create_many(&a, "contact", &rows).await.unwrap().into_iter().collect();
+    for sort in [json!("score"), json!("-score"), json!("city,-score"), json!("-city,name"), json!("-updated_at")] {
         let (seen, inserted) = walk(&t, sort.clone(), true).await;
         let unique: HashSet<_> = seen.iter().copied().collect();
         assert_eq!(unique.len(), seen.len(), "{sort}: a row was repeated");
-        assert!(
-            ids.is_subset(&unique),
-            "{sort}: {} original rows missing",
-            ids.difference(&unique).count()
-        );
-        assert!(unique
-            .iter()
-            .all(|id| ids.contains(id) || inserted.contains(id)));
+        assert!(ids.is_subset(&unique), "{sort}: {} original rows missing", ids.difference(&unique).count());
+        assert!(unique.iter().all(|id| ids.contains(id) || inserted.contains(id)));
         for id in inserted {
             t.delete(&a, "contact", id, None).await.unwrap();
         }
@@ -91,95 +56,37 @@ async fn cursor_pagination_has_no_gaps_or_repeats(t: TestApp) {
     // Without concurrent inserts, the walk equals one big sorted page.
     let (seen, _) = walk(&t, json!("-score"), false).await;
     let one = t
-        .list(
-            &a,
-            "contact",
-            &ListRequest {
-                sort: Some(json!("-score")),
-                limit: Some(200),
-                ..Default::default()
-            },
-        )
+        .list(&a, "contact", &ListRequest { sort: Some(json!("-score")), limit: Some(200), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(seen, one.records.iter().map(|r| r.id).collect::<Vec<_>>());
     // NULL is the smallest value: first ascending, last descending.
     let asc = t
-        .list(
-            &a,
-            "contact",
-            &ListRequest {
-                sort: Some(json!("score")),
-                limit: Some(200),
-                ..Default::default()
-            },
-        )
+        .list(&a, "contact", &ListRequest { sort: Some(json!("score")), limit: Some(200), ..Default::default() })
         .await
         .unwrap();
-    assert!(
-        asc.records[0].get("score").is_null()
-            && !asc.records.last().unwrap().get("score").is_null()
-    );
-    assert!(
-        one.records.last().unwrap().get("score").is_null()
-            && !one.records[0].get("score").is_null()
-    );
-    let scores: Vec<i64> = asc
-        .records
-        .iter()
-        .filter_map(|r| r.get("score").as_i64())
-        .collect();
+    assert!(asc.records[0].get("score").is_null() && !asc.records.last().unwrap().get("score").is_null());
+    assert!(one.records.last().unwrap().get("score").is_null() && !one.records[0].get("score").is_null());
+    let scores: Vec<i64> = asc.records.iter().filter_map(|r| r.get("score").as_i64()).collect();
     assert!(scores.windows(2).all(|w| w[0] <= w[1]));
     // A cursor from one sort is refused by another.
     let p = t
-        .list(
-            &a,
-            "contact",
-            &ListRequest {
-                sort: Some(json!("score")),
-                limit: Some(5),
-                ..Default::default()
-            },
-        )
+        .list(&a, "contact", &ListRequest { sort: Some(json!("score")), limit: Some(5), ..Default::default() })
         .await
         .unwrap();
     let e = t
-        .list(
-            &a,
-            "contact",
-            &ListRequest {
-                sort: Some(json!("name")),
-                cursor: p.next_cursor,
-                ..Default::default()
-            },
-        )
+        .list(&a, "contact", &ListRequest { sort: Some(json!("name")), cursor: p.next_cursor, ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(e.code, "query.invalid_cursor");
     // Exact and capped counts.
     let c = t
-        .list(
-            &a,
-            "contact",
-            &ListRequest {
-                count: Count::Exact,
-                limit: Some(1),
-                ..Default::default()
-            },
-        )
+        .list(&a, "contact", &ListRequest { count: Count::Exact, limit: Some(1), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(c.total, Some(60));
     let c = t
-        .list(
-            &a,
-            "contact",
-            &ListRequest {
-                count: Count::Capped,
-                limit: Some(1),
-                ..Default::default()
-            },
-        )
+        .list(&a, "contact", &ListRequest { count: Count::Capped, limit: Some(1), ..Default::default() })
         .await
         .unwrap();
     assert_eq!((c.total, c.total_is_capped), (Some(60), false));

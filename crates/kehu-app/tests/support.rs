@@ -23,41 +23,21 @@ impl std::ops::Deref for TestApp {
 pub async fn sqlite() -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("kehu.db").display());
-    let app = App::open(
-        &url,
-        &ConnectOptions {
-            max_connections: 4,
-            pg_schema: None,
-        },
-    )
-    .await
-    .expect("open sqlite");
-    TestApp {
-        app,
-        _dir: Some(dir),
-    }
+    let app = App::open(&url, &ConnectOptions { max_connections: 4, pg_schema: None }).await.expect("open sqlite");
+    TestApp { app, _dir: Some(dir) }
 }
 
 /// A fresh schema in the PostgreSQL database named by `KEHU_TEST_POSTGRES_URL`. Without the
 /// variable the PostgreSQL half is skipped locally, and fails in CI (`CI` set).
 pub async fn postgres() -> Option<TestApp> {
     let Ok(url) = std::env::var("KEHU_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must set KEHU_TEST_POSTGRES_URL"
-        );
+        assert!(std::env::var("CI").is_err(), "CI must set KEHU_TEST_POSTGRES_URL");
         eprintln!("KEHU_TEST_POSTGRES_URL not set: PostgreSQL half skipped");
         return None;
     };
     let schema = format!("t_{}", Uuid::now_v7().simple());
-    let opts = ConnectOptions {
-        max_connections: 4,
-        pg_schema: Some(schema),
-    };
-    Some(TestApp {
-        app: App::open(&url, &opts).await.expect("open postgres"),
-        _dir: None,
-    })
+    let opts = ConnectOptions { max_connections: 4, pg_schema: Some(schema) };
+    Some(TestApp { app: App::open(&url, &opts).await.expect("open postgres"), _dir: None })
 }
 
 /// Run a test body on both backends: `both!(name)` expects `async fn name(t: TestApp)`.
@@ -88,10 +68,7 @@ pub fn system() -> Actor {
 
 /// Count rows of a table (a fixed name from the test, never input).
 pub async fn count(t: &TestApp, table: &str) -> i64 {
-    let r =
-        t.db.one(&Raw::new(format!("SELECT COUNT(*) FROM {table}"), vec![]))
-            .await
-            .expect("count");
+    let r = t.db.one(&Raw::new(format!("SELECT COUNT(*) FROM {table}"), vec![])).await.expect("count");
     r.and_then(|r| r.i64(0)).unwrap_or(-1)
 }
 
@@ -104,12 +81,7 @@ pub async fn columns(t: &TestApp, table: &str) -> Vec<String> {
             vec![table.into()],
         ),
     };
-    t.db.all(&q)
-        .await
-        .expect("columns")
-        .iter()
-        .filter_map(|r| r.string(0))
-        .collect()
+    t.db.all(&q).await.expect("columns").iter().filter_map(|r| r.string(0)).collect()
 }
 
 /// Teams and users for permission tests:

@@ -29,10 +29,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, code: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            code: code.into(),
-        }
+        Self { field: field.into(), code: code.into() }
     }
 }
 
@@ -50,12 +47,7 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(kind: ErrorKind, code: impl Into<String>) -> Self {
-        Self {
-            code: code.into(),
-            kind,
-            fields: Vec::new(),
-            detail: None,
-        }
+        Self { code: code.into(), kind, fields: Vec::new(), detail: None }
     }
     pub fn invalid(code: impl Into<String>) -> Self {
         Self::new(ErrorKind::Invalid, code)
@@ -70,17 +62,11 @@ impl AppError {
         Self::new(ErrorKind::Conflict, code)
     }
     pub fn internal(detail: impl Into<String>) -> Self {
-        Self {
-            detail: Some(detail.into()),
-            ..Self::new(ErrorKind::Internal, "internal")
-        }
+        Self { detail: Some(detail.into()), ..Self::new(ErrorKind::Internal, "internal") }
     }
     /// A validation error carrying one or more field errors.
     pub fn fields(fields: Vec<FieldError>) -> Self {
-        Self {
-            fields,
-            ..Self::invalid("record.invalid")
-        }
+        Self { fields, ..Self::invalid("record.invalid") }
     }
     pub fn field(field: impl Into<String>, code: impl Into<String>) -> Self {
         Self::fields(vec![FieldError::new(field, code)])

@@ -84,11 +84,7 @@ pub enum Operand {
 pub enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
-    Cond {
-        field: Arc<FieldDef>,
-        op: Op,
-        operand: Operand,
-    },
+    Cond { field: Arc<FieldDef>, op: Op, operand: Operand },
 }
 
 /// Limits that keep a filter cheap to compile and run.
@@ -112,13 +108,7 @@ fn malformed() -> AppError {
     AppError::invalid("filter.malformed")
 }
 
-fn resolve_node(
-    json: &Json,
-    obj: &ObjectDef,
-    ctx: &ResolveCtx,
-    depth: usize,
-    count: &mut usize,
-) -> Result<Expr> {
+fn resolve_node(json: &Json, obj: &ObjectDef, ctx: &ResolveCtx, depth: usize, count: &mut usize) -> Result<Expr> {
     if depth > MAX_DEPTH {
         return Err(AppError::invalid("filter.too_complex"));
     }
@@ -128,34 +118,20 @@ fn resolve_node(
             return Err(malformed());
         }
         let kids = kids.as_array().ok_or_else(malformed)?;
-        let exprs = kids
-            .iter()
-            .map(|k| resolve_node(k, obj, ctx, depth + 1, count))
-            .collect::<Result<Vec<_>>>()?;
-        return Ok(if map.contains_key("and") {
-            Expr::And(exprs)
-        } else {
-            Expr::Or(exprs)
-        });
+        let exprs = kids.iter().map(|k| resolve_node(k, obj, ctx, depth + 1, count)).collect::<Result<Vec<_>>>()?;
+        return Ok(if map.contains_key("and") { Expr::And(exprs) } else { Expr::Or(exprs) });
     }
     *count += 1;
     if *count > MAX_CONDITIONS {
         return Err(AppError::invalid("filter.too_complex"));
     }
-    if map
-        .keys()
-        .any(|k| !matches!(k.as_str(), "field" | "op" | "value"))
-    {
+    if map.keys().any(|k| !matches!(k.as_str(), "field" | "op" | "value")) {
         return Err(malformed());
     }
-    let fname = map
-        .get("field")
-        .and_then(Json::as_str)
-        .ok_or_else(malformed)?;
+    let fname = map.get("field").and_then(Json::as_str).ok_or_else(malformed)?;
     let op_name = map.get("op").and_then(Json::as_str).ok_or_else(malformed)?;
-    let field = obj
-        .field(fname)
-        .ok_or_else(|| AppError::invalid("filter.unknown_field").with_detail(fname.to_string()))?;
+    let field =
+        obj.field(fname).ok_or_else(|| AppError::invalid("filter.unknown_field").with_detail(fname.to_string()))?;
     if !(ctx.can_read)(field) {
         return Err(AppError::forbidden("filter.field_not_readable"));
     }
@@ -165,19 +141,10 @@ fn resolve_node(
     }
     let raw = map.get("value").unwrap_or(&Json::Null);
     let operand = operand(field, op, raw, ctx).map_err(|code| AppError::field(fname, code))?;
-    Ok(Expr::Cond {
-        field: field.clone(),
-        op,
-        operand,
-    })
+    Ok(Expr::Cond { field: field.clone(), op, operand })
 }
 
-fn operand(
-    field: &FieldDef,
-    op: Op,
-    raw: &Json,
-    ctx: &ResolveCtx,
-) -> Result<Operand, &'static str> {
+fn operand(field: &FieldDef, op: Op, raw: &Json, ctx: &ResolveCtx) -> Result<Operand, &'static str> {
     let one = |v: &Json| -> Result<Value, &'static str> {
         if matches!(field.ftype, FieldType::User) && v.as_str() == Some("$me") {
             return ctx.me.map(Value::Ref).ok_or("filter.invalid_value");
@@ -192,9 +159,7 @@ fn operand(
         Op::Contains | Op::StartsWith if field.ftype.is_textual() => {
             let s = raw.as_str().map(str::trim).ok_or("filter.invalid_value")?;
             let s = if field.ftype == FieldType::Phone {
-                s.chars()
-                    .filter(|c| c.is_ascii_digit() || *c == '+')
-                    .collect()
+                s.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect()
             } else if field.ftype == FieldType::Email {
                 s.to_lowercase()
             } else {
@@ -207,10 +172,7 @@ fn operand(
         }
         Op::Contains => Operand::One(one_key(field, raw)?),
         Op::Between => {
-            let arr = raw
-                .as_array()
-                .filter(|a| a.len() == 2)
-                .ok_or("filter.invalid_value")?;
+            let arr = raw.as_array().filter(|a| a.len() == 2).ok_or("filter.invalid_value")?;
             Operand::Two(one(&arr[0])?, one(&arr[1])?)
         }
         Op::In | Op::RelationIs if raw.is_array() => {
@@ -219,9 +181,7 @@ fn operand(
                 return Err("filter.invalid_value");
             }
             let vals = if matches!(field.ftype, FieldType::MultiSelect | FieldType::Tags) {
-                arr.iter()
-                    .map(|v| one_key(field, v))
-                    .collect::<Result<Vec<_>, _>>()?
+                arr.iter().map(|v| one_key(field, v)).collect::<Result<Vec<_>, _>>()?
             } else {
                 arr.iter().map(one).collect::<Result<Vec<_>, _>>()?
             };
@@ -237,11 +197,7 @@ fn operand(
 
 /// A single key of a multi select (must be an option) or a tag (any text).
 fn one_key(field: &FieldDef, raw: &Json) -> Result<Value, &'static str> {
-    let s = raw
-        .as_str()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or("filter.invalid_value")?;
+    let s = raw.as_str().map(str::trim).filter(|s| !s.is_empty()).ok_or("filter.invalid_value")?;
     match value::parse_input(field, &Json::String(s.to_string()))? {
         Value::List(mut l) if l.len() == 1 => Ok(Value::Choice(l.remove(0))),
         _ => Err("filter.invalid_value"),
@@ -252,37 +208,24 @@ fn one_key(field: &FieldDef, raw: &Json) -> Result<Value, &'static str> {
 /// filter on an e-mail field may compare against any text).
 fn parse_operand(field: &FieldDef, v: &Json) -> Result<Value, &'static str> {
     match field.ftype {
-        FieldType::Email => Ok(Value::Text(
-            v.as_str()
-                .ok_or("filter.invalid_value")?
-                .trim()
-                .to_lowercase(),
-        )),
+        FieldType::Email => Ok(Value::Text(v.as_str().ok_or("filter.invalid_value")?.trim().to_lowercase())),
         FieldType::Phone => {
             let s = match v {
                 Json::Number(n) => n.to_string(),
                 _ => v.as_str().ok_or("filter.invalid_value")?.to_string(),
             };
-            value::normalize_phone(&s)?
-                .map(Value::Text)
-                .ok_or("filter.value_required")
+            value::normalize_phone(&s)?.map(Value::Text).ok_or("filter.value_required")
         }
         FieldType::Text | FieldType::LongText | FieldType::Url => {
             let s = v.as_str().ok_or("filter.invalid_value")?;
             if s.contains('\0') || s.chars().count() > 2048 {
                 return Err("filter.invalid_value");
             }
-            Ok(if s.is_empty() {
-                Value::Null
-            } else {
-                Value::Text(s.to_string())
-            })
+            Ok(if s.is_empty() { Value::Null } else { Value::Text(s.to_string()) })
         }
         FieldType::DateTime => {
             let s = v.as_str().ok_or("filter.invalid_value")?;
-            value::parse_datetime(s)
-                .map(Value::DateTime)
-                .ok_or("field.invalid_datetime")
+            value::parse_datetime(s).map(Value::DateTime).ok_or("field.invalid_datetime")
         }
         _ => value::parse_input(field, v),
     }
@@ -311,16 +254,11 @@ pub fn resolve_sort(json: &Json, obj: &ObjectDef, ctx: &ResolveCtx) -> Result<Ve
         Json::Array(a) => a
             .iter()
             .map(|it| {
-                let m = it
-                    .as_object()
-                    .ok_or_else(|| AppError::invalid("sort.malformed"))?;
+                let m = it.as_object().ok_or_else(|| AppError::invalid("sort.malformed"))?;
                 if m.keys().any(|k| k != "field" && k != "dir") {
                     return Err(AppError::invalid("sort.malformed"));
                 }
-                let f = m
-                    .get("field")
-                    .and_then(Json::as_str)
-                    .ok_or_else(|| AppError::invalid("sort.malformed"))?;
+                let f = m.get("field").and_then(Json::as_str).ok_or_else(|| AppError::invalid("sort.malformed"))?;
                 let desc = match m.get("dir").and_then(Json::as_str) {
                     None | Some("asc") => false,
                     Some("desc") => true,
@@ -337,22 +275,14 @@ pub fn resolve_sort(json: &Json, obj: &ObjectDef, ctx: &ResolveCtx) -> Result<Ve
     items
         .into_iter()
         .map(|(name, desc)| {
-            let field = obj
-                .field(&name)
-                .ok_or_else(|| AppError::invalid("sort.unknown_field"))?;
+            let field = obj.field(&name).ok_or_else(|| AppError::invalid("sort.unknown_field"))?;
             if !(ctx.can_read)(field) {
                 return Err(AppError::forbidden("sort.field_not_readable"));
             }
-            if matches!(
-                field.ftype,
-                FieldType::MultiSelect | FieldType::Tags | FieldType::LongText
-            ) {
+            if matches!(field.ftype, FieldType::MultiSelect | FieldType::Tags | FieldType::LongText) {
                 return Err(AppError::invalid("sort.not_sortable"));
             }
-            Ok(SortKey {
-                field: field.clone(),
-                desc,
-            })
+            Ok(SortKey { field: field.clone(), desc })
         })
         .collect()
 }

@@ -19,10 +19,7 @@ pub struct Label {
 
 impl Label {
     pub fn new(en: impl Into<String>, zh: impl Into<String>) -> Self {
-        Self {
-            en: en.into(),
-            zh: zh.into(),
-        }
+        Self { en: en.into(), zh: zh.into() }
     }
     /// The label in `lang` ("zh-CN" or anything else for English).
     pub fn get(&self, lang: &str) -> &str {
@@ -154,14 +151,7 @@ impl FieldType {
     }
 
     pub fn is_textual(self) -> bool {
-        matches!(
-            self,
-            FieldType::Text
-                | FieldType::LongText
-                | FieldType::Email
-                | FieldType::Phone
-                | FieldType::Url
-        )
+        matches!(self, FieldType::Text | FieldType::LongText | FieldType::Email | FieldType::Phone | FieldType::Url)
     }
 }
 
@@ -189,9 +179,7 @@ fn default_color() -> String {
 }
 
 /// The colours a choice may take (named, so themes can restyle them).
-pub const COLORS: [&str; 10] = [
-    "gray", "red", "orange", "yellow", "green", "teal", "blue", "indigo", "purple", "pink",
-];
+pub const COLORS: [&str; 10] = ["gray", "red", "orange", "yellow", "green", "teal", "blue", "indigo", "purple", "pink"];
 
 /// Type-specific settings of a field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,15 +238,12 @@ impl FieldDef {
         })
     }
     pub fn max_length(&self) -> usize {
-        self.options
-            .max_length
-            .map(|n| n as usize)
-            .unwrap_or(match self.ftype {
-                FieldType::LongText => 100_000,
-                FieldType::Url => 2048,
-                FieldType::Email => 254,
-                _ => 255,
-            })
+        self.options.max_length.map(|n| n as usize).unwrap_or(match self.ftype {
+            FieldType::LongText => 100_000,
+            FieldType::Url => 2048,
+            FieldType::Email => 254,
+            _ => 255,
+        })
     }
     /// The second column of a currency field.
     pub fn currency_column(&self) -> String {
@@ -287,34 +272,10 @@ pub struct ObjectDef {
 /// Names of the built-in fields every object has, and their columns.
 pub const BUILTIN_FIELDS: [(&str, &str, FieldType, &str, &str); 5] = [
     ("owner", "owner_id", FieldType::User, "Owner", "负责人"),
-    (
-        "created_at",
-        "created_at",
-        FieldType::DateTime,
-        "Created at",
-        "创建时间",
-    ),
-    (
-        "created_by",
-        "created_by",
-        FieldType::User,
-        "Created by",
-        "创建人",
-    ),
-    (
-        "updated_at",
-        "updated_at",
-        FieldType::DateTime,
-        "Updated at",
-        "更新时间",
-    ),
-    (
-        "updated_by",
-        "updated_by",
-        FieldType::User,
-        "Updated by",
-        "更新人",
-    ),
+    ("created_at", "created_at", FieldType::DateTime, "Created at", "创建时间"),
+    ("created_by", "created_by", FieldType::User, "Created by", "创建人"),
+    ("updated_at", "updated_at", FieldType::DateTime, "Updated at", "更新时间"),
+    ("updated_by", "updated_by", FieldType::User, "Updated by", "更新人"),
 ];
 
 /// Api names nobody may give a custom field (they name columns or envelope keys).
@@ -368,9 +329,7 @@ impl ObjectDef {
 
     /// A field by api name, archived ones excluded.
     pub fn field(&self, api: &str) -> Option<&Arc<FieldDef>> {
-        self.fields
-            .iter()
-            .find(|f| f.api_name == api && !f.archived)
+        self.fields.iter().find(|f| f.api_name == api && !f.archived)
     }
     /// A field by api name, archived ones included.
     pub fn field_any(&self, api: &str) -> Option<&Arc<FieldDef>> {
@@ -407,27 +366,15 @@ impl Schema {
             o.fields.sort_by_key(|f| (!f.builtin, f.position));
         }
         let objects: Vec<Arc<ObjectDef>> = objects.into_iter().map(Arc::new).collect();
-        let by_api = objects
-            .iter()
-            .enumerate()
-            .map(|(i, o)| (o.api_name.clone(), i))
-            .collect();
+        let by_api = objects.iter().enumerate().map(|(i, o)| (o.api_name.clone(), i)).collect();
         let by_id = objects.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
-        Self {
-            epoch,
-            objects,
-            by_api,
-            by_id,
-        }
+        Self { epoch, objects, by_api, by_id }
     }
     pub fn objects(&self) -> &[Arc<ObjectDef>] {
         &self.objects
     }
     pub fn object(&self, api: &str) -> Result<&Arc<ObjectDef>> {
-        self.by_api
-            .get(api)
-            .map(|&i| &self.objects[i])
-            .ok_or_else(|| AppError::not_found("object.not_found"))
+        self.by_api.get(api).map(|&i| &self.objects[i]).ok_or_else(|| AppError::not_found("object.not_found"))
     }
     pub fn object_by_id(&self, id: Uuid) -> Option<&Arc<ObjectDef>> {
         self.by_id.get(&id).map(|&i| &self.objects[i])
@@ -451,9 +398,7 @@ pub fn validate_api_name(name: &str, field: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 40
         && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !ok {
         return Err(AppError::field(field, "meta.invalid_api_name"));
     }
@@ -488,10 +433,7 @@ pub fn validate_options(ftype: FieldType, opts: &FieldOptions) -> Result<()> {
             for c in &opts.choices {
                 let key_ok = !c.key.is_empty()
                     && c.key.chars().count() <= 64
-                    && !c
-                        .key
-                        .chars()
-                        .any(|ch| ch.is_control() || ch == '"' || ch == '\\');
+                    && !c.key.chars().any(|ch| ch.is_control() || ch == '"' || ch == '\\');
                 if !key_ok || !seen.insert(c.key.as_str()) {
                     return bad("meta.invalid_choice");
                 }
@@ -501,9 +443,7 @@ pub fn validate_options(ftype: FieldType, opts: &FieldOptions) -> Result<()> {
                 validate_labels(&[("options", &c.label)])?;
             }
         }
-        FieldType::Relation if opts.target.is_none() => {
-            return bad("meta.relation_target_required")
-        }
+        FieldType::Relation if opts.target.is_none() => return bad("meta.relation_target_required"),
         FieldType::Decimal | FieldType::Percent if opts.scale.is_some_and(|s| s > 8) => {
             return bad("meta.invalid_scale")
         }
@@ -514,9 +454,7 @@ pub fn validate_options(ftype: FieldType, opts: &FieldOptions) -> Result<()> {
                 }
             }
         }
-        FieldType::Text | FieldType::LongText
-            if opts.max_length.is_some_and(|n| n == 0 || n > 1_000_000) =>
-        {
+        FieldType::Text | FieldType::LongText if opts.max_length.is_some_and(|n| n == 0 || n > 1_000_000) => {
             return bad("meta.invalid_max_length")
         }
         _ => {}

@@ -34,23 +34,10 @@ pub struct ObjectPerm {
 }
 
 impl ObjectPerm {
-    pub const NONE: ObjectPerm = ObjectPerm {
-        read: false,
-        create: false,
-        update: false,
-        delete: false,
-        export: false,
-        scope: Scope::Own,
-    };
+    pub const NONE: ObjectPerm =
+        ObjectPerm { read: false, create: false, update: false, delete: false, export: false, scope: Scope::Own };
     pub const fn full(scope: Scope) -> Self {
-        ObjectPerm {
-            read: true,
-            create: true,
-            update: true,
-            delete: true,
-            export: true,
-            scope,
-        }
+        ObjectPerm { read: true, create: true, update: true, delete: true, export: true, scope }
     }
 }
 
@@ -106,32 +93,15 @@ pub fn default_roles() -> Vec<(&'static str, &'static str, &'static str, Grants)
         fields: BTreeMap::new(),
     };
     vec![
-        (
-            "admin",
-            "Administrator",
-            "管理员",
-            g(true, ObjectPerm::full(Scope::All)),
-        ),
-        (
-            "manager",
-            "Sales manager",
-            "销售经理",
-            g(false, ObjectPerm::full(Scope::Team)),
-        ),
+        ("admin", "Administrator", "管理员", g(true, ObjectPerm::full(Scope::All))),
+        ("manager", "Sales manager", "销售经理", g(false, ObjectPerm::full(Scope::Team))),
         (
             "sales_rep",
             "Sales rep",
             "销售代表",
             g(
                 false,
-                ObjectPerm {
-                    read: true,
-                    create: true,
-                    update: true,
-                    delete: true,
-                    export: false,
-                    scope: Scope::Own,
-                },
+                ObjectPerm { read: true, create: true, update: true, delete: true, export: false, scope: Scope::Own },
             ),
         ),
         (
@@ -177,12 +147,7 @@ pub enum ScopeFilter {
 
 impl Actor {
     pub fn user(user_id: Uuid, teams: Vec<Uuid>, role: Arc<Role>) -> Self {
-        Self {
-            user_id: Some(user_id),
-            teams,
-            role,
-            system: false,
-        }
+        Self { user_id: Some(user_id), teams, role, system: false }
     }
     /// Kehu itself (migrations, seeding, jobs): may do everything, attributed to nobody.
     pub fn system() -> Self {
@@ -190,11 +155,7 @@ impl Actor {
         Self {
             user_id: None,
             teams: Vec::new(),
-            role: Arc::new(Role {
-                id: Uuid::nil(),
-                key: "system".into(),
-                grants,
-            }),
+            role: Arc::new(Role { id: Uuid::nil(), key: "system".into(), grants }),
             system: true,
         }
     }
@@ -205,12 +166,7 @@ impl Actor {
         if self.system {
             return ObjectPerm::full(Scope::All);
         }
-        *self
-            .role
-            .grants
-            .objects
-            .get(&obj.api_name)
-            .unwrap_or(&self.role.grants.default)
+        *self.role.grants.objects.get(&obj.api_name).unwrap_or(&self.role.grants.default)
     }
     /// Check an action on an object; on success returns the scope that limits it.
     pub fn check(&self, obj: &ObjectDef, action: Action) -> Result<ScopeFilter> {
@@ -230,21 +186,14 @@ impl Actor {
     fn scope_filter(&self, scope: Scope) -> ScopeFilter {
         match (scope, self.user_id) {
             (Scope::All, _) => ScopeFilter::All,
-            (Scope::Team, Some(_)) if !self.teams.is_empty() => {
-                ScopeFilter::Teams(self.teams.clone())
-            }
+            (Scope::Team, Some(_)) if !self.teams.is_empty() => ScopeFilter::Teams(self.teams.clone()),
             (Scope::Team | Scope::Own, Some(u)) => ScopeFilter::Owner(u),
             (_, None) => ScopeFilter::Nothing,
         }
     }
     /// Whether a record with this owner lies in the actor's scope for `action` on `obj`
     /// (used for new owners on create and reassignments; `owner_team` is the owner's team).
-    pub fn owner_in_scope(
-        &self,
-        scope: &ScopeFilter,
-        owner: Option<Uuid>,
-        owner_team: Option<Uuid>,
-    ) -> bool {
+    pub fn owner_in_scope(&self, scope: &ScopeFilter, owner: Option<Uuid>, owner_team: Option<Uuid>) -> bool {
         match scope {
             ScopeFilter::All => true,
             ScopeFilter::Owner(u) => owner == Some(*u),
@@ -254,21 +203,10 @@ impl Actor {
     }
     fn field_perm(&self, field: &FieldDef, obj: &ObjectDef) -> FieldPerm {
         if self.system {
-            return FieldPerm {
-                read: true,
-                write: true,
-            };
+            return FieldPerm { read: true, write: true };
         }
         let key = format!("{}.{}", obj.api_name, field.api_name);
-        self.role
-            .grants
-            .fields
-            .get(&key)
-            .copied()
-            .unwrap_or(FieldPerm {
-                read: true,
-                write: true,
-            })
+        self.role.grants.fields.get(&key).copied().unwrap_or(FieldPerm { read: true, write: true })
     }
     pub fn can_read_field(&self, obj: &ObjectDef, field: &FieldDef) -> bool {
         self.field_perm(field, obj).read
@@ -298,11 +236,7 @@ mod tests {
     #[test]
     fn scope_filters() {
         let (_, _, _, grants) = default_roles().remove(1);
-        let role = Arc::new(Role {
-            id: Uuid::nil(),
-            key: "manager".into(),
-            grants,
-        });
+        let role = Arc::new(Role { id: Uuid::nil(), key: "manager".into(), grants });
         let me = Uuid::now_v7();
         let team = Uuid::now_v7();
         let a = Actor::user(me, vec![team], role.clone());

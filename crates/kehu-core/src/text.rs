@@ -55,11 +55,7 @@ fn runs(text: &str) -> Vec<Run> {
             }
             // Letters and digits are separate words ("wei88" → "wei 88"): fewer distinct
             // terms in the index, and a name matches inside an e-mail address.
-            if word
-                .chars()
-                .last()
-                .is_some_and(|l| l.is_ascii_digit() != c.is_ascii_digit())
-            {
+            if word.chars().last().is_some_and(|l| l.is_ascii_digit() != c.is_ascii_digit()) {
                 flush(&mut word, &mut Vec::new(), &mut out);
             }
             word.extend(c.to_lowercase());
@@ -93,10 +89,7 @@ pub fn index_phone(phone: &str, out: &mut String) {
         return;
     }
     push(out, &digits);
-    push(
-        out,
-        &format!("p{}", digits.chars().rev().collect::<String>()),
-    );
+    push(out, &format!("p{}", digits.chars().rev().collect::<String>()));
 }
 
 fn push(out: &mut String, tok: &str) {
@@ -135,31 +128,22 @@ pub fn parse_query(q: &str) -> Query {
             // One letter or digit narrows nothing and would expand to most of the index.
             Run::Word(w) if w.chars().count() == 1 => {}
             Run::Word(w) => {
-                let mut alts = vec![Alt {
-                    token: w.clone(),
-                    prefix: true,
-                }];
+                // Short numbers match whole: as prefixes they would expand to every number in
+                // the index that starts with them.
+                let digits = w.chars().all(|c| c.is_ascii_digit());
+                let mut alts = vec![Alt { token: w.clone(), prefix: !digits || w.len() >= 3 }];
                 if w.len() >= 3 && w.chars().all(|c| c.is_ascii_digit()) {
-                    alts.push(Alt {
-                        token: format!("p{}", w.chars().rev().collect::<String>()),
-                        prefix: true,
-                    });
+                    alts.push(Alt { token: format!("p{}", w.chars().rev().collect::<String>()), prefix: true });
                 }
                 groups.push(alts);
             }
             Run::Cjk(cs) if cs.len() == 1 => {
                 let t = cs[0].to_string();
-                groups.push(vec![Alt {
-                    token: t,
-                    prefix: true,
-                }]);
+                groups.push(vec![Alt { token: t, prefix: true }]);
             }
             Run::Cjk(cs) => {
                 for pair in cs.windows(2) {
-                    groups.push(vec![Alt {
-                        token: pair.iter().collect(),
-                        prefix: false,
-                    }]);
+                    groups.push(vec![Alt { token: pair.iter().collect(), prefix: false }]);
                 }
             }
         }
@@ -174,15 +158,11 @@ impl Query {
     }
     /// FTS5 MATCH syntax (tokens hold only letters and digits, so quoting is safe).
     pub fn to_fts5(&self) -> String {
-        self.join(" AND ", " OR ", |a| {
-            format!("\"{}\"{}", a.token, if a.prefix { "*" } else { "" })
-        })
+        self.join(" AND ", " OR ", |a| format!("\"{}\"{}", a.token, if a.prefix { "*" } else { "" }))
     }
     /// PostgreSQL tsquery syntax.
     pub fn to_tsquery(&self) -> String {
-        self.join(" & ", " | ", |a| {
-            format!("'{}'{}", a.token, if a.prefix { ":*" } else { "" })
-        })
+        self.join(" & ", " | ", |a| format!("'{}'{}", a.token, if a.prefix { ":*" } else { "" }))
     }
     fn join(&self, and: &str, or: &str, f: impl Fn(&Alt) -> String) -> String {
         self.groups
@@ -196,15 +176,7 @@ impl Query {
     pub fn matches_tokens(&self, tokens: &str) -> bool {
         let toks: Vec<&str> = tokens.split(' ').collect();
         self.groups.iter().all(|g| {
-            g.iter().any(|a| {
-                toks.iter().any(|t| {
-                    if a.prefix {
-                        t.starts_with(&a.token)
-                    } else {
-                        *t == a.token
-                    }
-                })
-            })
+            g.iter().any(|a| toks.iter().any(|t| if a.prefix { t.starts_with(&a.token) } else { *t == a.token }))
         })
     }
 }
@@ -221,10 +193,7 @@ mod tests {
 
     #[test]
     fn tokens() {
-        assert_eq!(
-            idx("张伟明 Zhang.Wei88@Example.com"),
-            "张伟 伟明 zhang wei 88 example com"
-        );
+        assert_eq!(idx("张伟明 Zhang.Wei88@Example.com"), "张伟 伟明 zhang wei 88 example com");
         assert_eq!(idx("销售合同ABC公司"), "销售 售合 合同 abc 公司");
         assert_eq!(idx("王"), "王");
         let mut p = String::new();
@@ -246,15 +215,8 @@ mod tests {
         let q = parse_query("zh 合同 \" OR * ( ' :");
         assert_eq!(q.groups.len(), 3, "zh, 合同 and the word or");
         assert!(parse_query("  \"'*() ").is_empty());
-        assert_eq!(
-            parse_query("wang f").groups.len(),
-            1,
-            "one letter is ignored"
-        );
-        assert_eq!(
-            parse_query("张").groups.len(),
-            1,
-            "one Chinese character is a word"
-        );
+        assert_eq!(parse_query("wang f").groups.len(), 1, "one letter is ignored");
+        assert_eq!(parse_query("lina12").to_fts5(), "(\"lina\"*) AND (\"12\")", "short numbers match whole");
+        assert_eq!(parse_query("张").groups.len(), 1, "one Chinese character is a word");
     }
 }

@@ -79,12 +79,9 @@ pub fn parse_input(field: &FieldDef, v: &Json) -> VResult {
         FieldType::Integer => match v {
             Json::Number(n) => n.as_i64().map(Value::Int).ok_or("field.invalid_integer"),
             Json::String(s) if s.trim().is_empty() => Ok(Value::Null),
-            Json::String(s) => s
-                .trim()
-                .replace(',', "")
-                .parse::<i64>()
-                .map(Value::Int)
-                .map_err(|_| "field.invalid_integer"),
+            Json::String(s) => {
+                s.trim().replace(',', "").parse::<i64>().map(Value::Int).map_err(|_| "field.invalid_integer")
+            }
             _ => Err("field.invalid_integer"),
         },
         FieldType::Decimal | FieldType::Percent => {
@@ -92,11 +89,7 @@ pub fn parse_input(field: &FieldDef, v: &Json) -> VResult {
             if s.is_empty() {
                 return Ok(Value::Null);
             }
-            let s = if field.ftype == FieldType::Percent {
-                s.trim_end_matches('%').trim().to_string()
-            } else {
-                s
-            };
+            let s = if field.ftype == FieldType::Percent { s.trim_end_matches('%').trim().to_string() } else { s };
             parse_scaled(&s, field.scale()).map(Value::Scaled)
         }
         FieldType::Currency => parse_money(field, v),
@@ -124,9 +117,7 @@ pub fn parse_input(field: &FieldDef, v: &Json) -> VResult {
             if s.is_empty() {
                 return Ok(Value::Null);
             }
-            parse_datetime(s)
-                .map(Value::DateTime)
-                .ok_or("field.invalid_datetime")
+            parse_datetime(s).map(Value::DateTime).ok_or("field.invalid_datetime")
         }
         FieldType::Select => {
             let s = as_text(v)?.trim();
@@ -144,11 +135,7 @@ pub fn parse_input(field: &FieldDef, v: &Json) -> VResult {
                     out.push(k);
                 }
             }
-            Ok(if out.is_empty() {
-                Value::Null
-            } else {
-                Value::List(out)
-            })
+            Ok(if out.is_empty() { Value::Null } else { Value::List(out) })
         }
         FieldType::Tags => {
             let items = as_list(v, true)?;
@@ -158,9 +145,7 @@ pub fn parse_input(field: &FieldDef, v: &Json) -> VResult {
                 if t.is_empty() {
                     continue;
                 }
-                if t.chars().count() > 50
-                    || t.chars().any(|c| c.is_control() || c == '"' || c == '\\')
-                {
+                if t.chars().count() > 50 || t.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
                     return Err("field.invalid_tag");
                 }
                 if !out.iter().any(|o| o == t) {
@@ -170,20 +155,14 @@ pub fn parse_input(field: &FieldDef, v: &Json) -> VResult {
             if out.len() > 50 {
                 return Err("field.too_many_tags");
             }
-            Ok(if out.is_empty() {
-                Value::Null
-            } else {
-                Value::List(out)
-            })
+            Ok(if out.is_empty() { Value::Null } else { Value::List(out) })
         }
         FieldType::Relation | FieldType::User => {
             let s = as_text(v)?.trim();
             if s.is_empty() {
                 return Ok(Value::Null);
             }
-            Uuid::parse_str(s)
-                .map(Value::Ref)
-                .map_err(|_| "field.invalid_reference")
+            Uuid::parse_str(s).map(Value::Ref).map_err(|_| "field.invalid_reference")
         }
     }
 }
@@ -199,9 +178,7 @@ fn text_value(field: &FieldDef, s: &str, single_line: bool) -> VResult {
     if s.chars().count() > field.max_length() {
         return Err("field.too_long");
     }
-    if s.chars().any(|c| {
-        c == '\0' || (c.is_control() && !(c == '\n' || c == '\t' || (!single_line && c == '\r')))
-    }) {
+    if s.chars().any(|c| c == '\0' || (c.is_control() && !(c == '\n' || c == '\t' || (!single_line && c == '\r')))) {
         return Err("field.invalid_characters");
     }
     if single_line && s.contains('\n') {
@@ -224,15 +201,10 @@ fn as_list(v: &Json, split_commas: bool) -> Result<Vec<&str>, &'static str> {
             if a.len() > 500 {
                 return Err("field.too_many_values");
             }
-            a.iter()
-                .map(|x| x.as_str().ok_or("field.expected_text"))
-                .collect()
+            a.iter().map(|x| x.as_str().ok_or("field.expected_text")).collect()
         }
         Json::String(s) if split_commas => Ok(s.split([',', '，', ';', '；']).collect()),
-        Json::String(s) => Ok(s
-            .split([',', '，', ';', '；'])
-            .filter(|p| !p.trim().is_empty())
-            .collect()),
+        Json::String(s) => Ok(s.split([',', '，', ';', '；']).filter(|p| !p.trim().is_empty()).collect()),
         _ => Err("field.expected_list"),
     }
 }
@@ -260,17 +232,10 @@ pub fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
-    if local.is_empty()
-        || local.len() > 64
-        || local.contains('@')
-        || local.starts_with('.')
-        || local.ends_with('.')
-    {
+    if local.is_empty() || local.len() > 64 || local.contains('@') || local.starts_with('.') || local.ends_with('.') {
         return false;
     }
-    if local.contains("..")
-        || local.contains(['"', '(', ')', ',', ':', ';', '<', '>', '[', ']', '\\'])
-    {
+    if local.contains("..") || local.contains(['"', '(', ')', ',', ':', ';', '<', '>', '[', ']', '\\']) {
         return false;
     }
     let labels: Vec<&str> = domain.split('.').collect();
@@ -282,9 +247,7 @@ pub fn is_email(s: &str) -> bool {
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()))
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Normalise a phone number: keep digits and a leading `+`, drop spaces, dashes, dots and
@@ -311,16 +274,9 @@ pub fn normalize_phone(s: &str) -> Result<Option<String>, &'static str> {
 }
 
 fn normalize_url(s: &str, max: usize) -> Result<String, &'static str> {
-    let with_scheme = if s.contains("://") {
-        s.to_string()
-    } else {
-        format!("https://{s}")
-    };
+    let with_scheme = if s.contains("://") { s.to_string() } else { format!("https://{s}") };
     let u = url::Url::parse(&with_scheme).map_err(|_| "field.invalid_url")?;
-    if !matches!(u.scheme(), "http" | "https")
-        || u.host_str()
-            .is_none_or(|h| !h.contains('.') && h != "localhost")
-    {
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(|h| !h.contains('.') && h != "localhost") {
         return Err("field.invalid_url");
     }
     let out = u.to_string();
@@ -366,11 +322,7 @@ pub fn format_scaled(n: i64, scale: u8) -> String {
     let neg = n < 0;
     let abs = n.unsigned_abs().to_string();
     let s = scale as usize;
-    let padded = if abs.len() <= s {
-        format!("{}{}", "0".repeat(s + 1 - abs.len()), abs)
-    } else {
-        abs
-    };
+    let padded = if abs.len() <= s { format!("{}{}", "0".repeat(s + 1 - abs.len()), abs) } else { abs };
     let (i, f) = padded.split_at(padded.len() - s);
     let f = f.trim_end_matches('0');
     let mut out = String::new();
@@ -400,16 +352,10 @@ pub fn currency_digits(code: &str) -> u8 {
 }
 
 fn parse_money(field: &FieldDef, v: &Json) -> VResult {
-    let default_cur = field
-        .options
-        .currency
-        .clone()
-        .unwrap_or_else(|| "CNY".into());
+    let default_cur = field.options.currency.clone().unwrap_or_else(|| "CNY".into());
     let (amount, minor, currency) = match v {
         Json::Object(m) => {
-            if m.keys()
-                .any(|k| !matches!(k.as_str(), "minor" | "amount" | "currency"))
-            {
+            if m.keys().any(|k| !matches!(k.as_str(), "minor" | "amount" | "currency")) {
                 return Err("field.invalid_money");
             }
             let cur = match m.get("currency") {
@@ -418,9 +364,7 @@ fn parse_money(field: &FieldDef, v: &Json) -> VResult {
                 _ => return Err("field.invalid_currency"),
             };
             match (m.get("minor"), m.get("amount")) {
-                (Some(Json::Number(n)), None) => {
-                    (None, Some(n.as_i64().ok_or("field.invalid_money")?), cur)
-                }
+                (Some(Json::Number(n)), None) => (None, Some(n.as_i64().ok_or("field.invalid_money")?), cur),
                 (None, Some(a)) => (Some(number_text(a)?), None, cur),
                 _ => return Err("field.invalid_money"),
             }
@@ -449,13 +393,7 @@ fn parse_money(field: &FieldDef, v: &Json) -> VResult {
 
 fn split_currency(t: &str, default: &str) -> (String, String) {
     let t = t.trim();
-    for (sym, code) in [
-        ("¥", "CNY"),
-        ("￥", "CNY"),
-        ("$", "USD"),
-        ("€", "EUR"),
-        ("£", "GBP"),
-    ] {
+    for (sym, code) in [("¥", "CNY"), ("￥", "CNY"), ("$", "USD"), ("€", "EUR"), ("£", "GBP")] {
         if let Some(rest) = t.strip_prefix(sym) {
             return (code.into(), rest.trim().into());
         }
@@ -471,9 +409,7 @@ fn split_currency(t: &str, default: &str) -> (String, String) {
 /// `YYYY-MM-DD` (also `YYYY/MM/DD` and `YYYY.MM.DD`, as spreadsheets write them).
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
-    ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d"]
-        .iter()
-        .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
+    ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d"].iter().find_map(|f| NaiveDate::parse_from_str(s, f).ok())
 }
 
 /// RFC 3339 (any offset, stored as UTC), or a bare date meaning midnight UTC.
@@ -484,9 +420,7 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
     if let Ok(ndt) = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
         return Some(ndt.and_utc().timestamp_micros());
     }
-    parse_date(s)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc().timestamp_micros())
+    parse_date(s).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc().timestamp_micros())
 }
 
 /// Format UTC microseconds as RFC 3339 with a `Z`.
@@ -536,11 +470,7 @@ mod tests {
         f.builtin = false;
         f.api_name = "x".into();
         f.options = FieldOptions {
-            choices: vec![Choice {
-                key: "vip".into(),
-                label: Label::new("VIP", "重要"),
-                color: "red".into(),
-            }],
+            choices: vec![Choice { key: "vip".into(), label: Label::new("VIP", "重要"), color: "red".into() }],
             ..Default::default()
         };
         f
@@ -554,10 +484,7 @@ mod tests {
         assert_eq!(parse_scaled("1.234", 2), Err("field.too_many_decimals"));
         assert_eq!(parse_scaled("1.2300", 2), Ok(123));
         assert_eq!(parse_scaled("abc", 2), Err("field.invalid_number"));
-        assert_eq!(
-            parse_scaled("99999999999999999999", 2),
-            Err("field.out_of_range")
-        );
+        assert_eq!(parse_scaled("99999999999999999999", 2), Err("field.out_of_range"));
         assert_eq!(format_scaled(1250, 2), "12.5");
         assert_eq!(format_scaled(-7, 2), "-0.07");
         assert_eq!(format_scaled(300, 2), "3");
@@ -567,25 +494,11 @@ mod tests {
     fn emails_and_phones() {
         assert!(is_email("zhang.wei@example.com"));
         assert!(is_email("王@例子.中国"));
-        for bad in [
-            "a@b",
-            "@x.com",
-            "a b@x.com",
-            "a@@x.com",
-            "a@x..com",
-            "a@-x.com",
-            "a@x.1",
-        ] {
+        for bad in ["a@b", "@x.com", "a b@x.com", "a@@x.com", "a@x..com", "a@-x.com", "a@x.1"] {
             assert!(!is_email(bad), "{bad}");
         }
-        assert_eq!(
-            normalize_phone("+86 138-0013 8000"),
-            Ok(Some("+8613800138000".into()))
-        );
-        assert_eq!(
-            normalize_phone("(010) 6552.1234"),
-            Ok(Some("01065521234".into()))
-        );
+        assert_eq!(normalize_phone("+86 138-0013 8000"), Ok(Some("+8613800138000".into())));
+        assert_eq!(normalize_phone("(010) 6552.1234"), Ok(Some("01065521234".into())));
         assert_eq!(normalize_phone("12"), Err("field.invalid_phone"));
         assert_eq!(normalize_phone("138abc"), Err("field.invalid_phone"));
         assert_eq!(normalize_phone(" "), Ok(None));
@@ -594,53 +507,23 @@ mod tests {
     #[test]
     fn parse_by_type() {
         let f = field(FieldType::Select);
-        assert_eq!(
-            parse_input(&f, &json!("重要")),
-            Ok(Value::Choice("vip".into()))
-        );
+        assert_eq!(parse_input(&f, &json!("重要")), Ok(Value::Choice("vip".into())));
         assert_eq!(parse_input(&f, &json!("nope")), Err("field.invalid_option"));
         let f = field(FieldType::Tags);
-        assert_eq!(
-            parse_input(&f, &json!("a, b，a")),
-            Ok(Value::List(vec!["a".into(), "b".into()]))
-        );
+        assert_eq!(parse_input(&f, &json!("a, b，a")), Ok(Value::List(vec!["a".into(), "b".into()])));
         let f = field(FieldType::Currency);
         assert_eq!(
             parse_input(&f, &json!({"amount": "12.34", "currency": "usd"})),
-            Ok(Value::Money {
-                minor: 1234,
-                currency: "USD".into()
-            })
+            Ok(Value::Money { minor: 1234, currency: "USD".into() })
         );
-        assert_eq!(
-            parse_input(&f, &json!("¥8")),
-            Ok(Value::Money {
-                minor: 800,
-                currency: "CNY".into()
-            })
-        );
-        assert_eq!(
-            parse_input(&f, &json!({"minor": 5, "currency": "rmb1"})),
-            Err("field.invalid_currency")
-        );
+        assert_eq!(parse_input(&f, &json!("¥8")), Ok(Value::Money { minor: 800, currency: "CNY".into() }));
+        assert_eq!(parse_input(&f, &json!({"minor": 5, "currency": "rmb1"})), Err("field.invalid_currency"));
         let f = field(FieldType::Url);
-        assert_eq!(
-            parse_input(&f, &json!("example.com")),
-            Ok(Value::Text("https://example.com/".into()))
-        );
-        assert_eq!(
-            parse_input(&f, &json!("javascript:alert(1)")),
-            Err("field.invalid_url")
-        );
+        assert_eq!(parse_input(&f, &json!("example.com")), Ok(Value::Text("https://example.com/".into())));
+        assert_eq!(parse_input(&f, &json!("javascript:alert(1)")), Err("field.invalid_url"));
         let f = field(FieldType::Text);
-        assert_eq!(
-            parse_input(&f, &json!("a\u{0}b")),
-            Err("field.invalid_characters")
-        );
-        assert_eq!(
-            parse_input(&f, &json!("x".repeat(256))),
-            Err("field.too_long")
-        );
+        assert_eq!(parse_input(&f, &json!("a\u{0}b")), Err("field.invalid_characters"));
+        assert_eq!(parse_input(&f, &json!("x".repeat(256))), Err("field.too_long"));
         assert_eq!(parse_input(&f, &json!(12)), Err("field.expected_text"));
         assert_eq!(parse_input(&f, &json!("  ")), Ok(Value::Null));
         let f = field(FieldType::DateTime);

@@ -2,13 +2,10 @@
 //! and dynamically decoded rows.
 
 use kehu_core::{AppError, Uuid};
-use sea_query::{
-    PostgresQueryBuilder, QueryBuilder, SchemaBuilder, SqliteQueryBuilder, Value, Values,
-};
+use sea_query::{PostgresQueryBuilder, QueryBuilder, SchemaBuilder, SqliteQueryBuilder, Value, Values};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Arguments, Column, Postgres, Row, Sqlite, Transaction, TypeInfo, ValueRef};
 use std::str::FromStr;
@@ -58,9 +55,7 @@ pub enum DbError {
 impl From<DbError> for AppError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unique { .. } => {
-                AppError::conflict("record.duplicate").with_detail(e.to_string())
-            }
+            DbError::Unique { .. } => AppError::conflict("record.duplicate").with_detail(e.to_string()),
             DbError::Busy => AppError::conflict("db.busy"),
             other => AppError::internal(other.to_string()),
         }
@@ -75,14 +70,8 @@ fn map_err(e: sqlx::Error) -> DbError {
             // PostgreSQL names the index (`ux_<table>_<column>`); SQLite says
             // "UNIQUE constraint failed: <table>.<column>".
             let column = match d.constraint() {
-                Some(c) => c
-                    .strip_prefix("ux_")
-                    .and_then(|r| r.split_once("__"))
-                    .map(|(_, c)| c.to_string()),
-                None => d
-                    .message()
-                    .rsplit_once('.')
-                    .map(|(_, c)| c.trim().to_string()),
+                Some(c) => c.strip_prefix("ux_").and_then(|r| r.split_once("__")).map(|(_, c)| c.to_string()),
+                None => d.message().rsplit_once('.').map(|(_, c)| c.trim().to_string()),
             };
             return DbError::Unique { column };
         }
@@ -125,10 +114,7 @@ pub struct Raw {
 
 impl Raw {
     pub fn new(sql: impl Into<String>, values: Vec<Value>) -> Self {
-        Self {
-            sql: sql.into(),
-            values,
-        }
+        Self { sql: sql.into(), values }
     }
 }
 
@@ -259,22 +245,10 @@ fn decode_sqlite(row: &SqliteRow) -> DbRow {
         let v = match row.try_get_raw(i) {
             Ok(raw) if raw.is_null() => DbVal::Null,
             Ok(raw) => match raw.type_info().name() {
-                "INTEGER" | "BOOLEAN" => row
-                    .try_get_unchecked::<i64, _>(i)
-                    .map(DbVal::Int)
-                    .unwrap_or(DbVal::Null),
-                "REAL" => row
-                    .try_get_unchecked::<f64, _>(i)
-                    .map(DbVal::Real)
-                    .unwrap_or(DbVal::Null),
-                "BLOB" => row
-                    .try_get_unchecked::<Vec<u8>, _>(i)
-                    .map(DbVal::Blob)
-                    .unwrap_or(DbVal::Null),
-                _ => row
-                    .try_get_unchecked::<String, _>(i)
-                    .map(DbVal::Text)
-                    .unwrap_or(DbVal::Null),
+                "INTEGER" | "BOOLEAN" => row.try_get_unchecked::<i64, _>(i).map(DbVal::Int).unwrap_or(DbVal::Null),
+                "REAL" => row.try_get_unchecked::<f64, _>(i).map(DbVal::Real).unwrap_or(DbVal::Null),
+                "BLOB" => row.try_get_unchecked::<Vec<u8>, _>(i).map(DbVal::Blob).unwrap_or(DbVal::Null),
+                _ => row.try_get_unchecked::<String, _>(i).map(DbVal::Text).unwrap_or(DbVal::Null),
             },
             Err(_) => DbVal::Null,
         };
@@ -310,66 +284,29 @@ fn decode_pg(row: &PgRow) -> DbRow {
 
 // Concrete helpers per backend: calling sqlx's generic executors from inside `match` arms of
 // async fns trips rustc's higher-ranked lifetime inference (futures stop being `Send`).
-async fn sqlite_exec(
-    c: &mut sqlx::SqliteConnection,
-    sql: &str,
-    a: SqliteArguments<'static>,
-) -> DbResult<u64> {
-    sqlx::query_with(sql, a)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(map_err)
+async fn sqlite_exec(c: &mut sqlx::SqliteConnection, sql: &str, a: SqliteArguments<'static>) -> DbResult<u64> {
+    sqlx::query_with(sql, a).execute(c).await.map(|r| r.rows_affected()).map_err(map_err)
 }
-async fn sqlite_fetch(
-    c: &mut sqlx::SqliteConnection,
-    sql: &str,
-    a: SqliteArguments<'static>,
-) -> DbResult<Vec<DbRow>> {
-    Ok(sqlx::query_with(sql, a)
-        .fetch_all(c)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(decode_sqlite)
-        .collect())
+async fn sqlite_fetch(c: &mut sqlx::SqliteConnection, sql: &str, a: SqliteArguments<'static>) -> DbResult<Vec<DbRow>> {
+    Ok(sqlx::query_with(sql, a).fetch_all(c).await.map_err(map_err)?.iter().map(decode_sqlite).collect())
 }
 async fn sqlite_raw(c: &mut sqlx::SqliteConnection, sql: &str) -> DbResult<()> {
-    sqlx::Executor::execute(c, sql)
-        .await
-        .map(|_| ())
-        .map_err(map_err)
+    sqlx::Executor::execute(c, sql).await.map(|_| ()).map_err(map_err)
 }
 async fn pg_exec(c: &mut sqlx::PgConnection, sql: &str, a: PgArguments) -> DbResult<u64> {
-    sqlx::query_with(sql, a)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(map_err)
+    sqlx::query_with(sql, a).execute(c).await.map(|r| r.rows_affected()).map_err(map_err)
 }
 async fn pg_fetch(c: &mut sqlx::PgConnection, sql: &str, a: PgArguments) -> DbResult<Vec<DbRow>> {
-    Ok(sqlx::query_with(sql, a)
-        .fetch_all(c)
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(decode_pg)
-        .collect())
+    Ok(sqlx::query_with(sql, a).fetch_all(c).await.map_err(map_err)?.iter().map(decode_pg).collect())
 }
 async fn pg_raw(c: &mut sqlx::PgConnection, sql: &str) -> DbResult<()> {
-    sqlx::Executor::execute(c, sql)
-        .await
-        .map(|_| ())
-        .map_err(map_err)
+    sqlx::Executor::execute(c, sql).await.map(|_| ()).map_err(map_err)
 }
 
 /// The database: one PostgreSQL pool, or SQLite with a pool of readers and a single writer.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite {
-        read: sqlx::SqlitePool,
-        write: sqlx::SqlitePool,
-    },
+    Sqlite { read: sqlx::SqlitePool, write: sqlx::SqlitePool },
     Postgres(sqlx::PgPool),
 }
 
@@ -383,10 +320,7 @@ pub struct ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        Self {
-            max_connections: 8,
-            pg_schema: None,
-        }
+        Self { max_connections: 8, pg_schema: None }
     }
 }
 
@@ -397,21 +331,12 @@ impl Db {
             let mut o = PgConnectOptions::from_str(url)?;
             if let Some(schema) = &opts.pg_schema {
                 // Create the schema first with a throwaway connection.
-                let pool = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(o.clone())
+                let pool = PgPoolOptions::new().max_connections(1).connect_with(o.clone()).await?;
+                sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", schema.replace('"', "")))
+                    .execute(&pool)
                     .await?;
-                sqlx::query(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS \"{}\"",
-                    schema.replace('"', "")
-                ))
-                .execute(&pool)
-                .await?;
                 pool.close().await;
-                o = o.options([(
-                    "search_path",
-                    format!("{},public", schema.replace(['"', ','], "")),
-                )]);
+                o = o.options([("search_path", format!("{},public", schema.replace(['"', ','], "")))]);
             }
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
@@ -420,10 +345,7 @@ impl Db {
                 .await?;
             Ok(Db::Postgres(pool))
         } else {
-            let path = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-                .unwrap_or(url);
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             let base = SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)
@@ -433,10 +355,7 @@ impl Db {
                 .foreign_keys(true)
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory");
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(base.clone())
-                .await?;
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(base.clone()).await?;
             let read = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
                 .connect_with(base.read_only(true))
@@ -455,9 +374,7 @@ impl Db {
     /// Begin a write transaction (SQLite: `BEGIN IMMEDIATE` on the single writer).
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite { write, .. } => {
-                Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?)
-            }
+            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await.map_err(map_err)?),
         })
     }
@@ -485,9 +402,7 @@ impl Db {
     /// through the writer.
     pub async fn exec_raw(&self, sql: &str) -> DbResult<()> {
         match self {
-            Db::Sqlite { write, .. } => {
-                sqlite_raw(&mut *write.acquire().await.map_err(map_err)?, sql).await
-            }
+            Db::Sqlite { write, .. } => sqlite_raw(&mut *write.acquire().await.map_err(map_err)?, sql).await,
             Db::Postgres(p) => pg_raw(&mut *p.acquire().await.map_err(map_err)?, sql).await,
         }
     }

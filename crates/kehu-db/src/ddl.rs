@@ -35,14 +35,7 @@ fn quote(ident: &str) -> String {
 /// `CREATE [UNIQUE] INDEX` written out, because PostgreSQL's columns need `NULLS FIRST`: Kehu
 /// sorts NULL as the smallest value on both databases (SQLite's native order), and an index
 /// in that order serves both sort directions. Names come from metadata only.
-fn index_sql(
-    b: Backend,
-    name: &str,
-    table: &str,
-    cols: &[&str],
-    unique: bool,
-    where_sql: Option<&str>,
-) -> String {
+fn index_sql(b: Backend, name: &str, table: &str, cols: &[&str], unique: bool, where_sql: Option<&str>) -> String {
     let cols: Vec<String> = cols
         .iter()
         .map(|c| match b {
@@ -77,30 +70,9 @@ pub fn create_object_table(b: Backend, table: &str) -> Vec<String> {
         .col(column(b, "deleted_by", Storage::Uuid).null());
     vec![
         t.build_any(sb),
-        index_sql(
-            b,
-            &index_name("ix", table, "owner_id"),
-            table,
-            &["owner_id", "updated_at", "id"],
-            false,
-            None,
-        ),
-        index_sql(
-            b,
-            &index_name("ix", table, "updated_at"),
-            table,
-            &["updated_at", "id"],
-            false,
-            None,
-        ),
-        index_sql(
-            b,
-            &index_name("ix", table, "created_at"),
-            table,
-            &["created_at", "id"],
-            false,
-            None,
-        ),
+        index_sql(b, &index_name("ix", table, "owner_id"), table, &["owner_id", "updated_at", "id"], false, None),
+        index_sql(b, &index_name("ix", table, "updated_at"), table, &["updated_at", "id"], false, None),
+        index_sql(b, &index_name("ix", table, "created_at"), table, &["created_at", "id"], false, None),
         index_sql(
             b,
             &index_name("ix", table, "deleted_at"),
@@ -143,23 +115,9 @@ pub fn has_sort_index(f: &FieldDef) -> bool {
 /// relations, users and filterable fields get `(column, id)` for filtering and sorting.
 pub fn field_indexes(b: Backend, table: &str, f: &FieldDef) -> Vec<String> {
     if f.unique {
-        vec![index_sql(
-            b,
-            &index_name("ux", table, &f.column),
-            table,
-            &[&f.column],
-            true,
-            Some("deleted_at IS NULL"),
-        )]
+        vec![index_sql(b, &index_name("ux", table, &f.column), table, &[&f.column], true, Some("deleted_at IS NULL"))]
     } else if has_sort_index(f) {
-        vec![index_sql(
-            b,
-            &index_name("ix", table, &f.column),
-            table,
-            &[&f.column, "id"],
-            false,
-            None,
-        )]
+        vec![index_sql(b, &index_name("ix", table, &f.column), table, &[&f.column, "id"], false, None)]
     } else {
         Vec::new()
     }
@@ -167,13 +125,5 @@ pub fn field_indexes(b: Backend, table: &str, f: &FieldDef) -> Vec<String> {
 
 /// Drop a field's indexes (before changing its unique/filterable flags).
 pub fn drop_field_indexes(table: &str, f: &FieldDef) -> Vec<String> {
-    ["ux", "ix"]
-        .iter()
-        .map(|p| {
-            format!(
-                "DROP INDEX IF EXISTS {}",
-                quote(&index_name(p, table, &f.column))
-            )
-        })
-        .collect()
+    ["ux", "ix"].iter().map(|p| format!("DROP INDEX IF EXISTS {}", quote(&index_name(p, table, &f.column)))).collect()
 }

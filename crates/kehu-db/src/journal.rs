@@ -17,27 +17,15 @@ pub struct AuditEntry<'a> {
 }
 
 fn opt_uuid(u: Option<Uuid>) -> SimpleExpr {
-    u.map(sea_query::Value::from)
-        .unwrap_or(sea_query::Value::Uuid(None))
-        .into()
+    u.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into()
 }
 
 /// Insert audit entries (one statement for the batch).
 pub async fn audit(tx: &mut Tx, entries: &[AuditEntry<'_>]) -> DbResult<()> {
     for chunk in entries.chunks(500) {
         let mut q = Query::insert();
-        q.into_table(Alias::new("audit_log")).columns(
-            [
-                "id",
-                "at",
-                "actor_id",
-                "object_id",
-                "record_id",
-                "action",
-                "changes",
-            ]
-            .map(Alias::new),
-        );
+        q.into_table(Alias::new("audit_log"))
+            .columns(["id", "at", "actor_id", "object_id", "record_id", "action", "changes"].map(Alias::new));
         for e in chunk {
             q.values_panic([
                 new_id().into(),
@@ -74,17 +62,7 @@ pub async fn field_history(
     }
     let mut q = Query::insert();
     q.into_table(Alias::new("field_history")).columns(
-        [
-            "id",
-            "record_id",
-            "object_id",
-            "field_id",
-            "old_value",
-            "new_value",
-            "at",
-            "actor_id",
-        ]
-        .map(Alias::new),
+        ["id", "record_id", "object_id", "field_id", "old_value", "new_value", "at", "actor_id"].map(Alias::new),
     );
     for c in changes {
         q.values_panic([
@@ -113,18 +91,8 @@ pub struct Event<'a> {
 pub async fn outbox(tx: &mut Tx, events: &[Event<'_>]) -> DbResult<()> {
     for chunk in events.chunks(500) {
         let mut q = Query::insert();
-        q.into_table(Alias::new("outbox")).columns(
-            [
-                "id",
-                "event",
-                "object_id",
-                "record_id",
-                "payload",
-                "created_at",
-                "attempts",
-            ]
-            .map(Alias::new),
-        );
+        q.into_table(Alias::new("outbox"))
+            .columns(["id", "event", "object_id", "record_id", "payload", "created_at", "attempts"].map(Alias::new));
         for e in chunk {
             q.values_panic([
                 new_id().into(),

@@ -8,16 +8,8 @@ use sea_query::{Alias, Expr, Order, Query};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const OBJECT_COLS: [&str; 8] = [
-    "id",
-    "api_name",
-    "table_name",
-    "label_en",
-    "label_zh",
-    "plural_en",
-    "plural_zh",
-    "icon",
-];
+const OBJECT_COLS: [&str; 8] =
+    ["id", "api_name", "table_name", "label_en", "label_zh", "plural_en", "plural_zh", "icon"];
 const FIELD_COLS: [&str; 19] = [
     "id",
     "object_id",
@@ -42,10 +34,7 @@ const FIELD_COLS: [&str; 19] = [
 
 /// The current schema epoch (bumped by every metadata change).
 pub async fn epoch(db: &Db) -> DbResult<i64> {
-    let q = Query::select()
-        .column(Alias::new("epoch"))
-        .from(Alias::new("schema_state"))
-        .to_owned();
+    let q = Query::select().column(Alias::new("epoch")).from(Alias::new("schema_state")).to_owned();
     Ok(db.one(&q).await?.and_then(|r| r.i64(0)).unwrap_or(0))
 }
 
@@ -59,21 +48,13 @@ pub async fn bump_epoch(tx: &mut Tx) -> DbResult<()> {
 }
 
 fn parse_object(r: &DbRow, is_system: bool) -> DbResult<ObjectDef> {
-    let id = r
-        .uuid(0)
-        .ok_or_else(|| DbError::Other("bad object id".into()))?;
+    let id = r.uuid(0).ok_or_else(|| DbError::Other("bad object id".into()))?;
     Ok(ObjectDef {
         id,
         api_name: r.string(1).unwrap_or_default(),
         table: r.string(2).unwrap_or_default(),
-        label: Label::new(
-            r.string(3).unwrap_or_default(),
-            r.string(4).unwrap_or_default(),
-        ),
-        plural: Label::new(
-            r.string(5).unwrap_or_default(),
-            r.string(6).unwrap_or_default(),
-        ),
+        label: Label::new(r.string(3).unwrap_or_default(), r.string(4).unwrap_or_default()),
+        plural: Label::new(r.string(5).unwrap_or_default(), r.string(6).unwrap_or_default()),
         icon: r.string(7).unwrap_or_default(),
         is_system,
         fields: ObjectDef::builtin_fields(id),
@@ -87,18 +68,14 @@ fn parse_field(r: &DbRow) -> DbResult<FieldDef> {
         (Some(en), Some(zh)) => Some(Label::new(en, zh)),
         _ => None,
     };
-    let options: FieldOptions =
-        serde_json::from_str(r.str(14).unwrap_or("{}")).map_err(|_| bad("options"))?;
+    let options: FieldOptions = serde_json::from_str(r.str(14).unwrap_or("{}")).map_err(|_| bad("options"))?;
     Ok(FieldDef {
         id: r.uuid(0).ok_or_else(|| bad("id"))?,
         object_id: r.uuid(1).ok_or_else(|| bad("object"))?,
         api_name: r.string(2).unwrap_or_default(),
         column: r.string(3).unwrap_or_default(),
         ftype,
-        label: Label::new(
-            r.string(5).unwrap_or_default(),
-            r.string(6).unwrap_or_default(),
-        ),
+        label: Label::new(r.string(5).unwrap_or_default(), r.string(6).unwrap_or_default()),
         help,
         required: r.bool(9).unwrap_or(false),
         unique: r.bool(10).unwrap_or(false),
@@ -121,8 +98,7 @@ pub async fn load(db: &Db) -> DbResult<Schema> {
     for c in OBJECT_COLS {
         q.column(Alias::new(c));
     }
-    q.column(Alias::new("is_system"))
-        .order_by(Alias::new("created_at"), Order::Asc);
+    q.column(Alias::new("is_system")).order_by(Alias::new("created_at"), Order::Asc);
     let mut objects = Vec::new();
     let mut idx = HashMap::new();
     for r in db.all(&q).await? {
@@ -150,12 +126,7 @@ pub async fn insert_object(tx: &mut Tx, o: &ObjectDef) -> DbResult<()> {
     let now = now_micros();
     let q = Query::insert()
         .into_table(Alias::new("meta_objects"))
-        .columns(
-            OBJECT_COLS
-                .iter()
-                .chain(&["is_system", "created_at", "updated_at"])
-                .map(|c| Alias::new(*c)),
-        )
+        .columns(OBJECT_COLS.iter().chain(&["is_system", "created_at", "updated_at"]).map(|c| Alias::new(*c)))
         .values_panic([
             o.id.into(),
             o.api_name.clone().into(),
@@ -239,7 +210,6 @@ pub async fn update_field(tx: &mut Tx, f: &FieldDef) -> DbResult<()> {
         }
         q.value(Alias::new(*c), v);
     }
-    q.value(Alias::new("updated_at"), now_micros())
-        .and_where(Expr::col(Alias::new("id")).eq(f.id));
+    q.value(Alias::new("updated_at"), now_micros()).and_where(Expr::col(Alias::new("id")).eq(f.id));
     tx.exec(&q).await.map(|_| ())
 }

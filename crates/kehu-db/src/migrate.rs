@@ -9,11 +9,7 @@ use kehu_core::{new_id, now_micros};
 use sea_query::{Alias, ColumnDef, Index, Query, Table, TableCreateStatement};
 
 /// Core migrations, in order: (version, name).
-pub const MIGRATIONS: &[(i64, &str)] = &[
-    (1, "core_tables"),
-    (2, "search_index"),
-    (3, "default_roles"),
-];
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, "core_tables"), (2, "search_index"), (3, "default_roles")];
 
 /// Lock key for migrations and runtime DDL on PostgreSQL.
 pub const DDL_LOCK: i64 = 0x4b45_4855; // "KEHU"
@@ -44,15 +40,9 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
 /// Versions not yet applied (for `/readyz` and `kehu migrate --status`).
 pub async fn pending(db: &Db) -> DbResult<Vec<i64>> {
     ensure_table(db).await?;
-    let rows = db
-        .all(&Raw::new("SELECT version FROM schema_migrations", vec![]))
-        .await?;
+    let rows = db.all(&Raw::new("SELECT version FROM schema_migrations", vec![])).await?;
     let done: Vec<i64> = rows.iter().filter_map(|r| r.i64(0)).collect();
-    Ok(MIGRATIONS
-        .iter()
-        .map(|m| m.0)
-        .filter(|v| !done.contains(v))
-        .collect())
+    Ok(MIGRATIONS.iter().map(|m| m.0).filter(|v| !done.contains(v)).collect())
 }
 
 async fn ensure_table(db: &Db) -> DbResult<()> {
@@ -61,22 +51,12 @@ async fn ensure_table(db: &Db) -> DbResult<()> {
     let sql = Table::create()
         .table(Alias::new("schema_migrations"))
         .if_not_exists()
-        .col(
-            ColumnDef::new(Alias::new("version"))
-                .big_integer()
-                .not_null()
-                .primary_key(),
-        )
+        .col(ColumnDef::new(Alias::new("version")).big_integer().not_null().primary_key())
         .col(ColumnDef::new(Alias::new("name")).text().not_null())
-        .col(
-            ColumnDef::new(Alias::new("applied_at"))
-                .big_integer()
-                .not_null(),
-        )
+        .col(ColumnDef::new(Alias::new("applied_at")).big_integer().not_null())
         .build_any(b.schema_builder());
     if b == Backend::Postgres {
-        tx.ddl(&format!("SELECT pg_advisory_xact_lock({DDL_LOCK})"))
-            .await?;
+        tx.ddl(&format!("SELECT pg_advisory_xact_lock({DDL_LOCK})")).await?;
     }
     tx.ddl(&sql).await?;
     tx.commit().await
@@ -86,23 +66,15 @@ async fn ensure_table(db: &Db) -> DbResult<()> {
 /// nothing) when it was applied already. Modules use it for their seed steps too.
 pub async fn claim(tx: &mut Tx, version: i64, name: &str) -> DbResult<bool> {
     if tx.backend() == Backend::Postgres {
-        tx.ddl(&format!("SELECT pg_advisory_xact_lock({DDL_LOCK})"))
-            .await?;
+        tx.ddl(&format!("SELECT pg_advisory_xact_lock({DDL_LOCK})")).await?;
     }
-    let q = Raw::new(
-        "SELECT 1 FROM schema_migrations WHERE version = $1",
-        vec![version.into()],
-    );
+    let q = Raw::new("SELECT 1 FROM schema_migrations WHERE version = $1", vec![version.into()]);
     if tx.one(&q).await?.is_some() {
         return Ok(false);
     }
     let ins = Query::insert()
         .into_table(Alias::new("schema_migrations"))
-        .columns([
-            Alias::new("version"),
-            Alias::new("name"),
-            Alias::new("applied_at"),
-        ])
+        .columns([Alias::new("version"), Alias::new("name"), Alias::new("applied_at")])
         .values_panic([version.into(), name.into(), now_micros().into()])
         .to_owned();
     tx.exec(&ins).await?;
@@ -122,8 +94,7 @@ impl T {
         Self { b, t }
     }
     fn id(mut self) -> Self {
-        self.t
-            .col(column(self.b, "id", Storage::Uuid).not_null().primary_key());
+        self.t.col(column(self.b, "id", Storage::Uuid).not_null().primary_key());
         self
     }
     fn col(mut self, name: &str, s: Storage, null: bool) -> Self {
@@ -155,8 +126,7 @@ impl T {
         self.col(n, Storage::BigInt, true)
     }
     fn bool(mut self, n: &str, default: bool) -> Self {
-        self.t
-            .col(column(self.b, n, Storage::Bool).not_null().default(default));
+        self.t.col(column(self.b, n, Storage::Bool).not_null().default(default));
         self
     }
     fn sql(&self) -> String {
@@ -166,11 +136,7 @@ impl T {
 
 fn index(b: Backend, table: &str, name: &str, cols: &[&str], unique: bool) -> String {
     let mut i = Index::create();
-    i.name(format!(
-        "{}_{table}__{name}",
-        if unique { "ux" } else { "ix" }
-    ))
-    .table(Alias::new(table));
+    i.name(format!("{}_{table}__{name}", if unique { "ux" } else { "ix" })).table(Alias::new(table));
     for c in cols {
         i.col(Alias::new(*c));
     }
@@ -216,11 +182,7 @@ async fn core_tables(tx: &mut Tx) -> DbResult<()> {
             .bool("archived", false)
             .int("created_at")
             .int("updated_at"),
-        T::new(b, "teams")
-            .id()
-            .text("name")
-            .uuid_null("parent_id")
-            .int("created_at"),
+        T::new(b, "teams").id().text("name").uuid_null("parent_id").int("created_at"),
         T::new(b, "roles")
             .id()
             .text("key")
@@ -274,20 +236,8 @@ async fn core_tables(tx: &mut Tx) -> DbResult<()> {
     for sql in [
         index(b, "meta_objects", "api_name", &["api_name"], true),
         index(b, "meta_objects", "table_name", &["table_name"], true),
-        index(
-            b,
-            "meta_fields",
-            "object_api",
-            &["object_id", "api_name"],
-            true,
-        ),
-        index(
-            b,
-            "meta_fields",
-            "object_column",
-            &["object_id", "column_name"],
-            true,
-        ),
+        index(b, "meta_fields", "object_api", &["object_id", "api_name"], true),
+        index(b, "meta_fields", "object_column", &["object_id", "column_name"], true),
         index(b, "roles", "key", &["key"], true),
         index(b, "users", "email", &["email"], true),
         index(b, "users", "team_id", &["team_id"], false),
@@ -373,22 +323,11 @@ async fn search_index(tx: &mut Tx) -> DbResult<()> {
 async fn default_roles(tx: &mut Tx) -> DbResult<()> {
     let now = now_micros();
     for (key, en, zh, grants) in kehu_core::perm::default_roles() {
-        let grants =
-            serde_json::to_string(&grants).map_err(|e| crate::DbError::Other(e.to_string()))?;
+        let grants = serde_json::to_string(&grants).map_err(|e| crate::DbError::Other(e.to_string()))?;
         let q = Query::insert()
             .into_table(Alias::new("roles"))
             .columns(
-                [
-                    "id",
-                    "key",
-                    "name_en",
-                    "name_zh",
-                    "is_system",
-                    "grants",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(Alias::new),
+                ["id", "key", "name_en", "name_zh", "is_system", "grants", "created_at", "updated_at"].map(Alias::new),
             )
             .values_panic([
                 new_id().into(),

@@ -11,8 +11,7 @@ use kehu_core::perm::ScopeFilter;
 use kehu_core::value::Value;
 use kehu_core::{AppError, Uuid};
 use sea_query::{
-    Alias, Cond, Condition, Expr, Func, LikeExpr, NullOrdering, Order, Query, SelectStatement,
-    SimpleExpr,
+    Alias, Cond, Condition, Expr, Func, LikeExpr, NullOrdering, Order, Query, SelectStatement, SimpleExpr,
 };
 use serde_json::Value as Json;
 
@@ -33,8 +32,9 @@ fn like_escape(s: &str) -> String {
 fn ilike(b: Backend, column: &str, pattern: String) -> SimpleExpr {
     match b {
         Backend::Sqlite => col(column).like(LikeExpr::new(pattern).escape('\\')),
-        Backend::Postgres => Expr::expr(Func::lower(col(column)))
-            .like(LikeExpr::new(pattern.to_lowercase()).escape('\\')),
+        Backend::Postgres => {
+            Expr::expr(Func::lower(col(column))).like(LikeExpr::new(pattern.to_lowercase()).escape('\\'))
+        }
     }
 }
 
@@ -51,14 +51,8 @@ fn list_has(b: Backend, column: &str, key: &str) -> SimpleExpr {
 /// Compile a resolved filter to a condition.
 pub fn compile(b: Backend, e: &F) -> SimpleExpr {
     match e {
-        F::And(kids) => kids
-            .iter()
-            .fold(Cond::all(), |c, k| c.add(compile(b, k)))
-            .into(),
-        F::Or(kids) => kids
-            .iter()
-            .fold(Cond::any(), |c, k| c.add(compile(b, k)))
-            .into(),
+        F::And(kids) => kids.iter().fold(Cond::all(), |c, k| c.add(compile(b, k))).into(),
+        F::Or(kids) => kids.iter().fold(Cond::any(), |c, k| c.add(compile(b, k))).into(),
         F::Cond { field, op, operand } => cond(b, field, *op, operand),
     }
 }
@@ -76,13 +70,9 @@ fn cond(b: Backend, f: &FieldDef, op: Op, operand: &Operand) -> SimpleExpr {
         (Op::Lte, Operand::One(x)) => c().lte(v(x)),
         (Op::Gt, Operand::One(x)) => c().gt(v(x)),
         (Op::Gte, Operand::One(x)) => c().gte(v(x)),
-        (Op::Between, Operand::Two(lo, hi)) => {
-            Cond::all().add(c().gte(v(lo))).add(c().lte(v(hi))).into()
-        }
+        (Op::Between, Operand::Two(lo, hi)) => Cond::all().add(c().gte(v(lo))).add(c().lte(v(hi))).into(),
         (Op::Contains, Operand::Pattern(p)) => ilike(b, &f.column, format!("%{}%", like_escape(p))),
-        (Op::StartsWith, Operand::Pattern(p)) => {
-            ilike(b, &f.column, format!("{}%", like_escape(p)))
-        }
+        (Op::StartsWith, Operand::Pattern(p)) => ilike(b, &f.column, format!("{}%", like_escape(p))),
         (Op::Contains, Operand::One(Value::Choice(k))) if is_list => list_has(b, &f.column, k),
         (Op::In, Operand::Many(xs)) if is_list => xs
             .iter()
@@ -106,10 +96,7 @@ struct Cursor {
 }
 
 fn sort_signature(keys: &[SortKey]) -> String {
-    keys.iter()
-        .map(|k| format!("{}{}", if k.desc { "-" } else { "" }, k.field.api_name))
-        .collect::<Vec<_>>()
-        .join(",")
+    keys.iter().map(|k| format!("{}{}", if k.desc { "-" } else { "" }, k.field.api_name)).collect::<Vec<_>>().join(",")
 }
 
 /// Encode a cursor after `row` (a row selected by `list`, whose trailing columns are the sort
@@ -120,39 +107,25 @@ fn encode_cursor(keys: &[SortKey], rec_id: Uuid, row: &DbRow, first_sort_col: us
         let j = first_sort_col + i;
         vals.push(match (k.field.ftype.storage(), row.val(j)) {
             (_, DbVal::Null) => Json::Null,
-            (Storage::Uuid, _) => row
-                .uuid(j)
-                .map(|u| Json::String(u.to_string()))
-                .unwrap_or(Json::Null),
+            (Storage::Uuid, _) => row.uuid(j).map(|u| Json::String(u.to_string())).unwrap_or(Json::Null),
             (Storage::Bool, _) => row.bool(j).map(Json::Bool).unwrap_or(Json::Null),
             (Storage::BigInt, _) => row.i64(j).map(Json::from).unwrap_or(Json::Null),
             (Storage::Text, _) => row.string(j).map(Json::String).unwrap_or(Json::Null),
         });
     }
-    let body =
-        serde_json::json!({ "s": sort_signature(keys), "v": vals, "id": rec_id.to_string() });
+    let body = serde_json::json!({ "s": sort_signature(keys), "v": vals, "id": rec_id.to_string() });
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body.to_string())
 }
 
 fn decode_cursor(keys: &[SortKey], s: &str) -> Result<Cursor, AppError> {
     let bad = || AppError::invalid("query.invalid_cursor");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.as_bytes())
-        .map_err(|_| bad())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.as_bytes()).map_err(|_| bad())?;
     let j: Json = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if j.get("s").and_then(Json::as_str) != Some(&sort_signature(keys)) {
         return Err(bad());
     }
-    let id = j
-        .get("id")
-        .and_then(Json::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(bad)?;
-    let vals = j
-        .get("v")
-        .and_then(Json::as_array)
-        .filter(|a| a.len() == keys.len())
-        .ok_or_else(bad)?;
+    let id = j.get("id").and_then(Json::as_str).and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(bad)?;
+    let vals = j.get("v").and_then(Json::as_array).filter(|a| a.len() == keys.len()).ok_or_else(bad)?;
     let mut values = Vec::new();
     for (k, v) in keys.iter().zip(vals) {
         values.push(match (k.field.ftype.storage(), v) {
@@ -189,30 +162,15 @@ fn after(keys: &[SortKey], cur: &Cursor) -> SimpleExpr {
             (None, true) => None,
         };
         if let Some(bexp) = beyond {
-            any = any.add(
-                prefix
-                    .iter()
-                    .cloned()
-                    .fold(Cond::all(), |a, p| a.add(p))
-                    .add(bexp),
-            );
+            any = any.add(prefix.iter().cloned().fold(Cond::all(), |a, p| a.add(p)).add(bexp));
         }
         prefix.push(match v {
             Some(v) => c().eq(v.clone()),
             None => c().is_null(),
         });
     }
-    let id_after = if id_desc(keys) {
-        col("id").lt(cur.id)
-    } else {
-        col("id").gt(cur.id)
-    };
-    any = any.add(
-        prefix
-            .into_iter()
-            .fold(Cond::all(), |a, p| a.add(p))
-            .add(id_after),
-    );
+    let id_after = if id_desc(keys) { col("id").lt(cur.id) } else { col("id").gt(cur.id) };
+    any = any.add(prefix.into_iter().fold(Cond::all(), |a, p| a.add(p)).add(id_after));
     any.into()
 }
 
@@ -228,11 +186,7 @@ pub struct ListSpec<'a> {
 }
 
 fn base_where(b: Backend, q: &mut SelectStatement, spec: &ListSpec) {
-    q.and_where(if spec.deleted {
-        col("deleted_at").is_not_null()
-    } else {
-        col("deleted_at").is_null()
-    });
+    q.and_where(if spec.deleted { col("deleted_at").is_not_null() } else { col("deleted_at").is_null() });
     if let Some(s) = scope_expr(spec.scope, "owner_id") {
         q.and_where(s);
     }
@@ -259,21 +213,12 @@ pub fn list_query(b: Backend, spec: &ListSpec) -> Result<(SelectStatement, usize
         q.and_where(after(spec.sort, &cur));
     }
     for k in spec.sort {
-        let (o, n) = if k.desc {
-            (Order::Desc, NullOrdering::Last)
-        } else {
-            (Order::Asc, NullOrdering::First)
-        };
+        let (o, n) = if k.desc { (Order::Desc, NullOrdering::Last) } else { (Order::Asc, NullOrdering::First) };
         q.order_by_with_nulls(Alias::new(&k.field.column), o, n);
     }
     // The tiebreak carries the same explicit NULL order, so PostgreSQL matches it to the index.
-    let (o, n) = if id_desc(spec.sort) {
-        (Order::Desc, NullOrdering::Last)
-    } else {
-        (Order::Asc, NullOrdering::First)
-    };
-    q.order_by_with_nulls(Alias::new("id"), o, n)
-        .limit(spec.limit + 1);
+    let (o, n) = if id_desc(spec.sort) { (Order::Desc, NullOrdering::Last) } else { (Order::Asc, NullOrdering::First) };
+    q.order_by_with_nulls(Alias::new("id"), o, n).limit(spec.limit + 1);
     Ok((q, first_sort_col))
 }
 
@@ -290,10 +235,7 @@ pub fn count_query(b: Backend, spec: &ListSpec, cap: Option<u64>) -> SelectState
     if let Some(cap) = cap {
         inner.limit(cap + 1);
     }
-    Query::select()
-        .expr(Expr::cust("COUNT(*)"))
-        .from_subquery(inner, Alias::new("c"))
-        .to_owned()
+    Query::select().expr(Expr::cust("COUNT(*)")).from_subquery(inner, Alias::new("c")).to_owned()
 }
 
 /// A statement run with SQLite's `INDEXED BY` (sea-query has no such clause).
@@ -325,22 +267,16 @@ pub fn sort_index(spec: &ListSpec) -> Option<String> {
     if matches!(spec.scope, ScopeFilter::Owner(_)) && first.field.column == "updated_at" {
         return Some(crate::ddl::index_name("ix", &spec.obj.table, "owner_id"));
     }
-    crate::ddl::has_sort_index(&first.field)
-        .then(|| crate::ddl::index_name("ix", &spec.obj.table, &first.field.column))
+    crate::ddl::has_sort_index(&first.field).then(|| crate::ddl::index_name("ix", &spec.obj.table, &first.field.column))
 }
 
 /// The windowed form of a page: the first `SORT_WINDOW` rows in sort order (scope and
 /// cursor applied, walked along the sort index), then the filter on those rows only.
 fn windowed_query(b: Backend, spec: &ListSpec) -> Result<SelectStatement, AppError> {
-    let unfiltered = ListSpec {
-        filter: None,
-        limit: SORT_WINDOW - 1,
-        ..*spec
-    };
+    let unfiltered = ListSpec { filter: None, limit: SORT_WINDOW - 1, ..*spec };
     let (inner, _) = list_query(b, &unfiltered)?;
     let mut q = Query::select();
-    q.column(sea_query::Asterisk)
-        .from_subquery(inner, Alias::new("w"));
+    q.column(sea_query::Asterisk).from_subquery(inner, Alias::new("w"));
     if let Some(f) = spec.filter {
         q.cond_where(Condition::all().add(compile(b, f)));
     }
@@ -359,13 +295,7 @@ pub async fn fetch_page(db: &Db, spec: &ListSpec<'_>) -> Result<(Vec<DbRow>, usi
     if b == Backend::Sqlite && spec.filter.is_some() && !spec.deleted {
         if let Some(index) = sort_index(spec) {
             let w = windowed_query(b, spec)?;
-            let rows = db
-                .all(&IndexedBy {
-                    stmt: &w,
-                    table: &spec.obj.table,
-                    index,
-                })
-                .await?;
+            let rows = db.all(&IndexedBy { stmt: &w, table: &spec.obj.table, index }).await?;
             if rows.len() as u64 > spec.limit {
                 return Ok((rows, first_sort_col));
             }

@@ -21,11 +21,7 @@ pub struct Record {
 
 impl Record {
     pub fn get(&self, api: &str) -> &Value {
-        self.values
-            .iter()
-            .find(|(f, _)| f.api_name == api)
-            .map(|(_, v)| v)
-            .unwrap_or(&Value::Null)
+        self.values.iter().find(|(f, _)| f.api_name == api).map(|(_, v)| v).unwrap_or(&Value::Null)
     }
     pub fn owner(&self) -> Option<Uuid> {
         match self.get("owner") {
@@ -78,9 +74,7 @@ pub fn encode_columns(field: &FieldDef, v: &Value) -> Vec<(String, sea_query::Va
 
 /// Columns selected for a record, in the order `decode` reads them.
 pub fn select_columns(obj: &ObjectDef) -> Vec<String> {
-    let mut cols: Vec<String> = ["id", "version", "deleted_at", "deleted_by"]
-        .map(String::from)
-        .to_vec();
+    let mut cols: Vec<String> = ["id", "version", "deleted_at", "deleted_by"].map(String::from).to_vec();
     for f in obj.active() {
         cols.push(f.column.clone());
         if f.ftype == FieldType::Currency {
@@ -100,38 +94,25 @@ pub fn decode(obj: &ObjectDef, row: &DbRow) -> Option<Record> {
         i += if f.ftype == FieldType::Currency { 2 } else { 1 };
         values.push((f.clone(), v));
     }
-    Some(Record {
-        id,
-        version: row.i64(1).unwrap_or(0),
-        deleted_at: row.i64(2),
-        deleted_by: row.uuid(3),
-        values,
-    })
+    Some(Record { id, version: row.i64(1).unwrap_or(0), deleted_at: row.i64(2), deleted_by: row.uuid(3), values })
 }
 
 fn decode_value(f: &FieldDef, row: &DbRow, i: usize) -> Value {
     let opt = match f.ftype {
-        FieldType::Text
-        | FieldType::LongText
-        | FieldType::Email
-        | FieldType::Phone
-        | FieldType::Url => row.string(i).map(Value::Text),
+        FieldType::Text | FieldType::LongText | FieldType::Email | FieldType::Phone | FieldType::Url => {
+            row.string(i).map(Value::Text)
+        }
         FieldType::Select => row.string(i).map(Value::Choice),
-        FieldType::MultiSelect | FieldType::Tags => row
-            .str(i)
-            .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
-            .map(Value::List),
+        FieldType::MultiSelect | FieldType::Tags => {
+            row.str(i).and_then(|s| serde_json::from_str::<Vec<String>>(s).ok()).map(Value::List)
+        }
         FieldType::Integer => row.i64(i).map(Value::Int),
         FieldType::Decimal | FieldType::Percent => row.i64(i).map(Value::Scaled),
-        FieldType::Currency => row.i64(i).map(|minor| Value::Money {
-            minor,
-            currency: row.string(i + 1).unwrap_or_else(|| "CNY".into()),
-        }),
+        FieldType::Currency => {
+            row.i64(i).map(|minor| Value::Money { minor, currency: row.string(i + 1).unwrap_or_else(|| "CNY".into()) })
+        }
         FieldType::Boolean => row.bool(i).map(Value::Bool),
-        FieldType::Date => row
-            .str(i)
-            .and_then(kehu_core::value::parse_date)
-            .map(Value::Date),
+        FieldType::Date => row.str(i).and_then(kehu_core::value::parse_date).map(Value::Date),
         FieldType::DateTime => row.i64(i).map(Value::DateTime),
         FieldType::Relation | FieldType::User => row.uuid(i).map(Value::Ref),
     };
@@ -182,17 +163,8 @@ pub struct InsertRow {
 
 /// Column names of a multi-row insert for these fields (must match `insert_values`).
 pub fn insert_columns(fields: &[Arc<FieldDef>]) -> Vec<Alias> {
-    let mut cols: Vec<Alias> = [
-        "id",
-        "owner_id",
-        "created_at",
-        "created_by",
-        "updated_at",
-        "updated_by",
-        "version",
-    ]
-    .map(Alias::new)
-    .to_vec();
+    let mut cols: Vec<Alias> =
+        ["id", "owner_id", "created_at", "created_by", "updated_at", "updated_by", "version"].map(Alias::new).to_vec();
     for f in fields {
         cols.push(Alias::new(&f.column));
         if f.ftype == FieldType::Currency {
@@ -206,29 +178,15 @@ pub fn insert_columns(fields: &[Arc<FieldDef>]) -> Vec<Alias> {
 pub fn insert_values(fields: &[Arc<FieldDef>], row: &InsertRow) -> Vec<SimpleExpr> {
     let mut vals: Vec<SimpleExpr> = vec![
         row.id.into(),
-        row.owner
-            .map(sea_query::Value::from)
-            .unwrap_or(sea_query::Value::Uuid(None))
-            .into(),
+        row.owner.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
         row.now.into(),
-        row.actor
-            .map(sea_query::Value::from)
-            .unwrap_or(sea_query::Value::Uuid(None))
-            .into(),
+        row.actor.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
         row.now.into(),
-        row.actor
-            .map(sea_query::Value::from)
-            .unwrap_or(sea_query::Value::Uuid(None))
-            .into(),
+        row.actor.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
         1i64.into(),
     ];
     for f in fields {
-        let v = row
-            .values
-            .iter()
-            .find(|(g, _)| g.id == f.id)
-            .map(|(_, v)| v)
-            .unwrap_or(&Value::Null);
+        let v = row.values.iter().find(|(g, _)| g.id == f.id).map(|(_, v)| v).unwrap_or(&Value::Null);
         for (_, sv) in encode_columns(f, v) {
             vals.push(sv.into());
         }

@@ -38,24 +38,15 @@ fn opt_uuid(u: Option<Uuid>) -> Value {
 /// Insert or replace the documents of some records.
 pub async fn upsert(tx: &mut Tx, docs: &[SearchDoc]) -> DbResult<()> {
     for chunk in docs.chunks(400) {
-        let mut sql = String::from(
-            "INSERT INTO search_docs (record_id, object_id, owner_id, title, words, ident) VALUES ",
-        );
+        let mut sql =
+            String::from("INSERT INTO search_docs (record_id, object_id, owner_id, title, words, ident) VALUES ");
         let mut values = Vec::with_capacity(chunk.len() * 6);
         for (i, d) in chunk.iter().enumerate() {
             let n = i * 6;
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6
-            ));
+            sql.push_str(&format!("(${},${},${},${},${},${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
             values.extend([
                 d.record_id.into(),
                 d.object_id.into(),
@@ -76,12 +67,7 @@ pub async fn upsert(tx: &mut Tx, docs: &[SearchDoc]) -> DbResult<()> {
 
 /// Remove a record's document (deleted records are not searchable).
 pub async fn remove(tx: &mut Tx, record_id: Uuid) -> DbResult<()> {
-    tx.exec(&Raw::new(
-        "DELETE FROM search_docs WHERE record_id = $1",
-        vec![record_id.into()],
-    ))
-    .await
-    .map(|_| ())
+    tx.exec(&Raw::new("DELETE FROM search_docs WHERE record_id = $1", vec![record_id.into()])).await.map(|_| ())
 }
 
 /// Bound parameters for hand-written SQL.
@@ -105,10 +91,7 @@ fn scope_sql(p: &mut Params, objects: &[(Uuid, ScopeFilter)]) -> String {
                 ScopeFilter::Owner(u) => format!("({o} AND d.owner_id = {})", p.push(*u)),
                 ScopeFilter::Teams(ts) => {
                     let list: Vec<String> = ts.iter().map(|t| p.push(*t)).collect();
-                    format!(
-                        "({o} AND d.owner_id IN (SELECT id FROM users WHERE team_id IN ({})))",
-                        list.join(",")
-                    )
+                    format!("({o} AND d.owner_id IN (SELECT id FROM users WHERE team_id IN ({})))", list.join(","))
                 }
                 ScopeFilter::Nothing => "1 = 0".into(),
             }
@@ -137,9 +120,7 @@ fn like_pattern(raw: &str) -> String {
 /// least 3 characters, of the characters those contain.
 fn ident_candidate(raw: &str) -> bool {
     raw.chars().count() >= 3
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+'))
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+'))
 }
 
 /// One full-text engine: the statements that differ between SQLite FTS5 and PostgreSQL.
@@ -151,6 +132,26 @@ pub trait SearchEngine: Sync {
     fn words_query(&self, q: &TextQuery) -> String;
     /// Hits whose e-mails or phone numbers contain the LIKE pattern bound as `pat`.
     fn ident_sql(&self, pat: &str, scope: &str, limit: u32) -> String;
+    /// For engines that cannot stream hits newest first from the index: the condition of
+    /// `words_sql` / `ident_sql` (`kind` "words" or "ident"), to be run bounded (see `bounded`).
+    fn bounded_condition(&self, _kind: &str, _param: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Rows a bounded search collects through the index before it treats the query as dense.
+pub const SEARCH_WINDOW: u32 = 2000;
+
+/// Collect at most `SEARCH_WINDOW + 1` matches through the text index, then sort those by
+/// recency. The last column counts the window: when it overflows, matches are dense and the
+/// ordered scan of the unbounded statement finds the newest ones quickly instead.
+fn bounded(cond: &str, scope: &str, limit: u32) -> String {
+    format!(
+        "WITH m AS MATERIALIZED (SELECT d.object_id, d.record_id, d.title FROM search_docs d \
+         WHERE {cond} AND {scope} LIMIT {}) \
+         SELECT object_id, record_id, title, (SELECT COUNT(*) FROM m) FROM m ORDER BY record_id DESC LIMIT {limit}",
+        SEARCH_WINDOW + 1
+    )
 }
 
 /// SQLite: FTS5 `search_words` (unicode61 over our tokens) and `search_ident` (trigram).
@@ -195,6 +196,12 @@ impl SearchEngine for PgText {
              WHERE d.ident ILIKE {pat} ESCAPE '\\' AND {scope} ORDER BY d.record_id DESC LIMIT {limit}"
         )
     }
+    fn bounded_condition(&self, kind: &str, param: &str) -> Option<String> {
+        Some(match kind {
+            "words" => format!("d.tsv @@ {param}::tsquery"),
+            _ => format!("d.ident ILIKE {param} ESCAPE '\\'"),
+        })
+    }
 }
 
 /// The engine of a backend.
@@ -210,12 +217,7 @@ pub fn engine(b: Backend) -> &'static dyn SearchEngine {
 /// Every hit matches every query term, so hits are equally relevant to the terms; newest first
 /// lets both engines stop after `limit` hits instead of scoring every match (a common name
 /// matches thousands of records at a million contacts).
-pub async fn query(
-    db: &Db,
-    q: &TextQuery,
-    objects: &[(Uuid, ScopeFilter)],
-    limit: u32,
-) -> DbResult<Vec<Hit>> {
+pub async fn query(db: &Db, q: &TextQuery, objects: &[(Uuid, ScopeFilter)], limit: u32) -> DbResult<Vec<Hit>> {
     let engine = engine(db.backend());
     let mut hits: Vec<Hit> = Vec::new();
     let limit = limit.clamp(1, 500);
@@ -223,11 +225,7 @@ pub async fn query(
         for r in rows {
             if let (Some(o), Some(id)) = (r.uuid(0), r.uuid(1)) {
                 if !hits.iter().any(|h| h.record_id == id) && hits.len() < limit as usize {
-                    hits.push(Hit {
-                        object_id: o,
-                        record_id: id,
-                        title: r.string(2),
-                    });
+                    hits.push(Hit { object_id: o, record_id: id, title: r.string(2) });
                 }
             }
         }
@@ -236,19 +234,37 @@ pub async fn query(
         let mut p = Params(Vec::new());
         let m = p.push(engine.words_query(q));
         let scope = scope_sql(&mut p, objects);
-        let rows = db
-            .all(&Raw::new(engine.words_sql(&m, &scope, limit), p.0))
-            .await?;
+        let rows = run(db, engine, "words", &m, &scope, limit, p.0, |m, s| engine.words_sql(m, s, limit)).await?;
         collect(rows, &mut hits);
     }
     if hits.len() < limit as usize && ident_candidate(&q.raw) {
         let mut p = Params(Vec::new());
         let pat = p.push(like_pattern(&q.raw));
         let scope = scope_sql(&mut p, objects);
-        let rows = db
-            .all(&Raw::new(engine.ident_sql(&pat, &scope, limit), p.0))
-            .await?;
+        let rows = run(db, engine, "ident", &pat, &scope, limit, p.0, |m, s| engine.ident_sql(m, s, limit)).await?;
         collect(rows, &mut hits);
     }
     Ok(hits)
+}
+
+/// Run one search statement: bounded first where the engine needs it, unbounded otherwise.
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    db: &Db,
+    engine: &dyn SearchEngine,
+    kind: &str,
+    param: &str,
+    scope: &str,
+    limit: u32,
+    values: Vec<Value>,
+    unbounded: impl Fn(&str, &str) -> String,
+) -> DbResult<Vec<crate::DbRow>> {
+    if let Some(cond) = engine.bounded_condition(kind, param) {
+        let rows = db.all(&Raw::new(bounded(&cond, scope, limit), values.clone())).await?;
+        let window = rows.first().and_then(|r| r.i64(3)).unwrap_or(0);
+        if window <= SEARCH_WINDOW as i64 {
+            return Ok(rows);
+        }
+    }
+    db.all(&Raw::new(unbounded(param, scope), values)).await
 }

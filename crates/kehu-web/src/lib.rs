@@ -12,10 +12,7 @@ use std::sync::Arc;
 
 /// Every route Kehu serves.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(app)
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(app)
 }
 
 /// The process is up.
@@ -26,16 +23,10 @@ async fn healthz() -> impl IntoResponse {
 /// The database answers and every migration is applied.
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     match app.ready().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "database": app.db.backend().name()})),
-        ),
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "database": app.db.backend().name()}))),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "not_ready", "code": e.code})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "code": e.code})))
         }
     }
 }

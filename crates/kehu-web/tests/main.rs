@@ -7,14 +7,9 @@ use kehu_db::conn::ConnectOptions;
 use tower::ServiceExt;
 
 async fn get(app: std::sync::Arc<App>, path: &str) -> (StatusCode, serde_json::Value) {
-    let res = kehu_web::router(app)
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let res = kehu_web::router(app).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
     let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
@@ -33,8 +28,5 @@ async fn health_and_readiness() {
     // A database that went away makes the instance not ready.
     app.db.close().await;
     let (s, body) = get(app, "/readyz").await;
-    assert_eq!(
-        (s, body["status"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready"))
-    );
+    assert_eq!((s, body["status"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")));
 }

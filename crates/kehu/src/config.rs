@@ -48,9 +48,6 @@ impl Config {
             return Ok(u.clone());
         }
         std::fs::create_dir_all(&self.data_dir)?;
-        Ok(format!(
-            "sqlite://{}",
-            self.data_dir.join("kehu.db").display()
-        ))
+        Ok(format!("sqlite://{}", self.data_dir.join("kehu.db").display()))
     }
 }

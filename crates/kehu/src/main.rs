@@ -52,9 +52,7 @@ enum Command {
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEHU_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if cfg.log_format == "json" {
         b.json().init();
     } else {
@@ -64,13 +62,8 @@ fn init_logging(cfg: &Config) {
 
 async fn open(cfg: &Config) -> Result<Arc<App>> {
     let url = cfg.database_url().context("creating the data directory")?;
-    let opts = ConnectOptions {
-        max_connections: cfg.max_connections,
-        pg_schema: None,
-    };
-    App::open(&url, &opts)
-        .await
-        .map_err(|e| anyhow::anyhow!("opening the database: {e}"))
+    let opts = ConnectOptions { max_connections: cfg.max_connections, pg_schema: None };
+    App::open(&url, &opts).await.map_err(|e| anyhow::anyhow!("opening the database: {e}"))
 }
 
 #[tokio::main]
@@ -88,9 +81,7 @@ async fn main() -> Result<()> {
                 println!("pending migrations: {p:?}");
             } else {
                 let applied = kehu_db::migrate::run(&db).await?;
-                kehu_app::customers::seed(&db)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                kehu_app::customers::seed(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!("applied migrations: {applied:?}");
             }
             Ok(())
@@ -123,21 +114,11 @@ async fn main() -> Result<()> {
 
 async fn bench(cfg: &Config, iterations: usize) -> Result<()> {
     let app = open(cfg).await?;
-    let admin = match app
-        .create_user("bench-admin@kehu.local", "Bench admin", None, "admin")
-        .await
-    {
+    let admin = match app.create_user("bench-admin@kehu.local", "Bench admin", None, "admin").await {
         Ok(id) => id,
         Err(_) => {
-            let q = kehu_db::Raw::new(
-                "SELECT id FROM users WHERE email = 'bench-admin@kehu.local'",
-                vec![],
-            );
-            app.db
-                .one(&q)
-                .await?
-                .and_then(|r| r.uuid(0))
-                .context("bench admin")?
+            let q = kehu_db::Raw::new("SELECT id FROM users WHERE email = 'bench-admin@kehu.local'", vec![]);
+            app.db.one(&q).await?.and_then(|r| r.uuid(0)).context("bench admin")?
         }
     };
     let admin = app.actor(admin).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -149,21 +130,12 @@ async fn bench(cfg: &Config, iterations: usize) -> Result<()> {
         Some(id) => Some(app.actor(id).await.map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,
     };
-    let n = app
-        .count(&admin, "contact", None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!(
-        "backend: {}   contacts: {n}   iterations: {iterations}",
-        app.db.backend().name()
-    );
+    let n = app.count(&admin, "contact", None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("backend: {}   contacts: {n}   iterations: {iterations}", app.db.backend().name());
     let stats = kehu_app::bench::run(&app, &admin, rep.as_ref(), iterations)
         .await
         .map_err(|e| anyhow::anyhow!("{e} {:?}", e.detail))?;
-    println!(
-        "{:<28} {:>6} {:>9} {:>9} {:>9} {:>9}",
-        "operation", "runs", "p50 ms", "p95 ms", "p99 ms", "max ms"
-    );
+    println!("{:<28} {:>6} {:>9} {:>9} {:>9} {:>9}", "operation", "runs", "p50 ms", "p95 ms", "p99 ms", "max ms");
     for s in stats {
         println!(
             "{:<28} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
@@ -175,19 +147,13 @@ async fn bench(cfg: &Config, iterations: usize) -> Result<()> {
 
 async fn serve(cfg: Config) -> Result<()> {
     let app = open(&cfg).await?;
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = app.db.backend().name(), "Kehu is running");
-    println!(
-        "Kehu is running on http://{addr} ({})",
-        app.db.backend().name()
-    );
+    println!("Kehu is running on http://{addr} ({})", app.db.backend().name());
     let router = kehu_web::router(app.clone());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
     app.db.close().await;
     Ok(())
 }
@@ -198,8 +164,7 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

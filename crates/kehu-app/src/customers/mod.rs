@@ -58,18 +58,13 @@ const SEED_VERSION: i64 = 1001;
 
 /// Create the standard objects unless they exist.
 pub async fn seed(db: &Db) -> Result<()> {
-    let file: SeedFile = serde_json::from_str(OBJECTS)
-        .map_err(|e| AppError::internal(format!("objects.json: {e}")))?;
+    let file: SeedFile = serde_json::from_str(OBJECTS).map_err(|e| AppError::internal(format!("objects.json: {e}")))?;
     let mut tx = db.begin().await?;
     if !kehu_db::migrate::claim(&mut tx, SEED_VERSION, "seed_customers").await? {
         tx.rollback().await?;
         return Ok(());
     }
-    let ids: HashMap<String, Uuid> = file
-        .objects
-        .iter()
-        .map(|o| (o.api_name.clone(), new_id()))
-        .collect();
+    let ids: HashMap<String, Uuid> = file.objects.iter().map(|o| (o.api_name.clone(), new_id())).collect();
     for o in file.objects {
         let id = ids[&o.api_name];
         let obj = ObjectDef {

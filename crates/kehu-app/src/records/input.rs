@@ -56,25 +56,17 @@ pub(crate) fn parse_fields(
             continue;
         }
         match parse_input(f, v) {
-            Ok(Value::Null) if f.required => {
-                errors.push(FieldError::new(name(k), "field.required"))
-            }
+            Ok(Value::Null) if f.required => errors.push(FieldError::new(name(k), "field.required")),
             Ok(val) => out.push((f.clone(), val)),
             Err(code) => errors.push(FieldError::new(name(k), code)),
         }
     }
     if mode == Mode::Create {
         for f in obj.data_fields() {
-            if out.iter().any(|(g, _)| g.id == f.id)
-                || errors.iter().any(|e| e.field == name(&f.api_name))
-            {
+            if out.iter().any(|(g, _)| g.id == f.id) || errors.iter().any(|e| e.field == name(&f.api_name)) {
                 continue;
             }
-            let val = f
-                .default
-                .as_ref()
-                .and_then(|d| parse_input(f, d).ok())
-                .unwrap_or(Value::Null);
+            let val = f.default.as_ref().and_then(|d| parse_input(f, d).ok()).unwrap_or(Value::Null);
             if val.is_null() && f.required {
                 errors.push(FieldError::new(name(&f.api_name), "field.required"));
             } else if !val.is_null() {
@@ -165,10 +157,7 @@ pub(crate) async fn check_refs(
                 FieldType::User if !teams.contains_key(id) => {
                     errors.push(FieldError::new(name, "field.invalid_reference"))
                 }
-                FieldType::User
-                    if f.api_name == "owner"
-                        && !actor.owner_in_scope(scope, Some(*id), teams[id]) =>
-                {
+                FieldType::User if f.api_name == "owner" && !actor.owner_in_scope(scope, Some(*id), teams[id]) => {
                     denied.push(FieldError::new(name, "permission.owner_out_of_scope"))
                 }
                 _ => {}

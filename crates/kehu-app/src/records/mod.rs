@@ -89,14 +89,7 @@ pub(crate) fn search_doc(
             _ => text::index_text(s, &mut words),
         }
     }
-    SearchDoc {
-        record_id: id,
-        object_id: obj.id,
-        owner_id: owner,
-        title,
-        words,
-        ident,
-    }
+    SearchDoc { record_id: id, object_id: obj.id, owner_id: owner, title, words, ident }
 }
 
 fn push_ident(ident: &mut String, s: &str) {

@@ -78,11 +78,8 @@ impl App {
         let schema = self.schema().await?;
         let obj = schema.object(object)?;
         let scope = actor.check(obj, Action::Read)?;
-        let row = self
-            .db
-            .one(&select_one(obj, id, &scope))
-            .await?
-            .ok_or_else(|| AppError::not_found("record.not_found"))?;
+        let row =
+            self.db.one(&select_one(obj, id, &scope)).await?.ok_or_else(|| AppError::not_found("record.not_found"))?;
         let rec = decode(obj, &row).ok_or_else(|| AppError::internal("undecodable row"))?;
         if rec.deleted_at.is_some() {
             return Err(AppError::not_found("record.not_found"));
@@ -90,10 +87,7 @@ impl App {
         Ok(view(actor, obj, &rec))
     }
 
-    fn resolve_ctx<'a>(
-        actor: &'a Actor,
-        obj: &'a ObjectDef,
-    ) -> impl Fn(&kehu_core::meta::FieldDef) -> bool + 'a {
+    fn resolve_ctx<'a>(actor: &'a Actor, obj: &'a ObjectDef) -> impl Fn(&kehu_core::meta::FieldDef) -> bool + 'a {
         move |f| actor.can_read_field(obj, f)
     }
 
@@ -103,22 +97,15 @@ impl App {
         let obj = schema.object(object)?;
         let scope = actor.check(obj, Action::Read)?;
         let can_read = Self::resolve_ctx(actor, obj);
-        let ctx = ResolveCtx {
-            me: actor.user_id,
-            can_read: &can_read,
-        };
+        let ctx = ResolveCtx { me: actor.user_id, can_read: &can_read };
         let filter = match &req.filter {
             None | Some(Json::Null) => None,
             Some(f) => Some(filter::resolve(f, obj, &ctx)?),
         };
-        let mut sort: Vec<SortKey> =
-            filter::resolve_sort(req.sort.as_ref().unwrap_or(&Json::Null), obj, &ctx)?;
+        let mut sort: Vec<SortKey> = filter::resolve_sort(req.sort.as_ref().unwrap_or(&Json::Null), obj, &ctx)?;
         if sort.is_empty() {
             if let Some(f) = obj.field("updated_at") {
-                sort.push(SortKey {
-                    field: f.clone(),
-                    desc: true,
-                });
+                sort.push(SortKey { field: f.clone(), desc: true });
             }
         }
         let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
@@ -139,9 +126,7 @@ impl App {
             Count::None => (None, false),
             Count::Exact => (self.count_rows(&count_query(b, &spec, None)).await?, false),
             Count::Capped => {
-                let n = self
-                    .count_rows(&count_query(b, &spec, Some(COUNT_CAP)))
-                    .await?;
+                let n = self.count_rows(&count_query(b, &spec, Some(COUNT_CAP))).await?;
                 match n {
                     Some(n) if n > COUNT_CAP => (Some(COUNT_CAP), true),
                     other => (other, false),
@@ -159,36 +144,17 @@ impl App {
             }
             records.push(view(actor, obj, &rec));
         }
-        Ok(Page {
-            records,
-            next_cursor: next,
-            total,
-            total_is_capped,
-        })
+        Ok(Page { records, next_cursor: next, total, total_is_capped })
     }
 
     async fn count_rows(&self, q: &sea_query::SelectStatement) -> Result<Option<u64>> {
-        Ok(self
-            .db
-            .one(q)
-            .await?
-            .and_then(|r| r.i64(0))
-            .map(|n| n as u64))
+        Ok(self.db.one(q).await?.and_then(|r| r.i64(0)).map(|n| n as u64))
     }
 
     /// Count the records of an object the actor may read that match a filter.
-    pub async fn count(
-        &self,
-        actor: &Actor,
-        object: &str,
-        filter_json: Option<&Json>,
-    ) -> Result<u64> {
-        let req = ListRequest {
-            filter: filter_json.cloned(),
-            count: Count::Exact,
-            limit: Some(1),
-            ..Default::default()
-        };
+    pub async fn count(&self, actor: &Actor, object: &str, filter_json: Option<&Json>) -> Result<u64> {
+        let req =
+            ListRequest { filter: filter_json.cloned(), count: Count::Exact, limit: Some(1), ..Default::default() };
         Ok(self.list(actor, object, &req).await?.total.unwrap_or(0))
     }
 
@@ -223,31 +189,18 @@ impl App {
         }
         let limit = limit.clamp(1, 100);
         // Fetch extra candidates when some hits may have to be dropped below.
-        let hidden = |o: &ObjectDef| {
-            o.active()
-                .any(|f| f.searchable && !actor.can_read_field(o, f))
-        };
-        let fetch = if objs.iter().any(|o| hidden(o)) {
-            limit * 4
-        } else {
-            limit
-        };
+        let hidden = |o: &ObjectDef| o.active().any(|f| f.searchable && !actor.can_read_field(o, f));
+        let fetch = if objs.iter().any(|o| hidden(o)) { limit * 4 } else { limit };
         let hits = search::query(&self.db, &query, &targets, fetch).await?;
         let mut out = Vec::with_capacity(hits.len());
         for h in hits {
             let Some(obj) = schema.object_by_id(h.object_id) else {
                 continue;
             };
-            if hidden(obj)
-                && !self
-                    .hit_matches_readable(actor, obj, h.record_id, &query)
-                    .await?
-            {
+            if hidden(obj) && !self.hit_matches_readable(actor, obj, h.record_id, &query).await? {
                 continue;
             }
-            let title_readable = obj
-                .title_field()
-                .is_some_and(|f| actor.can_read_field(obj, f));
+            let title_readable = obj.title_field().is_some_and(|f| actor.can_read_field(obj, f));
             out.push(SearchResult {
                 object: obj.api_name.clone(),
                 id: h.record_id,
@@ -262,17 +215,8 @@ impl App {
 
     /// Re-check a hit against only the fields the actor may read, so that search never reveals
     /// a value of a hidden field.
-    async fn hit_matches_readable(
-        &self,
-        actor: &Actor,
-        obj: &ObjectDef,
-        id: Uuid,
-        q: &text::Query,
-    ) -> Result<bool> {
-        let row = self
-            .db
-            .one(&select_one(obj, id, &kehu_core::perm::ScopeFilter::All))
-            .await?;
+    async fn hit_matches_readable(&self, actor: &Actor, obj: &ObjectDef, id: Uuid, q: &text::Query) -> Result<bool> {
+        let row = self.db.one(&select_one(obj, id, &kehu_core::perm::ScopeFilter::All)).await?;
         let Some(rec) = row.as_ref().and_then(|r| decode(obj, r)) else {
             return Ok(false);
         };

@@ -9,9 +9,7 @@ use kehu_core::perm::{Action, Actor};
 use kehu_core::value::{to_json, Value};
 use kehu_core::{new_id, now_micros, AppError, Uuid};
 use kehu_db::journal::{self, AuditEntry, Event, FieldChange};
-use kehu_db::records::{
-    self, col, decode, encode_columns, insert_columns, insert_values, InsertRow, Record,
-};
+use kehu_db::records::{self, col, decode, encode_columns, insert_columns, insert_values, InsertRow, Record};
 use kehu_db::{search, DbError, Tx};
 use sea_query::{Alias, Expr, Query};
 use serde_json::{json, Map, Value as Json};
@@ -29,40 +27,23 @@ fn unique_error(obj: &ObjectDef, e: DbError, prefix: &str) -> AppError {
 }
 
 fn values_json(values: &Values) -> Map<String, Json> {
-    values
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(f, v)| (f.api_name.clone(), to_json(f, v)))
-        .collect()
+    values.iter().filter(|(_, v)| !v.is_null()).map(|(f, v)| (f.api_name.clone(), to_json(f, v))).collect()
 }
 
 fn owner_value(owner: Option<Uuid>, obj: &ObjectDef) -> Option<(Arc<FieldDef>, Value)> {
-    obj.field("owner")
-        .map(|f| (f.clone(), owner.map(Value::Ref).unwrap_or(Value::Null)))
+    obj.field("owner").map(|f| (f.clone(), owner.map(Value::Ref).unwrap_or(Value::Null)))
 }
 
 impl App {
     /// Create one record.
-    pub async fn create(
-        &self,
-        actor: &Actor,
-        object: &str,
-        input: &Map<String, Json>,
-    ) -> Result<RecordView> {
-        let ids = self
-            .create_many(actor, object, std::slice::from_ref(input))
-            .await?;
+    pub async fn create(&self, actor: &Actor, object: &str, input: &Map<String, Json>) -> Result<RecordView> {
+        let ids = self.create_many(actor, object, std::slice::from_ref(input)).await?;
         self.get(actor, object, ids[0]).await
     }
 
     /// Create several records in one transaction (all or nothing). Field errors are named
     /// `<row>.<field>` when more than one row is given.
-    pub async fn create_many(
-        &self,
-        actor: &Actor,
-        object: &str,
-        inputs: &[Map<String, Json>],
-    ) -> Result<Vec<Uuid>> {
+    pub async fn create_many(&self, actor: &Actor, object: &str, inputs: &[Map<String, Json>]) -> Result<Vec<Uuid>> {
         let schema = self.schema().await?;
         let obj = schema.object(object)?.clone();
         let scope = actor.check(&obj, Action::Create)?;
@@ -70,20 +51,8 @@ impl App {
         let (mut errors, mut denied) = (Vec::new(), Vec::new());
         let mut rows: Vec<(String, Values, Option<Uuid>)> = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
-            let prefix = if inputs.len() > 1 {
-                format!("{i}.")
-            } else {
-                String::new()
-            };
-            let mut vals = parse_fields(
-                actor,
-                &obj,
-                input,
-                Mode::Create,
-                &prefix,
-                &mut errors,
-                &mut denied,
-            );
+            let prefix = if inputs.len() > 1 { format!("{i}.") } else { String::new() };
+            let mut vals = parse_fields(actor, &obj, input, Mode::Create, &prefix, &mut errors, &mut denied);
             let owner = match vals.iter().position(|(f, _)| f.api_name == "owner") {
                 Some(p) => match vals.remove(p).1 {
                     Value::Ref(u) => Some(u),
@@ -110,8 +79,7 @@ impl App {
                     (p.clone(), all)
                 })
                 .collect();
-            let refs: Vec<(String, &Values)> =
-                with_owner.iter().map(|(p, v)| (p.clone(), v)).collect();
+            let refs: Vec<(String, &Values)> = with_owner.iter().map(|(p, v)| (p.clone(), v)).collect();
             if rows.iter().any(|(_, _, o)| o.is_none())
                 && !actor.is_system()
                 && scope != kehu_core::perm::ScopeFilter::All
@@ -131,22 +99,13 @@ impl App {
             q.into_table(Alias::new(&obj.table)).columns(cols.clone());
             for (_, vals, owner) in chunk {
                 let id = new_id();
-                let row = InsertRow {
-                    id,
-                    owner: *owner,
-                    actor: actor.user_id,
-                    now,
-                    values: vals.clone(),
-                };
+                let row = InsertRow { id, owner: *owner, actor: actor.user_id, now, values: vals.clone() };
                 q.values_panic(insert_values(&data_fields, &row));
                 let mut fields = values_json(vals);
                 if let Some(o) = owner {
                     fields.insert("owner".into(), json!(o.to_string()));
                 }
-                let changes: Map<String, Json> = fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!([null, v])))
-                    .collect();
+                let changes: Map<String, Json> = fields.iter().map(|(k, v)| (k.clone(), json!([null, v]))).collect();
                 audits.push(AuditEntry {
                     at: now,
                     actor: actor.user_id,
@@ -205,15 +164,7 @@ impl App {
         let obj = schema.object(object)?.clone();
         let scope = actor.check(&obj, Action::Update)?;
         let (mut errors, mut denied) = (Vec::new(), Vec::new());
-        let vals = parse_fields(
-            actor,
-            &obj,
-            patch,
-            Mode::Update,
-            "",
-            &mut errors,
-            &mut denied,
-        );
+        let vals = parse_fields(actor, &obj, patch, Mode::Update, "", &mut errors, &mut denied);
         raise(errors, denied)?;
         let mut tx = self.db.begin().await?;
         let cur = self.load_for_write(&mut tx, &obj, id, &scope).await?;
@@ -223,23 +174,12 @@ impl App {
         if cur.version != version {
             return Err(AppError::conflict("record.version_conflict"));
         }
-        let changed: Values = vals
-            .into_iter()
-            .filter(|(f, v)| cur.get(&f.api_name) != v)
-            .collect();
+        let changed: Values = vals.into_iter().filter(|(f, v)| cur.get(&f.api_name) != v).collect();
         if changed.is_empty() {
             tx.rollback().await?;
             return Ok(view(actor, &obj, &cur));
         }
-        check_refs(
-            self,
-            &mut tx,
-            actor,
-            &schema,
-            &scope,
-            &[(String::new(), &changed)],
-        )
-        .await?;
+        check_refs(self, &mut tx, actor, &schema, &scope, &[(String::new(), &changed)]).await?;
         let now = now_micros();
         let mut q = Query::update();
         q.table(Alias::new(&obj.table));
@@ -251,15 +191,9 @@ impl App {
         q.value(Alias::new("updated_at"), now)
             .value(
                 Alias::new("updated_by"),
-                actor
-                    .user_id
-                    .map(sea_query::Value::from)
-                    .unwrap_or(sea_query::Value::Uuid(None)),
+                actor.user_id.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)),
             )
-            .value(
-                Alias::new("version"),
-                Expr::col(Alias::new("version")).add(1),
-            )
+            .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
             .and_where(col("id").eq(id))
             .and_where(col("version").eq(version))
             .and_where(col("deleted_at").is_null());
@@ -291,26 +225,26 @@ impl App {
         )
         .await?;
         journal::field_history(&mut tx, now, actor.user_id, obj.id, id, &history).await?;
-        journal::outbox(&mut tx, &[Event { event: "record.updated", object_id: obj.id, record_id: id, payload: json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes}), at: now }]).await?;
-        let after = self
-            .load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All)
-            .await?;
+        journal::outbox(
+            &mut tx,
+            &[Event {
+                event: "record.updated",
+                object_id: obj.id,
+                record_id: id,
+                payload: json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes}),
+                at: now,
+            }],
+        )
+        .await?;
+        let after = self.load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All).await?;
         search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
         tx.commit().await?;
         Ok(view(actor, &obj, &after))
     }
 
     /// Move a record to the recycle bin. With `version`, only if it is still that version.
-    pub async fn delete(
-        &self,
-        actor: &Actor,
-        object: &str,
-        id: Uuid,
-        version: Option<i64>,
-    ) -> Result<()> {
-        self.recycle(actor, object, id, version, true)
-            .await
-            .map(|_| ())
+    pub async fn delete(&self, actor: &Actor, object: &str, id: Uuid, version: Option<i64>) -> Result<()> {
+        self.recycle(actor, object, id, version, true).await.map(|_| ())
     }
 
     /// Bring a record back from the recycle bin.
@@ -342,35 +276,24 @@ impl App {
             return Err(AppError::conflict("record.version_conflict"));
         }
         let now = now_micros();
-        let by = actor
-            .user_id
-            .map(sea_query::Value::from)
-            .unwrap_or(sea_query::Value::Uuid(None));
+        let by = actor.user_id.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None));
         let mut q = Query::update();
         q.table(Alias::new(&obj.table));
         if delete {
-            q.value(Alias::new("deleted_at"), now)
-                .value(Alias::new("deleted_by"), by);
+            q.value(Alias::new("deleted_at"), now).value(Alias::new("deleted_by"), by);
         } else {
             q.value(Alias::new("deleted_at"), sea_query::Value::BigInt(None))
                 .value(Alias::new("deleted_by"), sea_query::Value::Uuid(None))
                 .value(Alias::new("updated_at"), now)
                 .value(Alias::new("updated_by"), by);
         }
-        q.value(
-            Alias::new("version"),
-            Expr::col(Alias::new("version")).add(1),
-        )
-        .and_where(col("id").eq(id))
-        .and_where(col("version").eq(cur.version));
+        q.value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
+            .and_where(col("id").eq(id))
+            .and_where(col("version").eq(cur.version));
         if tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))? != 1 {
             return Err(AppError::conflict("record.version_conflict"));
         }
-        let (action, event) = if delete {
-            ("delete", "record.deleted")
-        } else {
-            ("restore", "record.restored")
-        };
+        let (action, event) = if delete { ("delete", "record.deleted") } else { ("restore", "record.restored") };
         journal::audit(
             &mut tx,
             &[AuditEntry {
@@ -394,9 +317,7 @@ impl App {
             }],
         )
         .await?;
-        let after = self
-            .load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All)
-            .await?;
+        let after = self.load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All).await?;
         if delete {
             search::remove(&mut tx, id).await?;
         } else {
