@@ -137,6 +137,10 @@ pub trait SearchEngine: Sync {
     fn bounded_condition(&self, _kind: &str, _param: &str) -> Option<String> {
         None
     }
+    /// The bound value for `ident_sql` from the raw query text.
+    fn ident_pattern(&self, raw: &str) -> String {
+        like_pattern(raw)
+    }
 }
 
 /// Rows a bounded search collects through the index before it treats the query as dense.
@@ -169,11 +173,15 @@ impl SearchEngine for Fts5 {
         q.to_fts5()
     }
     fn ident_sql(&self, pat: &str, scope: &str, limit: u32) -> String {
+        // A trigram phrase is a substring match that uses the index (LIKE with ESCAPE does not).
         format!(
             "SELECT d.object_id, d.record_id, d.title FROM search_ident i \
              JOIN search_docs d ON d.rid = i.rowid \
-             WHERE i.ident LIKE {pat} ESCAPE '\\' AND {scope} ORDER BY i.rowid DESC LIMIT {limit}"
+             WHERE search_ident MATCH {pat} AND {scope} ORDER BY i.rowid DESC LIMIT {limit}"
         )
+    }
+    fn ident_pattern(&self, raw: &str) -> String {
+        format!("\"{}\"", raw.replace('"', "\"\""))
     }
 }
 
@@ -239,7 +247,7 @@ pub async fn query(db: &Db, q: &TextQuery, objects: &[(Uuid, ScopeFilter)], limi
     }
     if hits.len() < limit as usize && ident_candidate(&q.raw) {
         let mut p = Params(Vec::new());
-        let pat = p.push(like_pattern(&q.raw));
+        let pat = p.push(engine.ident_pattern(&q.raw));
         let scope = scope_sql(&mut p, objects);
         let rows = run(db, engine, "ident", &pat, &scope, limit, p.0, |m, s| engine.ident_sql(m, s, limit)).await?;
         collect(rows, &mut hits);
