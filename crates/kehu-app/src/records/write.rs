@@ -34,6 +34,24 @@ fn owner_value(owner: Option<Uuid>, obj: &ObjectDef) -> Option<(Arc<FieldDef>, V
     obj.field("owner").map(|f| (f.clone(), owner.map(Value::Ref).unwrap_or(Value::Null)))
 }
 
+/// The audit entry and the outbox event of one record change, in the change's transaction.
+#[allow(clippy::too_many_arguments)]
+async fn record_journal(
+    tx: &mut Tx,
+    actor: &Actor,
+    obj: &ObjectDef,
+    id: Uuid,
+    at: i64,
+    (action, event): (&str, &str),
+    changes: Json,
+    payload: Json,
+) -> Result<()> {
+    journal::audit(tx, &[AuditEntry { at, actor: actor.user_id, object_id: obj.id, record_id: id, action, changes }])
+        .await?;
+    journal::outbox(tx, &[Event { event, object_id: obj.id, record_id: id, payload, at }]).await?;
+    Ok(())
+}
+
 impl App {
     /// Create one record.
     pub async fn create(&self, actor: &Actor, object: &str, input: &Map<String, Json>) -> Result<RecordView> {
@@ -212,30 +230,10 @@ impl App {
             });
             changes.insert(f.api_name.clone(), json!([old, new]));
         }
-        journal::audit(
-            &mut tx,
-            &[AuditEntry {
-                at: now,
-                actor: actor.user_id,
-                object_id: obj.id,
-                record_id: id,
-                action: "update",
-                changes: Json::Object(changes.clone()),
-            }],
-        )
-        .await?;
         journal::field_history(&mut tx, now, actor.user_id, obj.id, id, &history).await?;
-        journal::outbox(
-            &mut tx,
-            &[Event {
-                event: "record.updated",
-                object_id: obj.id,
-                record_id: id,
-                payload: json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes}),
-                at: now,
-            }],
-        )
-        .await?;
+        let payload = json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes});
+        record_journal(&mut tx, actor, &obj, id, now, ("update", "record.updated"), Json::Object(changes), payload)
+            .await?;
         let after = self.load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All).await?;
         search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
         tx.commit().await?;
@@ -294,29 +292,8 @@ impl App {
             return Err(AppError::conflict("record.version_conflict"));
         }
         let (action, event) = if delete { ("delete", "record.deleted") } else { ("restore", "record.restored") };
-        journal::audit(
-            &mut tx,
-            &[AuditEntry {
-                at: now,
-                actor: actor.user_id,
-                object_id: obj.id,
-                record_id: id,
-                action,
-                changes: json!({}),
-            }],
-        )
-        .await?;
-        journal::outbox(
-            &mut tx,
-            &[Event {
-                event,
-                object_id: obj.id,
-                record_id: id,
-                payload: json!({"object": obj.api_name, "id": id}),
-                at: now,
-            }],
-        )
-        .await?;
+        let payload = json!({"object": obj.api_name, "id": id});
+        record_journal(&mut tx, actor, &obj, id, now, (action, event), json!({}), payload).await?;
         let after = self.load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All).await?;
         if delete {
             search::remove(&mut tx, id).await?;
