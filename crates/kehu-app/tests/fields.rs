@@ -161,3 +161,50 @@ async fn rename_and_archive(t: TestApp) {
     assert_eq!(e.fields[0].code, "meta.choice_in_use");
 }
 both!(rename_and_archive);
+
+async fn metadata_changes_need_the_permission_and_keep_data_consistent(t: TestApp) {
+    let rep_id = t.create_user("rep@kehu.test", "Rep", None, "sales_rep").await.unwrap();
+    let rep = t.actor(rep_id).await.unwrap();
+    let o =
+        NewObject { api_name: "deal_x".into(), label: Label::new("D", "D"), plural: Label::new("D", "D"), icon: None };
+    assert_eq!(t.create_object(&rep, o).await.unwrap_err().code, "permission.denied");
+    let e = t.add_field(&rep, "contact", new_field("level", FieldType::Text, json!({}))).await.unwrap_err();
+    assert_eq!(e.code, "permission.denied");
+    let e =
+        t.update_field(&rep, "contact", "name", FieldPatch { label: Some(Label::new("x", "x")), ..Default::default() });
+    assert_eq!(e.await.unwrap_err().code, "permission.denied");
+    assert_eq!(count(&t, "meta_fields WHERE api_name = 'level'").await, 0);
+    // Making a field unique fails while values repeat, and changes nothing; then succeeds.
+    let a = system();
+    let c1 = t.create(&a, "contact", &obj(json!({"name": "A", "wechat": "same"}))).await.unwrap();
+    t.create(&a, "contact", &obj(json!({"name": "B", "wechat": "same"}))).await.unwrap();
+    let e = t
+        .update_field(&a, "contact", "wechat", FieldPatch { unique: Some(true), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.fields[0].code, "meta.values_not_unique");
+    assert!(!t.schema().await.unwrap().object("contact").unwrap().field("wechat").unwrap().unique);
+    t.update(&a, "contact", c1.id, 1, &obj(json!({"wechat": "other"}))).await.unwrap();
+    t.update_field(&a, "contact", "wechat", FieldPatch { unique: Some(true), ..Default::default() }).await.unwrap();
+    let e = t.create(&a, "contact", &obj(json!({"name": "C", "wechat": "same"}))).await.unwrap_err();
+    assert_eq!((e.fields[0].field.as_str(), e.fields[0].code.as_str()), ("wechat", "field.not_unique"));
+    // A required field with a default fills new records; its default must be a valid value.
+    let e = t
+        .add_field(&a, "contact", new_field("tier", FieldType::Integer, json!({"default": "high"})))
+        .await
+        .unwrap_err();
+    assert_eq!(e.fields[0].code, "field.invalid_integer");
+    t.add_field(&a, "contact", new_field("tier", FieldType::Integer, json!({"default": 3, "required": true})))
+        .await
+        .unwrap();
+    let d = t.create(&a, "contact", &obj(json!({"name": "D"}))).await.unwrap();
+    assert_eq!(d.get("tier"), &json!(3));
+    // The new field is filterable and sortable at once.
+    let req = kehu_app::ListRequest {
+        filter: Some(json!({"field": "tier", "op": "eq", "value": 3})),
+        sort: Some(json!("-tier")),
+        ..Default::default()
+    };
+    assert_eq!(t.list(&a, "contact", &req).await.unwrap().records.len(), 1);
+}
+both!(metadata_changes_need_the_permission_and_keep_data_consistent);
