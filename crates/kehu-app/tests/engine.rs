@@ -23,6 +23,7 @@ async fn create_get_update(t: TestApp) {
     assert_eq!(got, c);
     let u = t.update(&a, "contact", c.id, 1, &obj(json!({"job_title": "销售总监"}))).await.unwrap();
     assert_eq!(u.version, 2);
+    assert_eq!(u, t.get(&a, "contact", c.id).await.unwrap(), "what update returns is what is stored");
     assert_eq!(u.get("job_title"), &json!("销售总监"));
     assert_eq!(u.get("name"), &json!("张伟"), "partial update keeps other fields");
     // Each write left one audit entry and one outbox event; the update one field-history row.
@@ -92,6 +93,7 @@ async fn delete_hides_and_restore_brings_back(t: TestApp) {
     assert_eq!(t.restore(&a, "contact", c.id).await.unwrap_err().fields[0].code, "field.not_unique");
     t.delete(&a, "contact", other.id, None).await.unwrap();
     let r = t.restore(&a, "contact", c.id).await.unwrap();
+    assert_eq!(r, t.get(&a, "contact", c.id).await.unwrap(), "what restore returns is what is stored");
     assert_eq!(r.get("name"), &json!("王芳"));
     assert_eq!(t.search(&a, "王芳", None, 10).await.unwrap().len(), 1);
     assert_eq!(t.restore(&a, "contact", c.id).await.unwrap_err().code, "record.not_deleted");

@@ -52,6 +52,35 @@ async fn record_journal(
     Ok(())
 }
 
+/// The record as a write left it, derived from the row read before it (no second read):
+/// changed values, version + 1, and the update or recycle-bin stamps.
+fn after_write(
+    mut rec: Record,
+    changed: &[(Arc<FieldDef>, Value)],
+    now: i64,
+    actor: &Actor,
+    deleted: Option<bool>,
+) -> Record {
+    let by = actor.user_id.map(Value::Ref).unwrap_or(Value::Null);
+    let touches_updated = deleted != Some(true);
+    for (f, v) in rec.values.iter_mut() {
+        if let Some((_, nv)) = changed.iter().find(|(g, _)| g.id == f.id) {
+            *v = nv.clone();
+        } else if touches_updated && f.api_name == "updated_at" {
+            *v = Value::DateTime(now);
+        } else if touches_updated && f.api_name == "updated_by" {
+            *v = by.clone();
+        }
+    }
+    rec.version += 1;
+    match deleted {
+        Some(true) => (rec.deleted_at, rec.deleted_by) = (Some(now), actor.user_id),
+        Some(false) => (rec.deleted_at, rec.deleted_by) = (None, None),
+        None => {}
+    }
+    rec
+}
+
 impl App {
     /// Create one record.
     pub async fn create(&self, actor: &Actor, object: &str, input: &Map<String, Json>) -> Result<RecordView> {
@@ -234,7 +263,7 @@ impl App {
         let payload = json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes});
         record_journal(&mut tx, actor, &obj, id, now, ("update", "record.updated"), Json::Object(changes), payload)
             .await?;
-        let after = self.load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All).await?;
+        let after = after_write(cur, &changed, now, actor, None);
         search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
         tx.commit().await?;
         Ok(view(actor, &obj, &after))
@@ -294,7 +323,7 @@ impl App {
         let (action, event) = if delete { ("delete", "record.deleted") } else { ("restore", "record.restored") };
         let payload = json!({"object": obj.api_name, "id": id});
         record_journal(&mut tx, actor, &obj, id, now, (action, event), json!({}), payload).await?;
-        let after = self.load_for_write(&mut tx, &obj, id, &kehu_core::perm::ScopeFilter::All).await?;
+        let after = after_write(cur, &[], now, actor, Some(delete));
         if delete {
             search::remove(&mut tx, id).await?;
         } else {
