@@ -31,12 +31,7 @@ impl App {
         let q = Query::insert()
             .into_table(Alias::new("teams"))
             .columns(["id", "name", "parent_id", "created_at"].map(Alias::new))
-            .values_panic([
-                id.into(),
-                name.into(),
-                parent.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
-                now_micros().into(),
-            ])
+            .values_panic([id.into(), name.into(), sea_query::Value::from(parent).into(), now_micros().into()])
             .to_owned();
         tx.exec(&q).await?;
         tx.commit().await?;
@@ -73,7 +68,7 @@ impl App {
                 id.into(),
                 email.into(),
                 name.trim().into(),
-                team.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
+                sea_query::Value::from(team).into(),
                 role.id.into(),
                 true.into(),
                 "zh-CN".into(),

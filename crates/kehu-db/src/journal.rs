@@ -3,7 +3,7 @@
 
 use crate::conn::{DbResult, Tx};
 use kehu_core::{new_id, Uuid};
-use sea_query::{Alias, Query, SimpleExpr};
+use sea_query::{Alias, Query};
 
 /// One audit entry: who did what to which record, with `changes` as
 /// `{"field": [old, new], …}`.
@@ -16,10 +16,6 @@ pub struct AuditEntry<'a> {
     pub changes: serde_json::Value,
 }
 
-fn opt_uuid(u: Option<Uuid>) -> SimpleExpr {
-    u.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into()
-}
-
 /// Insert audit entries (one statement for the batch).
 pub async fn audit(tx: &mut Tx, entries: &[AuditEntry<'_>]) -> DbResult<()> {
     for chunk in entries.chunks(500) {
@@ -30,7 +26,7 @@ pub async fn audit(tx: &mut Tx, entries: &[AuditEntry<'_>]) -> DbResult<()> {
             q.values_panic([
                 new_id().into(),
                 e.at.into(),
-                opt_uuid(e.actor),
+                sea_query::Value::from(e.actor).into(),
                 e.object_id.into(),
                 e.record_id.into(),
                 e.action.into(),
@@ -73,7 +69,7 @@ pub async fn field_history(
             c.old.clone().into(),
             c.new.clone().into(),
             at.into(),
-            opt_uuid(actor),
+            sea_query::Value::from(actor).into(),
         ]);
     }
     tx.exec(&q).await.map(|_| ())

@@ -153,12 +153,12 @@ pub fn select_one(obj: &ObjectDef, id: Uuid, scope: &ScopeFilter) -> SelectState
 }
 
 /// Columns and values for inserting one record.
-pub struct InsertRow {
+pub struct InsertRow<'a> {
     pub id: Uuid,
     pub owner: Option<Uuid>,
     pub actor: Option<Uuid>,
     pub now: i64,
-    pub values: Vec<(Arc<FieldDef>, Value)>,
+    pub values: &'a [(Arc<FieldDef>, Value)],
 }
 
 /// Column names of a multi-row insert for these fields (must match `insert_values`).
@@ -174,15 +174,15 @@ pub fn insert_columns(fields: &[Arc<FieldDef>]) -> Vec<Alias> {
     cols
 }
 
-/// Values of one row for `insert_columns(fields)`; `row.values` must hold exactly `fields`.
-pub fn insert_values(fields: &[Arc<FieldDef>], row: &InsertRow) -> Vec<SimpleExpr> {
+/// Values of one row for `insert_columns(fields)`; values of other fields (the owner) are ignored.
+pub fn insert_values(fields: &[Arc<FieldDef>], row: &InsertRow<'_>) -> Vec<SimpleExpr> {
     let mut vals: Vec<SimpleExpr> = vec![
         row.id.into(),
-        row.owner.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
+        sea_query::Value::from(row.owner).into(),
         row.now.into(),
-        row.actor.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
+        sea_query::Value::from(row.actor).into(),
         row.now.into(),
-        row.actor.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)).into(),
+        sea_query::Value::from(row.actor).into(),
         1i64.into(),
     ];
     for f in fields {

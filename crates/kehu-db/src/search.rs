@@ -31,10 +31,6 @@ pub struct Hit {
     pub title: Option<String>,
 }
 
-fn opt_uuid(u: Option<Uuid>) -> Value {
-    u.map(Value::from).unwrap_or(Value::Uuid(None))
-}
-
 /// Insert or replace the documents of some records.
 pub async fn upsert(tx: &mut Tx, docs: &[SearchDoc]) -> DbResult<()> {
     for chunk in docs.chunks(400) {
@@ -50,7 +46,7 @@ pub async fn upsert(tx: &mut Tx, docs: &[SearchDoc]) -> DbResult<()> {
             values.extend([
                 d.record_id.into(),
                 d.object_id.into(),
-                opt_uuid(d.owner_id),
+                d.owner_id.into(),
                 d.title.clone().into(),
                 d.words.clone().into(),
                 d.ident.clone().into(),

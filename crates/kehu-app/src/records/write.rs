@@ -30,10 +30,6 @@ fn values_json(values: &Values) -> Map<String, Json> {
     values.iter().filter(|(_, v)| !v.is_null()).map(|(f, v)| (f.api_name.clone(), to_json(f, v))).collect()
 }
 
-fn owner_value(owner: Option<Uuid>, obj: &ObjectDef) -> Option<(Arc<FieldDef>, Value)> {
-    obj.field("owner").map(|f| (f.clone(), owner.map(Value::Ref).unwrap_or(Value::Null)))
-}
-
 /// The audit entry and the outbox event of one record change, in the change's transaction.
 #[allow(clippy::too_many_arguments)]
 async fn record_journal(
@@ -96,45 +92,32 @@ impl App {
         let scope = actor.check(&obj, Action::Create)?;
         let now = now_micros();
         let (mut errors, mut denied) = (Vec::new(), Vec::new());
-        let mut rows: Vec<(String, Values, Option<Uuid>)> = Vec::with_capacity(inputs.len());
+        let owner_field = obj.field("owner").cloned().ok_or_else(|| AppError::internal("object without owner"))?;
+        let mut rows: Vec<(String, Values)> = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
             let prefix = if inputs.len() > 1 { format!("{i}.") } else { String::new() };
             let mut vals = parse_fields(actor, &obj, input, Mode::Create, &prefix, &mut errors, &mut denied);
-            let owner = match vals.iter().position(|(f, _)| f.api_name == "owner") {
-                Some(p) => match vals.remove(p).1 {
-                    Value::Ref(u) => Some(u),
-                    _ => None,
-                },
-                None => actor.user_id,
-            };
-            rows.push((prefix, vals, owner));
+            // The owner stays among the values: checked as a reference, indexed, journaled.
+            if !vals.iter().any(|(f, _)| f.id == owner_field.id) {
+                vals.push((owner_field.clone(), actor.user_id.map(Value::Ref).unwrap_or(Value::Null)));
+            }
+            rows.push((prefix, vals));
         }
         raise(errors, denied)?;
+        let owner_of = |vals: &Values| match vals.iter().find(|(f, _)| f.id == owner_field.id) {
+            Some((_, Value::Ref(u))) => Some(*u),
+            _ => None,
+        };
+        if !actor.is_system()
+            && scope != kehu_core::perm::ScopeFilter::All
+            && rows.iter().any(|(_, v)| owner_of(v).is_none())
+        {
+            return Err(AppError::forbidden("permission.owner_out_of_scope"));
+        }
         let data_fields: Vec<Arc<FieldDef>> = obj.data_fields().cloned().collect();
         let mut tx = self.db.begin().await?;
-        {
-            // Owners are references too: check them with the rest.
-            let with_owner: Vec<(String, Values)> = rows
-                .iter()
-                .map(|(p, v, o)| {
-                    let mut all = v.clone();
-                    if let Some(ov) = owner_value(*o, &obj) {
-                        if !ov.1.is_null() || !actor.is_system() {
-                            all.push(ov);
-                        }
-                    }
-                    (p.clone(), all)
-                })
-                .collect();
-            let refs: Vec<(String, &Values)> = with_owner.iter().map(|(p, v)| (p.clone(), v)).collect();
-            if rows.iter().any(|(_, _, o)| o.is_none())
-                && !actor.is_system()
-                && scope != kehu_core::perm::ScopeFilter::All
-            {
-                return Err(AppError::forbidden("permission.owner_out_of_scope"));
-            }
-            check_refs(self, &mut tx, actor, &schema, &scope, &refs).await?;
-        }
+        let refs: Vec<(String, &Values)> = rows.iter().map(|(p, v)| (p.clone(), v)).collect();
+        check_refs(self, &mut tx, actor, &schema, &scope, &refs).await?;
         let cols = insert_columns(&data_fields);
         let per = records::rows_per_insert(tx.backend(), cols.len());
         let mut ids = Vec::with_capacity(rows.len());
@@ -144,14 +127,11 @@ impl App {
         for chunk in rows.chunks(per) {
             let mut q = Query::insert();
             q.into_table(Alias::new(&obj.table)).columns(cols.clone());
-            for (_, vals, owner) in chunk {
+            for (_, vals) in chunk {
                 let id = new_id();
-                let row = InsertRow { id, owner: *owner, actor: actor.user_id, now, values: vals.clone() };
+                let row = InsertRow { id, owner: owner_of(vals), actor: actor.user_id, now, values: vals };
                 q.values_panic(insert_values(&data_fields, &row));
-                let mut fields = values_json(vals);
-                if let Some(o) = owner {
-                    fields.insert("owner".into(), json!(o.to_string()));
-                }
+                let fields = values_json(vals);
                 let changes: Map<String, Json> = fields.iter().map(|(k, v)| (k.clone(), json!([null, v]))).collect();
                 audits.push(AuditEntry {
                     at: now,
@@ -168,9 +148,7 @@ impl App {
                     payload: json!({"object": obj.api_name, "id": id, "fields": fields}),
                     at: now,
                 });
-                let mut all = vals.clone();
-                all.extend(owner_value(*owner, &obj));
-                docs.push(search_doc(&obj, id, &all, |_| true));
+                docs.push(search_doc(&obj, id, vals, |_| true));
                 ids.push(id);
             }
             tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))?;
@@ -236,10 +214,7 @@ impl App {
             }
         }
         q.value(Alias::new("updated_at"), now)
-            .value(
-                Alias::new("updated_by"),
-                actor.user_id.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None)),
-            )
+            .value(Alias::new("updated_by"), sea_query::Value::from(actor.user_id))
             .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
             .and_where(col("id").eq(id))
             .and_where(col("version").eq(version))
@@ -303,7 +278,7 @@ impl App {
             return Err(AppError::conflict("record.version_conflict"));
         }
         let now = now_micros();
-        let by = actor.user_id.map(sea_query::Value::from).unwrap_or(sea_query::Value::Uuid(None));
+        let by = sea_query::Value::from(actor.user_id);
         let mut q = Query::update();
         q.table(Alias::new(&obj.table));
         if delete {
