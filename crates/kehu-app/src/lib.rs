@@ -3,9 +3,12 @@
 //!
 //! Must never: write a record outside `records`, or read one without an `Actor`.
 
+pub mod admin;
+pub mod auth;
 pub mod bench;
 pub mod customers;
 pub mod demo;
+mod mail;
 pub mod metadata;
 pub mod records;
 pub mod users;
@@ -17,6 +20,7 @@ use kehu_db::Db;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+pub(crate) use auth::{user_from_row as auth_user_from_row, user_select as auth_user_select};
 pub use records::{Count, ListRequest, Page, RecordView, SearchResult};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

@@ -38,13 +38,35 @@ impl App {
         Ok(id)
     }
 
-    /// Create a user with a role (by key) in a team.
+    /// Create a user with a role (by key) in a team (no password: they sign in after an
+    /// invitation link or `kehu user create`).
     pub async fn create_user(&self, email: &str, name: &str, team: Option<Uuid>, role_key: &str) -> Result<Uuid> {
+        let mut tx = self.db.begin().await?;
+        let id = self.insert_user(&mut tx, email, name, team, role_key, "zh-CN", "Asia/Shanghai").await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn insert_user(
+        &self,
+        tx: &mut kehu_db::Tx,
+        email: &str,
+        name: &str,
+        team: Option<Uuid>,
+        role_key: &str,
+        locale: &str,
+        time_zone: &str,
+    ) -> Result<Uuid> {
         let email = email.trim().to_lowercase();
         if !kehu_core::value::is_email(&email) {
             return Err(AppError::field("email", "field.invalid_email"));
         }
-        let role = self.role_by_key(role_key).await?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::field("name", "field.required"));
+        }
+        let role = self.role_by_key(role_key).await.map_err(|_| AppError::field("role", "role.not_found"))?;
         let id = new_id();
         let now = now_micros();
         let q = Query::insert()
@@ -67,22 +89,20 @@ impl App {
             .values_panic([
                 id.into(),
                 email.into(),
-                name.trim().into(),
+                name.into(),
                 sea_query::Value::from(team).into(),
                 role.id.into(),
                 true.into(),
-                "zh-CN".into(),
-                "Asia/Shanghai".into(),
+                locale.into(),
+                time_zone.into(),
                 now.into(),
                 now.into(),
             ])
             .to_owned();
-        let mut tx = self.db.begin().await?;
         tx.exec(&q).await.map_err(|e| match e {
             kehu_db::DbError::Unique { .. } => AppError::field("email", "user.email_taken"),
             other => other.into(),
         })?;
-        tx.commit().await?;
         Ok(id)
     }
 

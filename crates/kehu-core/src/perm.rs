@@ -66,6 +66,12 @@ pub struct Grants {
     /// May create and change objects and fields.
     #[serde(default)]
     pub manage_metadata: bool,
+    /// May invite and disable users, arrange teams and edit roles.
+    #[serde(default)]
+    pub manage_users: bool,
+    /// May reveal unmasked phone numbers and e-mail addresses (each reveal is audited).
+    #[serde(default)]
+    pub reveal_contact: bool,
     /// Applies to objects without an entry in `objects` (including custom objects created later).
     pub default: ObjectPerm,
     /// Per-object grants by object api name.
@@ -86,21 +92,24 @@ pub struct Role {
 
 /// The default roles every instance starts with: `(key, en, zh, grants)`.
 pub fn default_roles() -> Vec<(&'static str, &'static str, &'static str, Grants)> {
-    let g = |manage, default| Grants {
+    let g = |manage, reveal_contact, default| Grants {
         manage_metadata: manage,
+        manage_users: manage,
+        reveal_contact,
         default,
         objects: BTreeMap::new(),
         fields: BTreeMap::new(),
     };
     vec![
-        ("admin", "Administrator", "管理员", g(true, ObjectPerm::full(Scope::All))),
-        ("manager", "Sales manager", "销售经理", g(false, ObjectPerm::full(Scope::Team))),
+        ("admin", "Administrator", "管理员", g(true, true, ObjectPerm::full(Scope::All))),
+        ("manager", "Sales manager", "销售经理", g(false, true, ObjectPerm::full(Scope::Team))),
         (
             "sales_rep",
             "Sales rep",
             "销售代表",
             g(
                 false,
+                true,
                 ObjectPerm { read: true, create: true, update: true, delete: true, export: false, scope: Scope::Own },
             ),
         ),
@@ -109,6 +118,7 @@ pub fn default_roles() -> Vec<(&'static str, &'static str, &'static str, Grants)
             "Read only",
             "只读",
             g(
+                false,
                 false,
                 ObjectPerm {
                     read: true,
@@ -131,6 +141,8 @@ pub struct Actor {
     pub teams: Vec<Uuid>,
     pub role: Arc<Role>,
     system: bool,
+    /// This request asked to see unmasked contact details (only honoured with `reveal_contact`).
+    reveal: bool,
 }
 
 /// The record-scope predicate the storage layer turns into SQL.
@@ -147,7 +159,7 @@ pub enum ScopeFilter {
 
 impl Actor {
     pub fn user(user_id: Uuid, teams: Vec<Uuid>, role: Arc<Role>) -> Self {
-        Self { user_id: Some(user_id), teams, role, system: false }
+        Self { user_id: Some(user_id), teams, role, system: false, reveal: false }
     }
     /// Kehu itself (migrations, seeding, jobs): may do everything, attributed to nobody.
     pub fn system() -> Self {
@@ -157,7 +169,31 @@ impl Actor {
             teams: Vec::new(),
             role: Arc::new(Role { id: Uuid::nil(), key: "system".into(), grants }),
             system: true,
+            reveal: true,
         }
+    }
+    /// The same actor asking to see unmasked phone numbers and e-mails; refused without the
+    /// `reveal_contact` grant.
+    pub fn revealing(&self) -> Result<Actor> {
+        if !self.can_reveal() {
+            return Err(AppError::forbidden("permission.reveal_denied"));
+        }
+        Ok(Actor { reveal: true, ..self.clone() })
+    }
+    /// Whether the role may reveal contact details at all.
+    pub fn can_reveal(&self) -> bool {
+        self.system || self.role.grants.reveal_contact
+    }
+    /// Whether values of phone and e-mail fields are shown unmasked to this actor now.
+    pub fn sees_unmasked(&self) -> bool {
+        self.system || (self.reveal && self.role.grants.reveal_contact)
+    }
+    /// Whether this actor's reads reveal contact details (and so must be audited).
+    pub fn is_revealing(&self) -> bool {
+        !self.system && self.sees_unmasked()
+    }
+    pub fn can_manage_users(&self) -> bool {
+        self.system || self.role.grants.manage_users
     }
     pub fn is_system(&self) -> bool {
         self.system
@@ -220,9 +256,52 @@ impl Actor {
     }
 }
 
+/// `138****8000` for a mobile number (stored `+8613800138000`), the first three and last four
+/// digits of other numbers; anything shorter than seven digits keeps only its last two.
+pub fn mask_phone(s: &str) -> String {
+    let national = s.strip_prefix("+86").unwrap_or(s);
+    let chars: Vec<char> = national.chars().collect();
+    let n = chars.len();
+    let (head, tail) = if n >= 7 { (3, 4) } else { (0, n.min(2)) };
+    let stars = n.saturating_sub(head + tail).max(1);
+    let mut out: String = chars[..head].iter().collect();
+    out.extend(std::iter::repeat_n('*', stars));
+    out.extend(&chars[n - tail..]);
+    out
+}
+
+/// `z***@example.com`: the first character of the local part, then the domain.
+pub fn mask_email(s: &str) -> String {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask_phone("+8613800138000"), "138****8000");
+        assert_eq!(mask_phone("02165551234"), "021****1234");
+        assert_eq!(mask_phone("12345"), "***45");
+        assert_eq!(mask_phone(""), "*");
+        assert_eq!(mask_email("zhang.wei@example.com"), "z***@example.com");
+        assert_eq!(mask_email("张@例子.cn"), "张***@例子.cn");
+        let (_, _, _, ro) = default_roles().remove(3);
+        let viewer = Actor::user(Uuid::now_v7(), vec![], Arc::new(Role { id: Uuid::nil(), key: "ro".into(), grants: ro }));
+        assert!(viewer.revealing().is_err());
+        assert!(!viewer.sees_unmasked());
+        let (_, _, _, admin) = default_roles().remove(0);
+        let a = Actor::user(Uuid::now_v7(), vec![], Arc::new(Role { id: Uuid::nil(), key: "a".into(), grants: admin }));
+        assert!(!a.sees_unmasked(), "masked until a reveal is asked for");
+        assert!(a.revealing().unwrap().sees_unmasked());
+    }
 
     #[test]
     fn default_roles_serialise() {

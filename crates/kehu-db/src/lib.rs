@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod ddl;
 pub mod journal;
+mod m004_auth;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

@@ -9,7 +9,8 @@ use kehu_core::{new_id, now_micros};
 use sea_query::{Alias, ColumnDef, Index, Query, Table, TableCreateStatement};
 
 /// Core migrations, in order: (version, name).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, "core_tables"), (2, "search_index"), (3, "default_roles")];
+pub const MIGRATIONS: &[(i64, &str)] =
+    &[(1, "core_tables"), (2, "search_index"), (3, "default_roles"), (4, "auth_tables")];
 
 /// Lock key for migrations and runtime DDL on PostgreSQL.
 pub const DDL_LOCK: i64 = 0x4b45_4855; // "KEHU"
@@ -28,6 +29,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             1 => core_tables(&mut tx).await?,
             2 => search_index(&mut tx).await?,
             3 => default_roles(&mut tx).await?,
+            4 => crate::m004_auth::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;
@@ -82,18 +84,18 @@ pub async fn claim(tx: &mut Tx, version: i64, name: &str) -> DbResult<bool> {
 }
 
 /// Small builder so table definitions read like a schema.
-struct T {
+pub(crate) struct T {
     b: Backend,
     t: TableCreateStatement,
 }
 
 impl T {
-    fn new(b: Backend, name: &str) -> Self {
+    pub(crate) fn new(b: Backend, name: &str) -> Self {
         let mut t = Table::create();
         t.table(Alias::new(name));
         Self { b, t }
     }
-    fn id(mut self) -> Self {
+    pub(crate) fn id(mut self) -> Self {
         self.t.col(column(self.b, "id", Storage::Uuid).not_null().primary_key());
         self
     }
@@ -107,34 +109,34 @@ impl T {
         self.t.col(c);
         self
     }
-    fn uuid(self, n: &str) -> Self {
+    pub(crate) fn uuid(self, n: &str) -> Self {
         self.col(n, Storage::Uuid, false)
     }
-    fn uuid_null(self, n: &str) -> Self {
+    pub(crate) fn uuid_null(self, n: &str) -> Self {
         self.col(n, Storage::Uuid, true)
     }
-    fn text(self, n: &str) -> Self {
+    pub(crate) fn text(self, n: &str) -> Self {
         self.col(n, Storage::Text, false)
     }
-    fn text_null(self, n: &str) -> Self {
+    pub(crate) fn text_null(self, n: &str) -> Self {
         self.col(n, Storage::Text, true)
     }
-    fn int(self, n: &str) -> Self {
+    pub(crate) fn int(self, n: &str) -> Self {
         self.col(n, Storage::BigInt, false)
     }
-    fn int_null(self, n: &str) -> Self {
+    pub(crate) fn int_null(self, n: &str) -> Self {
         self.col(n, Storage::BigInt, true)
     }
-    fn bool(mut self, n: &str, default: bool) -> Self {
+    pub(crate) fn bool(mut self, n: &str, default: bool) -> Self {
         self.t.col(column(self.b, n, Storage::Bool).not_null().default(default));
         self
     }
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         self.t.build_any(self.b.schema_builder())
     }
 }
 
-fn index(b: Backend, table: &str, name: &str, cols: &[&str], unique: bool) -> String {
+pub(crate) fn index(b: Backend, table: &str, name: &str, cols: &[&str], unique: bool) -> String {
     let mut i = Index::create();
     i.name(format!("{}_{table}__{name}", if unique { "ux" } else { "ix" })).table(Alias::new(table));
     for c in cols {

@@ -37,9 +37,14 @@ impl RecordView {
 
 pub(crate) fn view(actor: &Actor, obj: &ObjectDef, r: &Record) -> RecordView {
     let mut fields = Map::new();
+    let unmasked = actor.sees_unmasked();
     for (f, v) in &r.values {
         if actor.can_read_field(obj, f) {
-            fields.insert(f.api_name.clone(), to_json(f, v));
+            let json = match v {
+                Value::Text(s) if !unmasked && is_contact(f) => Json::String(mask(f, s)),
+                _ => to_json(f, v),
+            };
+            fields.insert(f.api_name.clone(), json);
         }
     }
     RecordView {
@@ -48,6 +53,20 @@ pub(crate) fn view(actor: &Actor, obj: &ObjectDef, r: &Record) -> RecordView {
         version: r.version,
         deleted_at: r.deleted_at.map(kehu_core::value::format_datetime),
         fields,
+    }
+}
+
+/// Phone and e-mail fields are masked unless the actor reveals them.
+pub(crate) fn is_contact(f: &FieldDef) -> bool {
+    matches!(f.ftype, FieldType::Phone | FieldType::Email)
+}
+
+/// The masked form of a phone or e-mail value.
+pub(crate) fn mask(f: &FieldDef, s: &str) -> String {
+    match f.ftype {
+        FieldType::Phone => kehu_core::perm::mask_phone(s),
+        FieldType::Email => kehu_core::perm::mask_email(s),
+        _ => s.to_string(),
     }
 }
 

@@ -67,6 +67,8 @@ pub struct SearchResult {
     pub object: String,
     pub id: Uuid,
     pub title: Option<String>,
+    /// Up to three other readable, non-empty searchable values (phone and e-mail masked).
+    pub detail: Vec<String>,
 }
 
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -84,7 +86,39 @@ impl App {
         if rec.deleted_at.is_some() {
             return Err(AppError::not_found("record.not_found"));
         }
+        self.audit_reveal(actor, obj, &[rec.id]).await?;
         Ok(view(actor, obj, &rec))
+    }
+
+    /// One audit entry per record whose phone numbers or e-mails an actor chose to reveal.
+    async fn audit_reveal(&self, actor: &Actor, obj: &ObjectDef, ids: &[Uuid]) -> Result<()> {
+        if !actor.is_revealing() || ids.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<&str> = obj
+            .active()
+            .filter(|f| super::is_contact(f) && actor.can_read_field(obj, f))
+            .map(|f| f.api_name.as_str())
+            .collect();
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let at = kehu_core::now_micros();
+        let entries: Vec<_> = ids
+            .iter()
+            .map(|id| kehu_db::journal::AuditEntry {
+                at,
+                actor: actor.user_id,
+                object_id: obj.id,
+                record_id: *id,
+                action: "record.revealed",
+                changes: serde_json::json!({ "fields": fields }),
+            })
+            .collect();
+        let mut tx = self.db.begin().await?;
+        kehu_db::journal::audit(&mut tx, &entries).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     fn resolve_ctx<'a>(actor: &'a Actor, obj: &'a ObjectDef) -> impl Fn(&kehu_core::meta::FieldDef) -> bool + 'a {
@@ -144,6 +178,8 @@ impl App {
             }
             records.push(view(actor, obj, &rec));
         }
+        let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+        self.audit_reveal(actor, obj, &ids).await?;
         Ok(Page { records, next_cursor: next, total, total_is_capped })
     }
 
@@ -200,13 +236,40 @@ impl App {
             if hidden(obj) && !self.hit_matches_readable(actor, obj, h.record_id, &query).await? {
                 continue;
             }
-            let title_readable = obj.title_field().is_some_and(|f| actor.can_read_field(obj, f));
-            out.push(SearchResult {
-                object: obj.api_name.clone(),
-                id: h.record_id,
-                title: h.title.filter(|_| title_readable),
-            });
+            let title_field = obj.title_field().filter(|f| actor.can_read_field(obj, f));
+            let title = match (h.title, title_field) {
+                (Some(t), Some(f)) if super::is_contact(f) => Some(super::mask(f, &t)),
+                (t, Some(_)) => t,
+                (_, None) => None,
+            };
+            let detail = self.hit_detail(actor, obj, h.record_id).await?;
+            out.push(SearchResult { object: obj.api_name.clone(), id: h.record_id, title, detail });
             if out.len() >= limit as usize {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The values shown under a hit's title: searchable fields other than the title, as the
+    /// actor sees them (masked unless revealed; search never reveals).
+    async fn hit_detail(&self, actor: &Actor, obj: &ObjectDef, id: Uuid) -> Result<Vec<String>> {
+        let Some(row) = self.db.one(&select_one(obj, id, &kehu_core::perm::ScopeFilter::All)).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(rec) = decode(obj, &row) else { return Ok(Vec::new()) };
+        let title = obj.title_field().map(|f| f.id);
+        let mut out = Vec::new();
+        for (f, v) in &rec.values {
+            if !f.searchable || Some(f.id) == title || !actor.can_read_field(obj, f) {
+                continue;
+            }
+            if let kehu_core::value::Value::Text(s) = v {
+                if !s.is_empty() {
+                    out.push(if actor.is_system() { s.clone() } else if super::is_contact(f) { super::mask(f, s) } else { s.clone() });
+                }
+            }
+            if out.len() == 3 {
                 break;
             }
         }
