@@ -81,6 +81,19 @@ impl App {
         Ok(schema)
     }
 
+    /// Unprocessed items per queue (for `/metrics`): outbox events, outgoing mails.
+    pub async fn queue_depths(&self) -> Result<Vec<(&'static str, i64)>> {
+        let mut out = Vec::new();
+        for (name, sql) in [
+            ("outbox", "SELECT COUNT(*) FROM outbox WHERE processed_at IS NULL"),
+            ("mail", "SELECT COUNT(*) FROM mails WHERE sent_at IS NULL"),
+        ] {
+            let n = self.db.one(&kehu_db::Raw::new(sql, vec![])).await?.and_then(|r| r.i64(0)).unwrap_or(0);
+            out.push((name, n));
+        }
+        Ok(out)
+    }
+
     /// Whether the database answers and every migration is applied (for `/readyz`).
     pub async fn ready(&self) -> Result<()> {
         let pending = kehu_db::migrate::pending(&self.db).await?;

@@ -206,3 +206,33 @@ fn parse_role(r: &kehu_db::DbRow) -> Result<Role> {
         .map_err(|e| AppError::internal(format!("bad role grants: {e}")))?;
     Ok(Role { id: r.uuid(0).unwrap_or_default(), key: r.string(1).unwrap_or_default(), grants })
 }
+
+impl App {
+    /// Display names of users (colleagues' names are visible to every user).
+    pub async fn user_names(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        let q = Query::select()
+            .columns(["id", "name"].map(Alias::new))
+            .from(Alias::new("users"))
+            .and_where(col("id").is_in(ids))
+            .to_owned();
+        Ok(self.db.all(&q).await?.iter().filter_map(|r| Some((r.uuid(0)?, r.string(1)?))).collect())
+    }
+
+    /// Active users by name, for choosing an owner or a user field.
+    pub async fn user_choices(&self) -> Result<Vec<(Uuid, String)>> {
+        let q = Query::select()
+            .columns(["id", "name"].map(Alias::new))
+            .from(Alias::new("users"))
+            .and_where(col("is_active").eq(true))
+            .order_by(Alias::new("name"), sea_query::Order::Asc)
+            .limit(500)
+            .to_owned();
+        Ok(self.db.all(&q).await?.iter().filter_map(|r| Some((r.uuid(0)?, r.string(1)?))).collect())
+    }
+}

@@ -95,7 +95,7 @@ pub const MAX_IN_VALUES: usize = 1000;
 /// Context for resolving: who asks (`$me`) and which fields they may read.
 pub struct ResolveCtx<'a> {
     pub me: Option<Uuid>,
-    pub can_read: &'a dyn Fn(&FieldDef) -> bool,
+    pub can_read: &'a (dyn Fn(&FieldDef) -> bool + Sync),
 }
 
 /// Parse and resolve a JSON filter for `obj`.

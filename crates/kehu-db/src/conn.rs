@@ -364,6 +364,14 @@ impl Db {
         }
     }
 
+    /// Open and idle connections (for `/metrics`).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match self {
+            Db::Sqlite { read, write } => (read.size() + write.size(), read.num_idle() + write.num_idle()),
+            Db::Postgres(p) => (p.size(), p.num_idle()),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self {
             Db::Sqlite { .. } => Backend::Sqlite,

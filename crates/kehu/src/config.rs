@@ -17,6 +17,15 @@ pub struct Config {
     pub log_format: String,
     /// Database pool size (`KEHU_MAX_CONNECTIONS`).
     pub max_connections: u32,
+    /// The address users reach Kehu at, e.g. `https://crm.example.com` (`KEHU_PUBLIC_URL`):
+    /// links in e-mails; `https://` also marks cookies `Secure` and sends HSTS.
+    pub public_url: Option<String>,
+    /// Behind a reverse proxy: take the client address from `X-Forwarded-For`
+    /// (`KEHU_TRUST_PROXY`).
+    pub trust_proxy: bool,
+    /// Bearer token for scraping `/metrics` from another host (`KEHU_METRICS_TOKEN`; local
+    /// scrapers need none).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Config {
@@ -27,6 +36,9 @@ impl Default for Config {
             database_url: None,
             log_format: "text".into(),
             max_connections: 8,
+            public_url: None,
+            trust_proxy: false,
+            metrics_token: None,
         }
     }
 }
@@ -37,7 +49,7 @@ impl Config {
         let file = std::env::var("KEHU_CONFIG").unwrap_or_else(|_| "kehu.toml".into());
         Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("KEHU_").ignore(&["CONFIG", "TEST_POSTGRES_URL"]))
+            .merge(Env::prefixed("KEHU_").ignore(&["CONFIG", "TEST_POSTGRES_URL", "LOG", "BROWSER_TESTS"]))
             .extract()
             .map_err(Box::new)
     }

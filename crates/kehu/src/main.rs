@@ -47,6 +47,57 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         iterations: usize,
     },
+    /// Manage users from the command line.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens from the command line.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user with a password read from standard input (e.g. the first administrator:
+    /// `echo "$PW" | kehu user create --admin --email a@example.com --password-stdin`).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name (default: the part of the e-mail before `@`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Make the user an administrator (otherwise: `--role`).
+        #[arg(long)]
+        admin: bool,
+        /// Role key: admin, manager, sales_rep, read_only or a custom role's key.
+        #[arg(long, default_value = "sales_rep")]
+        role: String,
+        /// Read the password from standard input (never from an argument, which `ps` shows).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user and print it (shown once; stored hashed).
+    Create {
+        /// The user's e-mail.
+        #[arg(long)]
+        user: String,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// Scopes: read, write, admin (comma-separated).
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+        /// Expire after this many days (default: never).
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
 }
 
 fn init_logging(cfg: &Config) {
@@ -109,7 +160,46 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Bench { iterations } => bench(&cfg, iterations).await,
+        Command::User { command: UserCommand::Create { email, name, admin, role, password_stdin: _ } } => {
+            let mut pw = String::new();
+            std::io::stdin().read_line(&mut pw).context("reading the password from standard input")?;
+            let pw = pw.trim_end_matches(['\n', '\r']);
+            let app = open(&cfg).await?;
+            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string());
+            let role = if admin { "admin".to_string() } else { role };
+            let id = app
+                .create_user_with_password(&email, &name, pw, &role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+            println!("created user {email} ({role}), id {id}");
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Create { user, name, scopes, expires_days } } => {
+            let app = open(&cfg).await?;
+            let q = kehu_db::Raw::new("SELECT id FROM users WHERE email = $1", vec![user.trim().to_lowercase().into()]);
+            let id = app.db.one(&q).await?.and_then(|r| r.uuid(0)).with_context(|| format!("no user {user}"))?;
+            let scopes = scopes
+                .split(',')
+                .map(|s| kehu_app::auth::TokenScope::parse(s.trim()).with_context(|| format!("unknown scope {s}")))
+                .collect::<Result<Vec<_>>>()?;
+            let (token, _) = app
+                .create_api_token(id, &name, &scopes, expires_days)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+            println!("{token}");
+            eprintln!("This token is shown only once; Kehu keeps only its hash.");
+            Ok(())
+        }
     }
+}
+
+/// An error for the terminal: its code and the fields it names.
+fn describe(e: &kehu_core::AppError) -> String {
+    let mut s = e.code.clone();
+    for f in &e.fields {
+        s.push_str(&format!(" [{}: {}]", f.field, f.code));
+    }
+    s
 }
 
 async fn bench(cfg: &Config, iterations: usize) -> Result<()> {
@@ -152,8 +242,16 @@ async fn serve(cfg: Config) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = app.db.backend().name(), "Kehu is running");
     println!("Kehu is running on http://{addr} ({})", app.db.backend().name());
-    let router = kehu_web::router(app.clone());
-    axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
+    let web = kehu_web::WebConfig {
+        public_url: cfg.public_url.clone(),
+        trust_proxy: cfg.trust_proxy,
+        metrics_token: cfg.metrics_token.clone(),
+        smtp_configured: false,
+    };
+    let router = kehu_web::router(app.clone(), web);
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await?;
     app.db.close().await;
     Ok(())
 }

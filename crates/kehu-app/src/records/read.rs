@@ -121,7 +121,7 @@ impl App {
         Ok(())
     }
 
-    fn resolve_ctx<'a>(actor: &'a Actor, obj: &'a ObjectDef) -> impl Fn(&kehu_core::meta::FieldDef) -> bool + 'a {
+    fn resolve_ctx<'a>(actor: &'a Actor, obj: &'a ObjectDef) -> impl Fn(&kehu_core::meta::FieldDef) -> bool + Sync + 'a {
         move |f| actor.can_read_field(obj, f)
     }
 

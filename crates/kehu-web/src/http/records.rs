@@ -1,0 +1,445 @@
+//! Generic record pages for every object (standard and custom), driven by metadata: the list
+//! (paged, quick search), the create form with per-field errors, and the record page with
+//! masked contact details that a permitted user can reveal (audited).
+
+use crate::ctx::{redirect_for, UserCtx};
+use crate::error::WebResult;
+use crate::shell::{render, Form, Shell};
+use crate::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use kehu_app::{Count, ListRequest, RecordView};
+use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
+use kehu_core::perm::{Action, Actor};
+use kehu_core::{AppError, Uuid};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A field as a column or a row of the record page.
+pub struct Col {
+    pub api: String,
+    pub label: String,
+}
+
+/// A record prepared for display: id, title and the shown values in column order.
+pub struct Row {
+    pub id: Uuid,
+    pub title: String,
+    pub cells: Vec<String>,
+}
+
+/// Fields shown in the list: the title field first, then up to five short data fields.
+fn list_fields(obj: &ObjectDef, actor: &Actor) -> Vec<Arc<FieldDef>> {
+    let title = obj.title_field().map(|f| f.id);
+    obj.data_fields()
+        .filter(|f| Some(f.id) != title && actor.can_read_field(obj, f))
+        .filter(|f| !matches!(f.ftype, FieldType::LongText))
+        .take(5)
+        .cloned()
+        .collect()
+}
+
+/// Text for a value as a user reads it (labels of options, names of users and records).
+pub struct Display<'a> {
+    pub lang: &'a str,
+    pub names: &'a HashMap<Uuid, String>,
+}
+
+impl Display<'_> {
+    pub fn value(&self, f: &FieldDef, v: &Json) -> String {
+        match (f.ftype, v) {
+            (_, Json::Null) => String::new(),
+            (FieldType::Select, Json::String(k)) => {
+                f.choice(k).map(|c| c.label.get(self.lang).to_string()).unwrap_or_else(|| k.clone())
+            }
+            (FieldType::MultiSelect, Json::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str())
+                .map(|k| f.choice(k).map(|c| c.label.get(self.lang).to_string()).unwrap_or_else(|| k.to_string()))
+                .collect::<Vec<_>>()
+                .join("、"),
+            (FieldType::Tags, Json::Array(a)) => {
+                a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("、")
+            }
+            (FieldType::Relation | FieldType::User, Json::String(s)) => {
+                s.parse::<Uuid>().ok().and_then(|id| self.names.get(&id).cloned()).unwrap_or_else(|| "—".into())
+            }
+            (FieldType::Boolean, Json::Bool(b)) => if *b { "✓" } else { "✗" }.to_string(),
+            (FieldType::Currency, Json::Object(m)) => format!(
+                "{} {}",
+                m.get("currency").and_then(|c| c.as_str()).unwrap_or(""),
+                m.get("amount").and_then(|c| c.as_str()).unwrap_or("")
+            ),
+            (FieldType::Percent, Json::String(s)) => format!("{s}%"),
+            (_, Json::String(s)) => s.clone(),
+            (_, other) => other.to_string(),
+        }
+    }
+}
+
+/// Names for every user and related record referenced by these records.
+async fn names(st: &AppState, actor: &Actor, obj: &ObjectDef, records: &[RecordView]) -> HashMap<Uuid, String> {
+    let mut users = Vec::new();
+    let mut refs: Vec<(String, Uuid)> = Vec::new();
+    let schema = st.app.schema().await.ok();
+    for f in obj.active() {
+        for r in records {
+            let Some(id) = r.get(&f.api_name).as_str().and_then(|s| s.parse::<Uuid>().ok()) else { continue };
+            match f.ftype {
+                FieldType::User => users.push(id),
+                FieldType::Relation => {
+                    let target = f.options.target.and_then(|t| schema.as_ref()?.object_by_id(t).map(|o| o.api_name.clone()));
+                    if let Some(t) = target {
+                        refs.push((t, id));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = st.app.user_names(&users).await.unwrap_or_default();
+    refs.sort();
+    refs.dedup();
+    for (object, id) in refs {
+        if let Ok(r) = st.app.get(actor, &object, id).await {
+            out.insert(id, title_of(st, &object, &r).await);
+        }
+    }
+    out
+}
+
+async fn title_of(st: &AppState, object: &str, r: &RecordView) -> String {
+    let schema = st.app.schema().await.ok();
+    let tf = schema.as_ref().and_then(|s| s.object(object).ok()).and_then(|o| o.title_field().map(|f| f.api_name.clone()));
+    tf.and_then(|f| r.get(&f).as_str().map(str::to_owned)).filter(|s| !s.is_empty()).unwrap_or_else(|| "—".into())
+}
+
+#[derive(Template)]
+#[template(path = "records/list.html")]
+struct ListPage {
+    shell: Shell,
+    object: String,
+    plural: String,
+    cols: Vec<Col>,
+    rows: Vec<Row>,
+    total: String,
+    next: Option<String>,
+    q: String,
+    can_create: bool,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+/// `GET /o/{object}`
+pub async fn list(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(object): Path<String>,
+    Query(lq): Query<ListQuery>,
+) -> WebResult {
+    let schema = st.app.schema().await?;
+    let obj = schema.object(&object)?.clone();
+    let lang = u.ctx.lang.code();
+    let fields = list_fields(&obj, &u.actor);
+    let q = lq.q.clone().unwrap_or_default();
+    let (records, total, next) = if q.trim().is_empty() {
+        let req = ListRequest { cursor: lq.cursor.clone(), count: Count::Capped, limit: Some(50), ..Default::default() };
+        let page = st.app.list(&u.actor, &object, &req).await?;
+        let total = match (page.total, page.total_is_capped) {
+            (Some(n), true) => format!("{n}+"),
+            (Some(n), false) => n.to_string(),
+            _ => String::new(),
+        };
+        (page.records, total, page.next_cursor)
+    } else {
+        let hits = st.app.search(&u.actor, &q, Some(&[object.as_str()]), 50).await?;
+        let mut recs = Vec::new();
+        for h in hits {
+            if let Ok(r) = st.app.get(&u.actor, &object, h.id).await {
+                recs.push(r);
+            }
+        }
+        let n = recs.len().to_string();
+        (recs, n, None)
+    };
+    let names = names(&st, &u.actor, &obj, &records).await;
+    let d = Display { lang, names: &names };
+    let title_field = obj.title_field().cloned();
+    let rows = records
+        .iter()
+        .map(|r| Row {
+            id: r.id,
+            title: title_field.as_ref().map(|f| d.value(f, r.get(&f.api_name))).filter(|s| !s.is_empty()).unwrap_or_else(|| "—".into()),
+            cells: fields.iter().map(|f| d.value(f, r.get(&f.api_name))).collect(),
+        })
+        .collect();
+    let plural = obj.plural.get(lang).to_string();
+    let shell = Shell::new(&st, &u.ctx, &u.session, &u.actor, plural.clone()).await.crumb(plural.clone(), None);
+    render(&ListPage {
+        shell,
+        object: object.clone(),
+        plural,
+        cols: fields.iter().map(|f| Col { api: f.api_name.clone(), label: f.label.get(lang).to_string() }).collect(),
+        rows,
+        total,
+        next: next.map(|c| format!("/o/{object}?cursor={}", url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>())),
+        q,
+        can_create: u.actor.check(&obj, Action::Create).is_ok(),
+    })
+}
+
+/// One input of the generated form.
+pub struct Input {
+    pub api: String,
+    pub label: String,
+    pub help: String,
+    pub kind: &'static str,
+    pub required: bool,
+    pub value: String,
+    pub options: Vec<(String, String, bool)>,
+    pub error: String,
+}
+
+#[derive(Template)]
+#[template(path = "records/new.html")]
+struct NewPage {
+    shell: Shell,
+    object: String,
+    inputs: Vec<Input>,
+    general: Option<String>,
+}
+
+async fn inputs(st: &AppState, u: &UserCtx, obj: &ObjectDef, form: &Form, values: &HashMap<String, Vec<String>>) -> Vec<Input> {
+    let lang = u.ctx.lang.code();
+    let schema = st.app.schema().await.ok();
+    let mut out = Vec::new();
+    for f in obj.active().filter(|f| u.actor.can_write_field(obj, f) && f.api_name != "owner") {
+        let selected = values.get(&f.api_name).cloned().unwrap_or_default();
+        let value = selected.first().cloned().unwrap_or_default();
+        let (kind, options) = match f.ftype {
+            FieldType::LongText => ("textarea", vec![]),
+            FieldType::Email => ("email", vec![]),
+            FieldType::Phone => ("tel", vec![]),
+            FieldType::Url => ("url", vec![]),
+            FieldType::Integer | FieldType::Decimal | FieldType::Percent | FieldType::Currency => ("number", vec![]),
+            FieldType::Date => ("date", vec![]),
+            FieldType::DateTime => ("datetime-local", vec![]),
+            FieldType::Boolean => ("checkbox", vec![]),
+            FieldType::Select => (
+                "select",
+                f.options.choices.iter().map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key))).collect(),
+            ),
+            FieldType::MultiSelect => (
+                "multi",
+                f.options.choices.iter().map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key))).collect(),
+            ),
+            FieldType::User => {
+                let users = st.app.user_choices().await.unwrap_or_default();
+                ("select", users.into_iter().map(|(id, n)| (id.to_string(), n, selected.contains(&id.to_string()))).collect())
+            }
+            FieldType::Relation => {
+                let target = f.options.target.and_then(|t| schema.as_ref()?.object_by_id(t).cloned());
+                let mut opts = Vec::new();
+                if let Some(t) = target {
+                    let req = ListRequest { limit: Some(200), ..Default::default() };
+                    if let Ok(page) = st.app.list(&u.actor, &t.api_name, &req).await {
+                        let tf = t.title_field().map(|f| f.api_name.clone()).unwrap_or_default();
+                        for r in page.records {
+                            let id = r.id.to_string();
+                            let sel = selected.contains(&id);
+                            opts.push((id, r.get(&tf).as_str().unwrap_or("—").to_string(), sel));
+                        }
+                    }
+                }
+                ("select", opts)
+            }
+            _ => ("text", vec![]),
+        };
+        out.push(Input {
+            api: f.api_name.clone(),
+            label: f.label.get(lang).to_string(),
+            help: f.help.as_ref().map(|h| h.get(lang).to_string()).unwrap_or_default(),
+            kind,
+            required: f.required,
+            value,
+            options,
+            error: form.e(&f.api_name).to_string(),
+        });
+    }
+    out
+}
+
+/// `GET /o/{object}/new`
+pub async fn new_page(State(st): State<AppState>, u: UserCtx, Path(object): Path<String>) -> WebResult {
+    let schema = st.app.schema().await?;
+    let obj = schema.object(&object)?.clone();
+    u.actor.check(&obj, Action::Create)?;
+    let mut defaults = HashMap::new();
+    for f in obj.active() {
+        if let Some(Json::String(s)) = &f.default {
+            defaults.insert(f.api_name.clone(), vec![s.clone()]);
+        }
+    }
+    let lang = u.ctx.lang.code();
+    let label = obj.label.get(lang).to_string();
+    let plural = obj.plural.get(lang).to_string();
+    let ins = inputs(&st, &u, &obj, &Form::default(), &defaults).await;
+    let title = st.i18n.get(u.ctx.lang, "record-new", &[("object", &label)]);
+    let shell = Shell::new(&st, &u.ctx, &u.session, &u.actor, title.clone())
+        .await
+        .crumb(plural, Some(&format!("/o/{object}")))
+        .crumb(title, None);
+    render(&NewPage { shell, object, inputs: ins, general: None })
+}
+
+/// Form pairs → engine input: several values of one name make a list; empty ones are left out.
+fn to_input(obj: &ObjectDef, pairs: &[(String, String)]) -> (Map<String, Json>, HashMap<String, Vec<String>>) {
+    let mut grouped: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in pairs {
+        if k.starts_with('_') {
+            continue;
+        }
+        grouped.entry(k.clone()).or_default().push(v.clone());
+    }
+    let mut input = Map::new();
+    for (k, vals) in &grouped {
+        let Some(f) = obj.field(k) else {
+            input.insert(k.clone(), Json::String(vals.join(",")));
+            continue;
+        };
+        let v = match f.ftype {
+            FieldType::MultiSelect => Json::Array(vals.iter().filter(|s| !s.is_empty()).map(|s| Json::String(s.clone())).collect()),
+            FieldType::Boolean => Json::Bool(vals.iter().any(|s| s == "on" || s == "true")),
+            _ => {
+                let s = vals.last().cloned().unwrap_or_default();
+                if s.trim().is_empty() {
+                    continue;
+                }
+                Json::String(s)
+            }
+        };
+        input.insert(k.clone(), v);
+    }
+    (input, grouped)
+}
+
+/// `POST /o/{object}/new`
+pub async fn create(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(object): Path<String>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> WebResult {
+    let schema = st.app.schema().await?;
+    let obj = schema.object(&object)?.clone();
+    let (input, grouped) = to_input(&obj, &pairs);
+    match st.app.create(&u.actor, &object, &input).await {
+        Ok(r) => Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}/{}", r.id), "flash-created")),
+        Err(e) if e.kind == kehu_core::ErrorKind::Invalid || e.kind == kehu_core::ErrorKind::Conflict => {
+            let form = Form::default().fail(&st.i18n, u.ctx.lang, &e);
+            let lang = u.ctx.lang.code();
+            let label = obj.label.get(lang).to_string();
+            let plural = obj.plural.get(lang).to_string();
+            let ins = inputs(&st, &u, &obj, &form, &grouped).await;
+            let title = st.i18n.get(u.ctx.lang, "record-new", &[("object", &label)]);
+            let shell = Shell::new(&st, &u.ctx, &u.session, &u.actor, title.clone())
+                .await
+                .crumb(plural, Some(&format!("/o/{object}")))
+                .crumb(title, None);
+            let general = form.general.clone().or_else(|| Some(st.i18n.error(u.ctx.lang, &e.code)));
+            let mut r = render(&NewPage { shell, object, inputs: ins, general })?;
+            *r.status_mut() = crate::error::status_of(&e);
+            Ok(r)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The rows of the record page's field list.
+pub struct FieldRow {
+    pub label: String,
+    pub value: String,
+    pub masked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "records/show.html")]
+struct ShowPage {
+    shell: Shell,
+    object: String,
+    id: Uuid,
+    title: String,
+    label: String,
+    rows: Vec<FieldRow>,
+    can_reveal: bool,
+    revealed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "records/fields_partial.html")]
+struct FieldsPartial {
+    shell: Shell,
+    object: String,
+    id: Uuid,
+    rows: Vec<FieldRow>,
+    can_reveal: bool,
+    revealed: bool,
+}
+
+async fn field_rows(st: &AppState, actor: &Actor, obj: &ObjectDef, r: &RecordView, lang: &str) -> Vec<FieldRow> {
+    let names = names(st, actor, obj, std::slice::from_ref(r)).await;
+    let d = Display { lang, names: &names };
+    obj.active()
+        .filter(|f| r.fields.contains_key(&f.api_name))
+        .map(|f| FieldRow {
+            label: f.label.get(lang).to_string(),
+            value: d.value(f, r.get(&f.api_name)),
+            masked: matches!(f.ftype, FieldType::Phone | FieldType::Email) && !actor.sees_unmasked(),
+        })
+        .collect()
+}
+
+/// `GET /o/{object}/{id}`
+pub async fn show(State(st): State<AppState>, u: UserCtx, Path((object, id)): Path<(String, Uuid)>) -> WebResult {
+    let schema = st.app.schema().await?;
+    let obj = schema.object(&object)?.clone();
+    let r = st.app.get(&u.actor, &object, id).await?;
+    let lang = u.ctx.lang.code();
+    let rows = field_rows(&st, &u.actor, &obj, &r, lang).await;
+    let title = title_of(&st, &object, &r).await;
+    let plural = obj.plural.get(lang).to_string();
+    let shell = Shell::new(&st, &u.ctx, &u.session, &u.actor, title.clone())
+        .await
+        .crumb(plural, Some(&format!("/o/{object}")))
+        .crumb(title.clone(), None);
+    let can_reveal = u.actor.can_reveal() && rows.iter().any(|r| r.masked && !r.value.is_empty());
+    render(&ShowPage { shell, object, id, title, label: obj.label.get(lang).to_string(), rows, can_reveal, revealed: false })
+}
+
+/// `POST /o/{object}/{id}/reveal` — the field list with phone numbers and e-mails unmasked;
+/// refused without the permission, audited with it.
+pub async fn reveal(State(st): State<AppState>, u: UserCtx, Path((object, id)): Path<(String, Uuid)>) -> WebResult {
+    let schema = st.app.schema().await?;
+    let obj = schema.object(&object)?.clone();
+    let actor = u.actor.revealing()?;
+    let r = st.app.get(&actor, &object, id).await?;
+    let rows = field_rows(&st, &actor, &obj, &r, u.ctx.lang.code()).await;
+    if !u.ctx.htmx {
+        return Ok(redirect_for(&u.ctx, &format!("/o/{object}/{id}")));
+    }
+    let shell = Shell::bare(&st, &u.ctx, String::new());
+    Ok(render(&FieldsPartial { shell, object, id, rows, can_reveal: false, revealed: true })?.into_response())
+}
+
+pub fn not_found() -> AppError {
+    AppError::not_found("record.not_found")
+}

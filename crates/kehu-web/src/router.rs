@@ -1,0 +1,94 @@
+//! Every route Kehu serves, in one place. API routes are registered through `OpenApiRouter`
+//! from their `#[utoipa::path]` annotations, so a route cannot exist without its documentation.
+
+use crate::api::{self, meta, records};
+use crate::http::{account, admin, auth, home, ops};
+use crate::{assets, ctx, AppState, WebConfig};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::Router;
+use kehu_app::App;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The documented routes (API and operations) and their OpenAPI document.
+pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(api::openapi::ApiDoc::openapi())
+        .routes(routes!(records::list_records, records::create_record))
+        .routes(routes!(records::search_records))
+        .routes(routes!(records::get_record, records::update_record, records::delete_record))
+        .routes(routes!(records::restore_record))
+        .routes(routes!(meta::list_objects, meta::create_object))
+        .routes(routes!(meta::get_object))
+        .routes(routes!(meta::add_field))
+        .routes(routes!(meta::update_field))
+        .routes(routes!(meta::me))
+        .routes(routes!(api::openapi::openapi_json))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .split_for_parts()
+}
+
+/// The whole application.
+pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
+    let (api, doc) = api_routes();
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    doc["info"]["version"] = serde_json::json!(env!("CARGO_PKG_VERSION"));
+    let state = AppState {
+        app,
+        i18n: Arc::new(crate::i18n::I18n::new()),
+        cfg: Arc::new(cfg),
+        metrics: Arc::new(Default::default()),
+        assets: Arc::new(assets::Assets::new()),
+        openapi: Arc::new(doc),
+    };
+    let pages = Router::new()
+        .route("/", get(home::home))
+        .route("/setup", get(auth::setup_page).post(auth::setup))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/login/2fa", get(auth::mfa_page).post(auth::mfa))
+        .route("/logout", post(auth::logout))
+        .route("/language", post(auth::language))
+        .route("/password/forgot", get(auth::forgot_page).post(auth::forgot))
+        .route("/password/reset/{token}", get(auth::reset_page).post(auth::reset))
+        .route("/search", get(home::search))
+        .route("/search/suggest", get(home::suggest))
+        .route("/account", get(account::profile_page).post(account::profile))
+        .route("/account/password", post(account::change_password))
+        .route("/account/security", get(account::security_page))
+        .route("/account/2fa/begin", post(account::totp_begin))
+        .route("/account/2fa/confirm", post(account::totp_confirm))
+        .route("/account/2fa/disable", post(account::totp_disable))
+        .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route("/account/sessions/revoke-others", post(account::revoke_others))
+        .route("/account/tokens", get(account::tokens_page).post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/admin/users", get(admin::users).post(admin::invite))
+        .route("/admin/users/{id}", get(admin::user_page).post(admin::user_update))
+        .route("/admin/users/{id}/active", post(admin::user_active))
+        .route("/admin/users/{id}/link", post(admin::user_link))
+        .route("/admin/teams", get(admin::teams).post(admin::team_create))
+        .route("/admin/teams/{id}", post(admin::team_update))
+        .route("/admin/teams/{id}/delete", post(admin::team_delete))
+        .route("/admin/roles", get(admin::roles).post(admin::role_create))
+        .route("/admin/roles/{key}", get(admin::role_page).post(admin::role_update))
+        .route("/admin/mail", get(admin::mail))
+        .route("/o/{object}", get(crate::http::records::list))
+        .route("/o/{object}/new", get(crate::http::records::new_page).post(crate::http::records::create))
+        .route("/o/{object}/{id}", get(crate::http::records::show))
+        .route("/o/{object}/{id}/reveal", post(crate::http::records::reveal))
+        .route("/api/docs", get(api::docs::docs))
+        .route("/assets/{file}", get(assets::serve));
+    pages
+        .merge(api)
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.clone(), ctx::context))
+        .with_state(state)
+}
+
+async fn not_found() -> crate::error::WebError {
+    crate::error::WebError(kehu_core::AppError::not_found("route.not_found"))
+}
