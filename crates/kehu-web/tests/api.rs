@@ -1,0 +1,193 @@
+//! The REST API: token authentication and scopes, every route for a custom object, `If-Match`,
+//! errors in the caller's language, no mass assignment, masking in JSON, HTML and search.
+
+use crate::support::*;
+use axum::http::{Method, StatusCode};
+use kehu_app::auth::TokenScope;
+use serde_json::json;
+
+async fn token_auth_and_scopes(t: TestWeb) {
+    let _admin = t.admin().await;
+    let rep = t.user("rep@kehu.test", "sales_rep").await;
+    let (token, _) = t.app.create_api_token(rep, "整合", &[TokenScope::Read], Some(30)).await.unwrap();
+    let api = t.api(&token);
+    let me = api.get("/api/v1/me").await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!((me.json()["email"].as_str(), me.json()["role"].as_str()), (Some("rep@kehu.test"), Some("sales_rep")));
+    // A read-only token cannot write.
+    let w = api.post("/api/v1/contact", json!({"name": "张伟"})).await;
+    assert_eq!((w.status, w.code()), (StatusCode::FORBIDDEN, "token.scope_missing".into()));
+    assert_eq!(count(&t, "o_contact").await, 0);
+    // Wrong, revoked or expired tokens: 401 with a JSON error in the caller's language.
+    let mut bad = t.api("kehu_not-a-token");
+    bad.lang = Some("en");
+    let r = bad.get("/api/v1/me").await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "auth.invalid_token".into()));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("API token"));
+    let id = t.app.api_tokens(rep).await.unwrap()[0].id;
+    t.app.revoke_api_token(rep, id).await.unwrap();
+    assert_eq!(api.get("/api/v1/me").await.status, StatusCode::UNAUTHORIZED);
+    // No credentials at all.
+    let anon = t.browser();
+    let r = anon.get("/api/v1/contact").await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "auth.required".into()));
+    // A disabled user's token stops working.
+    let (tok2, _) = t.app.create_api_token(rep, "second", &[TokenScope::Read, TokenScope::Write], None).await.unwrap();
+    let api2 = t.api(&tok2);
+    assert_eq!(api2.get("/api/v1/contact").await.status, StatusCode::OK);
+    let sys = kehu_core::perm::Actor::system();
+    t.app.update_user(&sys, rep, &kehu_app::admin::UserPatch { is_active: Some(false), ..Default::default() }).await.unwrap();
+    assert_eq!(api2.get("/api/v1/contact").await.status, StatusCode::UNAUTHORIZED);
+    // Tokens are stored hashed.
+    let rows = t.app.db.all(&kehu_db::Raw::new("SELECT token_hash FROM api_tokens", vec![])).await.unwrap();
+    assert!(rows.iter().all(|r| r.str(0) != Some(tok2.as_str())));
+}
+both!(token_auth_and_scopes);
+
+async fn custom_object_every_route(t: TestWeb) {
+    let _admin = t.admin().await;
+    let admin_id = t.app.db.one(&kehu_db::Raw::new("SELECT id FROM users", vec![])).await.unwrap().unwrap().uuid(0).unwrap();
+    let (token, _) = t.app.create_api_token(admin_id, "ci", &TokenScope::ALL, None).await.unwrap();
+    let mut api = t.api(&token);
+    api.lang = Some("en");
+    // Metadata: a custom object and its fields.
+    let o = api
+        .post("/api/v1/meta/objects", json!({"api_name": "project", "label": {"en": "Project", "zh-CN": "项目"}, "plural": {"en": "Projects", "zh-CN": "项目"}}))
+        .await;
+    assert_eq!(o.status, StatusCode::CREATED, "{}", o.body);
+    let f = api
+        .post(
+            "/api/v1/meta/objects/project/fields",
+            json!({"api_name": "budget", "type": "integer", "label": {"en": "Budget", "zh-CN": "预算"}, "filterable": true}),
+        )
+        .await;
+    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+    let f = api
+        .post(
+            "/api/v1/meta/objects/project/fields",
+            json!({"api_name": "stage", "type": "select", "label": {"en": "Stage", "zh-CN": "阶段"},
+                   "options": {"choices": [{"key": "plan", "label": {"en": "Plan", "zh-CN": "计划"}}, {"key": "done", "label": {"en": "Done", "zh-CN": "完成"}}]}}),
+        )
+        .await;
+    assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
+    let patched = api.call(Method::PATCH, "/api/v1/meta/objects/project/fields/budget", Some(json!({"label": {"en": "Budget (CNY)", "zh-CN": "预算（元）"}})), &[]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    let meta = api.get("/api/v1/meta/objects/project").await.json();
+    assert!(meta["fields"].as_array().unwrap().iter().any(|f| f["api_name"] == "stage" && f["type"] == "select"));
+    assert!(api.get("/api/v1/meta/objects").await.json().as_array().unwrap().iter().any(|o| o["api_name"] == "project"));
+    // Create.
+    let c = api.post("/api/v1/project", json!({"name": "华东扩张", "budget": 500000, "stage": "plan"})).await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+    assert_eq!(c.headers.get("etag").unwrap(), "\"1\"");
+    let id = c.json()["id"].as_str().unwrap().to_string();
+    // Unknown members are refused: no mass assignment.
+    let mass = api.post("/api/v1/project", json!({"name": "x", "owner_id": admin_id.to_string(), "version": 9})).await;
+    assert_eq!(mass.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(mass.json()["error"]["fields"][0]["code"], "field.unknown");
+    assert_eq!(mass.json()["error"]["fields"][0]["message"], "Unknown field.");
+    let bad = api.post("/api/v1/project", json!({"name": "y", "stage": "nope"})).await;
+    assert_eq!(bad.json()["error"]["fields"][0]["field"], "stage");
+    let bad_search = api.post("/api/v1/project/search", json!({"filter": null, "order_by": "x"})).await;
+    assert_eq!((bad_search.status, bad_search.code()), (StatusCode::UNPROCESSABLE_ENTITY, "request.unknown_field".into()));
+    // List, search, get.
+    let list = api.get("/api/v1/project?count=exact").await;
+    assert_eq!((list.status, list.json()["total"].as_u64()), (StatusCode::OK, Some(1)));
+    let s = api.post("/api/v1/project/search", json!({"filter": {"field": "budget", "op": "gte", "value": 100000}, "sort": "-budget"})).await;
+    assert_eq!(s.json()["data"][0]["id"], id.as_str());
+    let s = api.post("/api/v1/project/search", json!({"q": "华东"})).await;
+    assert_eq!(s.json()["data"][0]["id"], id.as_str(), "{}", s.body);
+    let g = api.get(&format!("/api/v1/project/{id}")).await;
+    assert_eq!((g.status, g.json()["fields"]["stage"].as_str()), (StatusCode::OK, Some("plan")));
+    // PATCH needs If-Match; a stale version is 412 and changes nothing.
+    let path = format!("/api/v1/project/{id}");
+    let no = api.call(Method::PATCH, &path, Some(json!({"stage": "done"})), &[]).await;
+    assert_eq!((no.status, no.code()), (StatusCode::PRECONDITION_REQUIRED, "request.precondition_required".into()));
+    let ok = api.call(Method::PATCH, &path, Some(json!({"budget": 600000})), &[("if-match", "\"1\"")]).await;
+    assert_eq!((ok.status, ok.json()["version"].as_i64()), (StatusCode::OK, Some(2)), "{}", ok.body);
+    let stale = api.call(Method::PATCH, &path, Some(json!({"stage": "done"})), &[("if-match", "\"1\"")]).await;
+    assert_eq!((stale.status, stale.code()), (StatusCode::PRECONDITION_FAILED, "record.precondition_failed".into()));
+    let g = api.get(&path).await.json();
+    assert_eq!((g["version"].as_i64(), g["fields"]["stage"].as_str(), g["fields"]["budget"].as_i64()), (Some(2), Some("plan"), Some(600000)));
+    // Delete, the recycle bin, restore.
+    let d = api.call(Method::DELETE, &path, None, &[("if-match", "W/\"2\"")]).await;
+    assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.body);
+    assert_eq!(api.get(&path).await.status, StatusCode::NOT_FOUND);
+    let bin = api.get("/api/v1/project?deleted=true").await.json();
+    assert_eq!(bin["data"][0]["id"], id.as_str());
+    let r = api.post(&format!("{path}/restore"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(api.get(&path).await.status, StatusCode::OK);
+    // Errors in the user's language when no Accept-Language is sent (admin: zh-CN).
+    api.lang = None;
+    let e = api.get("/api/v1/nothing_here").await;
+    assert_eq!(e.status, StatusCode::NOT_FOUND);
+    assert_eq!(e.json()["error"]["message"], "未知对象。");
+    // The custom object is in the OpenAPI document with its field types.
+    let doc = api.get("/api/openapi.json").await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/v1/project/{id}"]["patch"].is_object());
+    let props = &doc["components"]["schemas"]["project.fields"]["properties"];
+    assert_eq!(props["budget"]["type"], "integer");
+    assert_eq!(props["stage"]["enum"], json!(["plan", "done"]));
+    // A read-only caller of the same data cannot create objects.
+    let (ro, _) = t.app.create_api_token(admin_id, "ro", &[TokenScope::Read, TokenScope::Write], None).await.unwrap();
+    let r = t.api(&ro).post("/api/v1/meta/objects", json!({"api_name": "x2", "label": {"en": "X", "zh-CN": "X"}, "plural": {"en": "X", "zh-CN": "X"}})).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "token.scope_missing".into()));
+}
+both!(custom_object_every_route);
+
+async fn masking_everywhere(t: TestWeb) {
+    let admin = t.admin().await;
+    let admin_id = t.app.db.one(&kehu_db::Raw::new("SELECT id FROM users", vec![])).await.unwrap().unwrap().uuid(0).unwrap();
+    let viewer_id = t.user("viewer@kehu.test", "read_only").await;
+    let sys = kehu_core::perm::Actor::system();
+    let c = t
+        .app
+        .create(&sys, "contact", &serde_json::from_value(json!({"name": "张伟", "phone": "13800138000", "email": "zhang.wei@example.com"})).unwrap())
+        .await
+        .unwrap();
+    let (vt, _) = t.app.create_api_token(viewer_id, "v", &[TokenScope::Read], None).await.unwrap();
+    let viewer = t.api(&vt);
+    let path = format!("/api/v1/contact/{}", c.id);
+    let g = viewer.get(&path).await.json();
+    assert_eq!((g["fields"]["phone"].as_str(), g["fields"]["email"].as_str()), (Some("138****8000"), Some("z***@example.com")));
+    let l = viewer.get("/api/v1/contact").await.json();
+    assert_eq!(l["data"][0]["fields"]["phone"], "138****8000");
+    let r = viewer.get(&format!("{path}?reveal=true")).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "permission.reveal_denied".into()));
+    // HTML: the record page, the list and the search suggestions.
+    let vb = t.login("viewer@kehu.test").await;
+    for page in [format!("/o/contact/{}", c.id), "/o/contact".into(), "/search/suggest?q=8000".into(), "/search?q=%E5%BC%A0%E4%BC%9F".into()] {
+        let body = vb.get(&page).await.body;
+        assert!(body.contains("138****8000") || body.contains("z***@example.com"), "{page} shows masked values");
+        assert!(!body.contains("13800138000") && !body.contains("zhang.wei@example.com"), "{page} leaks");
+    }
+    assert!(!vb.get(&format!("/o/contact/{}", c.id)).await.body.contains("id=\"reveal\""), "no reveal button without the permission");
+    let refused = vb
+        .send(Method::POST, &format!("/o/contact/{}/reveal", c.id), &[("hx-request", "true"), ("x-csrf-token", &vb.csrf.lock().unwrap().clone())], axum::body::Body::empty())
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // An admin sees masked values too, until revealing, which is audited.
+    let page = admin.get(&format!("/o/contact/{}", c.id)).await.body;
+    assert!(page.contains("138****8000") && page.contains("id=\"reveal\""));
+    let before = count(&t, "audit_log").await;
+    let token = admin.csrf.lock().unwrap().clone();
+    let shown = admin
+        .send(Method::POST, &format!("/o/contact/{}/reveal", c.id), &[("hx-request", "true"), ("x-csrf-token", &token)], axum::body::Body::empty())
+        .await;
+    assert!(shown.body.contains("+8613800138000") && shown.body.contains("zhang.wei@example.com"), "{}", shown.body);
+    let (at, _) = t.app.create_api_token(admin_id, "a", &[TokenScope::Read], None).await.unwrap();
+    let g = t.api(&at).get(&format!("{path}?reveal=true")).await.json();
+    assert_eq!(g["fields"]["email"], "zhang.wei@example.com");
+    let audited = t
+        .app
+        .db
+        .one(&kehu_db::Raw::new("SELECT COUNT(*) FROM audit_log WHERE action = 'record.revealed' AND actor_id = $1", vec![admin_id.into()]))
+        .await
+        .unwrap()
+        .unwrap()
+        .i64(0);
+    assert_eq!(audited, Some(2), "each reveal audited");
+    assert_eq!(count(&t, "audit_log").await, before + 2);
+}
+both!(masking_everywhere);

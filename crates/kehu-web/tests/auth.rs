@@ -1,0 +1,271 @@
+//! Setup, sign-in, throttling, sessions, CSRF, two-factor and password reset.
+
+use crate::support::*;
+use axum::http::StatusCode;
+
+async fn first_run(t: TestWeb) {
+    let b = t.browser();
+    assert_eq!(b.get("/").await.location(), "/setup", "a fresh instance asks for its administrator");
+    assert_eq!(b.get("/login").await.location(), "/setup");
+    let weak = b
+        .post_form(
+            "/setup",
+            &[("org_name", "华夏"), ("name", "王"), ("email", "a@kehu.test"), ("password", "password123"), ("locale", "zh-CN"), ("time_zone", "Asia/Shanghai")],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.body.contains("该密码太容易被猜到"), "translated field error shown");
+    assert_eq!(count(&t, "users").await, 0, "nothing written");
+    let admin = t.admin().await;
+    let home = admin.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("王管理，您好"), "signed in after setup");
+    // The setup page is gone, for everyone, and a second setup changes nothing.
+    let other = t.browser();
+    assert_eq!(other.get("/setup").await.location(), "/login");
+    other.get("/login").await;
+    let again = other
+        .post_form(
+            "/setup",
+            &[("org_name", "X"), ("name", "Eve"), ("email", "eve@kehu.test"), ("password", ADMIN_PW), ("locale", "en"), ("time_zone", "UTC")],
+        )
+        .await;
+    assert_eq!(again.location(), "/login");
+    assert_eq!(count(&t, "users").await, 1);
+    // The administrator is a real admin: the users page opens.
+    assert_eq!(admin.get("/admin/users").await.status, StatusCode::OK);
+}
+both!(first_run);
+
+async fn login_and_throttling(t: TestWeb) {
+    let _admin = t.admin().await;
+    t.user("rep@kehu.test", "sales_rep").await;
+    let b = t.browser();
+    b.get("/login").await;
+    let bad = b.post_form("/login", &[("email", "rep@kehu.test"), ("password", "wrong password!")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("邮箱或密码不正确"));
+    let unknown = b.post_form("/login", &[("email", "nobody@kehu.test"), ("password", "wrong password!")]).await;
+    assert!(unknown.body.contains("邮箱或密码不正确"), "same message for an unknown account");
+    assert!(b.cookie("kehu_session").is_none());
+    for _ in 0..4 {
+        b.post_form("/login", &[("email", "rep@kehu.test"), ("password", "still wrong")]).await;
+    }
+    // Five failures: even the right password is refused for a while.
+    let locked = b.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.body.contains("尝试次数过多"));
+    assert!(b.cookie("kehu_session").is_none());
+    // The counter lives in the database: another "server" (router) on the same database agrees.
+    let t2 = t.second_server();
+    let b2 = t2.browser();
+    b2.get("/login").await;
+    let r = b2.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another account from the same address still signs in (the address limit is higher).
+    t.user("rep2@kehu.test", "sales_rep").await;
+    let ok = b.post_form("/login", &[("email", "rep2@kehu.test"), ("password", USER_PW)]).await;
+    assert_eq!(ok.location(), "/");
+    // Many failures from one address lock the address for every account.
+    let c = t.browser();
+    let mut c = c;
+    c.addr = "198.51.100.9:4000".parse().unwrap();
+    c.get("/login").await;
+    for i in 0..kehu_app::auth::MAX_FAILURES_ADDRESS {
+        c.post_form("/login", &[("email", &format!("guess{i}@kehu.test")), ("password", "nope nope nope")]).await;
+    }
+    let r = c.post_form("/login", &[("email", "rep2@kehu.test"), ("password", USER_PW)]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "address throttled");
+}
+both!(login_and_throttling);
+
+async fn sessions_fixation_logout_disable(t: TestWeb) {
+    let admin = t.admin().await;
+    let rep_id = t.user("rep@kehu.test", "sales_rep").await;
+    // A planted cookie is replaced at sign-in, never adopted.
+    let b = t.browser();
+    b.set_cookie("kehu_session", "attacker-chosen-value");
+    b.get("/login").await;
+    b.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    let first = b.cookie("kehu_session").unwrap();
+    assert_ne!(first, "attacker-chosen-value");
+    // Signing in again (a fixed token from before) gives a new token; the old one is dead.
+    b.get("/login").await;
+    let rr = b.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    assert_eq!(rr.location(), "/");
+    let second = b.cookie("kehu_session").unwrap();
+    assert_ne!(first, second);
+    assert!(t.app.session(&first).await.unwrap().is_none());
+    assert!(t.app.session(&second).await.unwrap().is_some());
+    // The database stores only a hash of the token.
+    let rows = t.app.db.all(&kehu_db::Raw::new("SELECT token_hash FROM sessions", vec![])).await.unwrap();
+    assert!(rows.iter().all(|r| r.str(0) != Some(second.as_str())));
+    // Sign-out ends the session.
+    assert_eq!(b.get("/").await.status, StatusCode::OK);
+    b.get("/account").await;
+    let out = b.post_form("/logout", &[]).await;
+    assert_eq!(out.location(), "/login");
+    assert_eq!(b.get("/").await.location(), "/login");
+    assert!(t.app.session(&second).await.unwrap().is_none());
+    // Disabling a user ends every session of theirs at once.
+    let phone = t.login("rep@kehu.test").await;
+    let laptop = t.login("rep@kehu.test").await;
+    assert_eq!(phone.get("/account").await.status, StatusCode::OK);
+    admin.get(&format!("/admin/users/{rep_id}")).await;
+    let r = admin.post_form(&format!("/admin/users/{rep_id}/active"), &[("active", "false")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(phone.get("/account").await.location(), "/login");
+    assert_eq!(laptop.get("/").await.location(), "/login");
+    let again = t.browser();
+    again.get("/login").await;
+    let r = again.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a disabled user cannot sign in");
+    // "Your sessions": sign out another device.
+    let admin2 = t.browser();
+    admin2.get("/login").await;
+    admin2.post_form("/login", &[("email", "admin@kehu.test"), ("password", ADMIN_PW)]).await;
+    let page = admin.get("/account/security").await;
+    assert_eq!(page.body.matches("/revoke\"").count(), 1, "one other session listed with a sign-out button");
+    admin.post_form("/account/sessions/revoke-others", &[]).await;
+    assert_eq!(admin2.get("/").await.location(), "/login");
+    assert_eq!(admin.get("/").await.status, StatusCode::OK, "the current session stays");
+}
+both!(sessions_fixation_logout_disable);
+
+async fn csrf_protection(t: TestWeb) {
+    let admin = t.admin().await;
+    admin.get("/account").await;
+    let before = t.app.db.one(&kehu_db::Raw::new("SELECT name FROM users", vec![])).await.unwrap().unwrap().string(0);
+    let form = [("name", "Mallory"), ("locale", "en"), ("time_zone", "UTC")];
+    let missing = admin.post_raw("/account", &form).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(missing.body.contains("表单已过期"), "translated: {}", missing.body);
+    let wrong = admin.post_raw("/account", &[("_csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), form[0], form[1], form[2]]).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    // A cross-site request is refused even with the token.
+    let token = admin.csrf.lock().unwrap().clone();
+    let body = format!("_csrf={token}&name=Mallory&locale=en&time_zone=UTC");
+    let xs = admin
+        .send(
+            axum::http::Method::POST,
+            "/account",
+            &[("content-type", "application/x-www-form-urlencoded"), ("sec-fetch-site", "cross-site")],
+            axum::body::Body::from(body),
+        )
+        .await;
+    assert_eq!(xs.status, StatusCode::FORBIDDEN);
+    let after = t.app.db.one(&kehu_db::Raw::new("SELECT name FROM users", vec![])).await.unwrap().unwrap().string(0);
+    assert_eq!(before, after, "nothing changed");
+    // The htmx header works like the form field.
+    let ok = admin
+        .send(
+            axum::http::Method::POST,
+            "/account",
+            &[("content-type", "application/x-www-form-urlencoded"), ("x-csrf-token", &token)],
+            axum::body::Body::from("name=Wang&locale=en&time_zone=UTC"),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    // Before sign-in too: the login form needs the pre-session token.
+    let b = t.browser();
+    b.get("/login").await;
+    let r = b.post_raw("/login", &[("email", "admin@kehu.test"), ("password", ADMIN_PW)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(b.cookie("kehu_session").is_none());
+    // Safe methods never change state: GET on a POST route is refused.
+    assert_eq!(admin.get("/logout").await.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(admin.get("/").await.status, StatusCode::OK);
+}
+both!(csrf_protection);
+
+fn secret_of(page: &str) -> String {
+    let i = page.find("id=\"totp-secret\">").expect("secret shown") + 17;
+    page[i..i + page[i..].find('<').unwrap()].to_string()
+}
+
+async fn totp_enrol_login_and_reset(t: TestWeb) {
+    let _admin = t.admin().await;
+    t.user("rep@kehu.test", "sales_rep").await;
+    let b = t.login("rep@kehu.test").await;
+    b.get("/account/security").await;
+    let page = b.post_form("/account/2fa/begin", &[]).await;
+    assert!(page.body.contains("<svg"), "QR code drawn");
+    let secret = secret_of(&page.body);
+    let wrong = b.post_form("/account/2fa/confirm", &[("code", "000000"), ("secret", &secret)]).await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let code = kehu_app::auth::totp_now(&secret);
+    let done = b.post_form("/account/2fa/confirm", &[("code", &code), ("secret", &secret)]).await;
+    assert_eq!(done.status, StatusCode::OK);
+    let i = done.body.find("id=\"recovery-codes\">").unwrap();
+    let codes: Vec<String> = done.body[i..]
+        .split("<div>")
+        .skip(1)
+        .take(10)
+        .map(|s| s[..s.find('<').unwrap()].to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    b.post_form("/logout", &[]).await;
+    // Sign in: the password alone gives a half session that reaches nothing.
+    let c = t.browser();
+    c.get("/login").await;
+    let r = c.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    assert_eq!(r.location(), "/login/2fa");
+    assert_eq!(c.get("/account").await.location(), "/login/2fa");
+    c.get("/login/2fa").await;
+    let bad = c.post_form("/login/2fa", &[("code", "123456")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let pending = c.cookie("kehu_session").unwrap();
+    let ok = c.post_form("/login/2fa", &[("code", &kehu_app::auth::totp_now(&secret))]).await;
+    assert_eq!(ok.location(), "/");
+    assert_ne!(c.cookie("kehu_session").unwrap(), pending, "a new token after the second factor");
+    assert_eq!(c.get("/account").await.status, StatusCode::OK);
+    // A recovery code works once.
+    let d = t.browser();
+    d.get("/login").await;
+    d.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    d.get("/login/2fa").await;
+    assert_eq!(d.post_form("/login/2fa", &[("code", &codes[0].to_uppercase())]).await.location(), "/");
+    let e = t.browser();
+    e.get("/login").await;
+    e.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    e.get("/login/2fa").await;
+    assert_eq!(e.post_form("/login/2fa", &[("code", &codes[0])]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A password reset by e-mail link does not bypass the second factor.
+    let f = t.browser();
+    f.get("/password/forgot").await;
+    let sent = f.post_form("/password/forgot", &[("email", "rep@kehu.test")]).await;
+    assert!(sent.body.contains("链接已发出"));
+    let unknown = f.post_form("/password/forgot", &[("email", "nobody@kehu.test")]).await;
+    assert_eq!(unknown.body.len(), sent.body.len(), "same answer for an unknown address");
+    let body = t.app.db.one(&kehu_db::Raw::new("SELECT body FROM mails WHERE kind = 'password_reset'", vec![])).await.unwrap().unwrap().string(0).unwrap();
+    let link = body.lines().find(|l| l.contains("/password/reset/")).unwrap().trim().to_string();
+    let path = &link[link.find("/password/reset/").unwrap()..];
+    assert_eq!(f.get(path).await.status, StatusCode::OK);
+    let weak = f.post_form(path, &[("password", "123456789012")]).await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = f.post_form(path, &[("password", "a brand new passphrase 2026")]).await;
+    assert_eq!(r.location(), "/login");
+    assert_eq!(c.get("/account").await.location(), "/login", "reset ends existing sessions");
+    let reuse = f.post_form(path, &[("password", "another new passphrase 2027")]).await;
+    assert!(reuse.body.contains("该链接无效"), "single use");
+    f.get("/login").await;
+    let r = f.post_form("/login", &[("email", "rep@kehu.test"), ("password", "a brand new passphrase 2026")]).await;
+    assert_eq!(r.location(), "/login/2fa", "TOTP still required after a reset");
+}
+both!(totp_enrol_login_and_reset);
+
+async fn language_switch(t: TestWeb) {
+    let admin = t.admin().await;
+    let zh = admin.get("/").await;
+    assert!(zh.body.contains("lang=\"zh-CN\""));
+    admin.post_form("/language", &[("locale", "en"), ("back", "/account")]).await;
+    let en = admin.get("/account").await;
+    assert!(en.body.contains("lang=\"en\"") && en.body.contains("Profile"), "profile language saved");
+    // Anonymous visitors: Accept-Language, then the cookie from the switch.
+    let mut v = t.browser();
+    v.accept_language = Some("en-US,en;q=0.9".into());
+    assert!(v.get("/login").await.body.contains("Sign in"));
+    v.post_form("/language", &[("locale", "zh-CN"), ("back", "//evil.example/")]).await;
+    assert!(v.get("/login").await.body.contains("登录"));
+}
+both!(language_switch);
