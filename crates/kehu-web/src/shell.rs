@@ -1,6 +1,6 @@
 //! The app shell every page is drawn in: sidebar of objects and modules, top bar (search,
 //! create, user menu with the language switch), breadcrumbs and toasts. `Shell` also carries
-//! translation helpers for the templates (`shell.t("key")`).
+//! translation helpers for the templates (`shell.t("nav-home")`).
 
 use crate::ctx::Ctx;
 use crate::i18n::{I18n, Lang};

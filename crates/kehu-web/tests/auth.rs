@@ -7,6 +7,7 @@ async fn first_run(t: TestWeb) {
     let b = t.browser();
     assert_eq!(b.get("/").await.location(), "/setup", "a fresh instance asks for its administrator");
     assert_eq!(b.get("/login").await.location(), "/setup");
+    b.get("/setup").await;
     let weak = b
         .post_form(
             "/setup",
@@ -90,7 +91,7 @@ async fn sessions_fixation_logout_disable(t: TestWeb) {
     let first = b.cookie("kehu_session").unwrap();
     assert_ne!(first, "attacker-chosen-value");
     // Signing in again (a fixed token from before) gives a new token; the old one is dead.
-    b.get("/login").await;
+    b.get("/account").await;
     let rr = b.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
     assert_eq!(rr.location(), "/");
     let second = b.cookie("kehu_session").unwrap();

@@ -173,12 +173,13 @@ async fn sign_up_sign_out_sign_in_switch_language() {
     // First run: the setup page.
     d.go(&format!("{base}/")).await;
     assert!(d.url().await.ends_with("/setup"));
-    d.wait_for("创建管理员").await;
+    d.wait_for("setup-form").await;
     d.screenshot("setup-desktop").await;
     d.type_in("#org_name", "华夏科技有限公司").await;
     d.type_in("#name", "王小明").await;
     d.type_in("#email", "wang@huaxia.test").await;
     d.type_in("#password", "Sturdy-Lantern-Harbor-42").await;
+    d.click("#locale option[value='zh-CN']").await;
     d.click("#setup-form button[type=submit]").await;
     d.wait_for("王小明，您好").await;
     assert!(d.url().await.ends_with('/'));

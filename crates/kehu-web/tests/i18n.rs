@@ -29,7 +29,7 @@ fn files(dir: &Path, ext: &str, out: &mut Vec<String>) {
 /// Quoted arguments of `t("…")`, `t1("…"`, `get(…, "…"`.
 fn used_keys(src: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for pat in ["t(\"", "t1(\"", ".lang, \""] {
+    for pat in [".t(\"", ".t1(\"", ".lang, \""] {
         let mut rest = src;
         while let Some(i) = rest.find(pat) {
             rest = &rest[i + pat.len()..];

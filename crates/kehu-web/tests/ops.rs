@@ -34,7 +34,7 @@ async fn health_ready_metrics_headers(t: TestWeb) {
     assert_eq!(b.get("/nowhere").await.status, StatusCode::NOT_FOUND);
     assert_eq!(b.get("/api/v1/contact/not-an-id").await.status, StatusCode::UNAUTHORIZED);
     // Assets are served with long caching under hashed names.
-    let page = t.browser().get("/login").await.body;
+    let page = t.browser().get("/setup").await.body;
     let css = &page[page.find("/assets/app.").unwrap()..];
     let css = &css[..css.find('"').unwrap()];
     let a = b.get(css).await;

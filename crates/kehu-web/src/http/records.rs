@@ -46,6 +46,7 @@ fn list_fields(obj: &ObjectDef, actor: &Actor) -> Vec<Arc<FieldDef>> {
 pub struct Display<'a> {
     pub lang: &'a str,
     pub names: &'a HashMap<Uuid, String>,
+    pub tz: chrono_tz::Tz,
 }
 
 impl Display<'_> {
@@ -74,6 +75,9 @@ impl Display<'_> {
                 m.get("amount").and_then(|c| c.as_str()).unwrap_or("")
             ),
             (FieldType::Percent, Json::String(s)) => format!("{s}%"),
+            (FieldType::DateTime, Json::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| d.with_timezone(&self.tz).format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|_| s.clone()),
             (_, Json::String(s)) => s.clone(),
             (_, other) => other.to_string(),
         }
@@ -172,7 +176,7 @@ pub async fn list(
         (recs, n, None)
     };
     let names = names(&st, &u.actor, &obj, &records).await;
-    let d = Display { lang, names: &names };
+    let d = Display { lang, names: &names, tz: u.session.user.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai) };
     let title_field = obj.title_field().cloned();
     let rows = records
         .iter()
@@ -395,9 +399,11 @@ struct FieldsPartial {
     revealed: bool,
 }
 
-async fn field_rows(st: &AppState, actor: &Actor, obj: &ObjectDef, r: &RecordView, lang: &str) -> Vec<FieldRow> {
+async fn field_rows(st: &AppState, u: &UserCtx, actor: &Actor, obj: &ObjectDef, r: &RecordView) -> Vec<FieldRow> {
+    let lang = u.ctx.lang.code();
     let names = names(st, actor, obj, std::slice::from_ref(r)).await;
-    let d = Display { lang, names: &names };
+    let tz = u.session.user.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let d = Display { lang, names: &names, tz };
     obj.active()
         .filter(|f| r.fields.contains_key(&f.api_name))
         .map(|f| FieldRow {
@@ -414,7 +420,7 @@ pub async fn show(State(st): State<AppState>, u: UserCtx, Path((object, id)): Pa
     let obj = schema.object(&object)?.clone();
     let r = st.app.get(&u.actor, &object, id).await?;
     let lang = u.ctx.lang.code();
-    let rows = field_rows(&st, &u.actor, &obj, &r, lang).await;
+    let rows = field_rows(&st, &u, &u.actor, &obj, &r).await;
     let title = title_of(&st, &object, &r).await;
     let plural = obj.plural.get(lang).to_string();
     let shell = Shell::new(&st, &u.ctx, &u.session, &u.actor, title.clone())
@@ -432,7 +438,7 @@ pub async fn reveal(State(st): State<AppState>, u: UserCtx, Path((object, id)): 
     let obj = schema.object(&object)?.clone();
     let actor = u.actor.revealing()?;
     let r = st.app.get(&actor, &object, id).await?;
-    let rows = field_rows(&st, &actor, &obj, &r, u.ctx.lang.code()).await;
+    let rows = field_rows(&st, &u, &actor, &obj, &r).await;
     if !u.ctx.htmx {
         return Ok(redirect_for(&u.ctx, &format!("/o/{object}/{id}")));
     }
