@@ -41,6 +41,16 @@ pub struct RoleRow {
     pub users: i64,
 }
 
+/// An invitation: who, in which team, with which role and language.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    pub email: String,
+    pub name: String,
+    pub team: Option<Uuid>,
+    pub role: String,
+    pub locale: String,
+}
+
 /// The admin's changes to a user (absent = unchanged).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,24 +89,21 @@ impl App {
 
     /// Invite a user: the account is created without a password and a link to set one is
     /// returned (and e-mailed).
-    pub async fn invite_user(
-        &self,
-        actor: &Actor,
-        email: &str,
-        name: &str,
-        team: Option<Uuid>,
-        role: &str,
-        locale: &str,
-        base_url: &str,
-    ) -> Result<(Uuid, String)> {
+    pub async fn invite_user(&self, actor: &Actor, inv: &Invite, base_url: &str) -> Result<(Uuid, String)> {
         need_admin(actor)?;
-        crate::auth::check_locale(locale)?;
-        if let Some(t) = team {
-            self.teams().await?.iter().find(|x| x.id == t).ok_or_else(|| AppError::field("team_id", "team.not_found"))?;
+        crate::auth::check_locale(&inv.locale)?;
+        if let Some(t) = inv.team {
+            self.teams()
+                .await?
+                .iter()
+                .find(|x| x.id == t)
+                .ok_or_else(|| AppError::field("team_id", "team.not_found"))?;
         }
         let mut tx = self.db.begin().await?;
-        let id = self.insert_user(&mut tx, email, name, team, role, locale, "Asia/Shanghai").await?;
-        crate::auth::audit_user(&mut tx, actor.user_id, id, "user.invited", serde_json::json!({"role": role})).await?;
+        let id =
+            self.insert_user(&mut tx, &inv.email, &inv.name, inv.team, &inv.role, &inv.locale, "Asia/Shanghai").await?;
+        crate::auth::audit_user(&mut tx, actor.user_id, id, "user.invited", serde_json::json!({"role": inv.role}))
+            .await?;
         tx.commit().await?;
         let link = self.password_link(actor, id, base_url).await?;
         Ok((id, link))
@@ -119,7 +126,11 @@ impl App {
         }
         if let Some(team) = patch.team_id {
             if let Some(t) = team {
-                self.teams().await?.iter().find(|x| x.id == t).ok_or_else(|| AppError::field("team_id", "team.not_found"))?;
+                self.teams()
+                    .await?
+                    .iter()
+                    .find(|x| x.id == t)
+                    .ok_or_else(|| AppError::field("team_id", "team.not_found"))?;
             }
             values.push((Alias::new("team_id"), sea_query::Value::from(team).into()));
         }
@@ -266,13 +277,22 @@ impl App {
         }
         let q = Query::update()
             .table(Alias::new("teams"))
-            .values([(Alias::new("name"), name.into()), (Alias::new("parent_id"), sea_query::Value::from(parent).into())])
+            .values([
+                (Alias::new("name"), name.into()),
+                (Alias::new("parent_id"), sea_query::Value::from(parent).into()),
+            ])
             .and_where(col("id").eq(id))
             .to_owned();
         let mut tx = self.db.begin().await?;
         tx.exec(&q).await?;
-        crate::auth::audit_user(&mut tx, actor.user_id, id, "team.updated", serde_json::json!({"name": name, "parent_id": parent}))
-            .await?;
+        crate::auth::audit_user(
+            &mut tx,
+            actor.user_id,
+            id,
+            "team.updated",
+            serde_json::json!({"name": name, "parent_id": parent}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -293,7 +313,8 @@ impl App {
         }
         let mut tx = self.db.begin().await?;
         tx.exec(&Query::delete().from_table(Alias::new("teams")).and_where(col("id").eq(id)).to_owned()).await?;
-        crate::auth::audit_user(&mut tx, actor.user_id, id, "team.deleted", serde_json::json!({"name": t.name})).await?;
+        crate::auth::audit_user(&mut tx, actor.user_id, id, "team.deleted", serde_json::json!({"name": t.name}))
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -346,7 +367,9 @@ impl App {
         let now = now_micros();
         let q = Query::insert()
             .into_table(Alias::new("roles"))
-            .columns(["id", "key", "name_en", "name_zh", "is_system", "grants", "created_at", "updated_at"].map(Alias::new))
+            .columns(
+                ["id", "key", "name_en", "name_zh", "is_system", "grants", "created_at", "updated_at"].map(Alias::new),
+            )
             .values_panic([
                 new_id().into(),
                 key.clone().into(),

@@ -294,7 +294,8 @@ mod tests {
         assert_eq!(mask_email("zhang.wei@example.com"), "z***@example.com");
         assert_eq!(mask_email("张@例子.cn"), "张***@例子.cn");
         let (_, _, _, ro) = default_roles().remove(3);
-        let viewer = Actor::user(Uuid::now_v7(), vec![], Arc::new(Role { id: Uuid::nil(), key: "ro".into(), grants: ro }));
+        let viewer =
+            Actor::user(Uuid::now_v7(), vec![], Arc::new(Role { id: Uuid::nil(), key: "ro".into(), grants: ro }));
         assert!(viewer.revealing().is_err());
         assert!(!viewer.sees_unmasked());
         let (_, _, _, admin) = default_roles().remove(0);

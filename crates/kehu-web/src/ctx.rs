@@ -139,7 +139,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiCaller {
         let ctx = Ctx::from_request_parts(parts, s).await?;
         match &ctx.auth {
             Auth::Token(t) => Ok(ApiCaller { actor: t.actor.clone(), scopes: t.scopes.clone(), ctx: ctx.clone() }),
-            Auth::Session(_, a) => Ok(ApiCaller { actor: a.clone(), scopes: TokenScope::ALL.to_vec(), ctx: ctx.clone() }),
+            Auth::Session(_, a) => {
+                Ok(ApiCaller { actor: a.clone(), scopes: TokenScope::ALL.to_vec(), ctx: ctx.clone() })
+            }
             Auth::BadToken => Err(WebError(AppError::new(kehu_core::ErrorKind::Forbidden, "auth.invalid_token"))),
             _ => Err(WebError(AppError::new(kehu_core::ErrorKind::Forbidden, "auth.required"))),
         }
@@ -208,9 +210,7 @@ pub async fn context(State(st): State<AppState>, req: Request, next: Next) -> Re
     let status = resp.status().as_u16();
     st.metrics.observe(method.as_str(), route, status, elapsed);
     // Only the route template is logged: paths can carry reset tokens, queries anything.
-    span.in_scope(|| {
-        tracing::info!(method = %method, route, status, ms = elapsed.as_secs_f64() * 1000.0, "request")
-    });
+    span.in_scope(|| tracing::info!(method = %method, route, status, ms = elapsed.as_secs_f64() * 1000.0, "request"));
     resp
 }
 
@@ -226,9 +226,8 @@ async fn build_and_run(st: &AppState, req: Request, request_id: &str, next: Next
         .filter(|_| st.cfg.trust_proxy);
     let ip = forwarded.or(peer);
     let user_agent = header_str(&parts.headers, "user-agent");
-    let bearer = header_str(&parts.headers, "authorization").map(|h| {
-        h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).unwrap_or("").trim().to_string()
-    });
+    let bearer = header_str(&parts.headers, "authorization")
+        .map(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).unwrap_or("").trim().to_string());
     let session_token = jar.get(SESSION_COOKIE).cloned().filter(|s| !s.is_empty());
     let mut auth = Auth::Anonymous;
     let mut lang = None;
@@ -334,7 +333,11 @@ fn finish(st: &AppState, ctx: &Ctx, mut resp: Response) -> Response {
     if let Some(err) = resp.extensions_mut().remove::<WebError>() {
         resp = render_error(st, ctx, &err.0);
     }
-    let is_page = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    let is_page = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
     if ctx.flash.is_some() && is_page && resp.status().is_success() && !ctx.htmx {
         resp.headers_mut().append(header::SET_COOKIE, cookie(FLASH_COOKIE, "", Some(0), ctx.secure, true));
     }

@@ -82,11 +82,7 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/o/{object}/{id}/reveal", post(crate::http::records::reveal))
         .route("/api/docs", get(api::docs::docs))
         .route("/assets/{file}", get(assets::serve));
-    pages
-        .merge(api)
-        .fallback(not_found)
-        .layer(from_fn_with_state(state.clone(), ctx::context))
-        .with_state(state)
+    pages.merge(api).fallback(not_found).layer(from_fn_with_state(state.clone(), ctx::context)).with_state(state)
 }
 
 async fn not_found() -> crate::error::WebError {

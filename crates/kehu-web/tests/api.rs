@@ -36,7 +36,10 @@ async fn token_auth_and_scopes(t: TestWeb) {
     let api2 = t.api(&tok2);
     assert_eq!(api2.get("/api/v1/contact").await.status, StatusCode::OK);
     let sys = kehu_core::perm::Actor::system();
-    t.app.update_user(&sys, rep, &kehu_app::admin::UserPatch { is_active: Some(false), ..Default::default() }).await.unwrap();
+    t.app
+        .update_user(&sys, rep, &kehu_app::admin::UserPatch { is_active: Some(false), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(api2.get("/api/v1/contact").await.status, StatusCode::UNAUTHORIZED);
     // Tokens are stored hashed.
     let rows = t.app.db.all(&kehu_db::Raw::new("SELECT token_hash FROM api_tokens", vec![])).await.unwrap();
@@ -46,7 +49,8 @@ both!(token_auth_and_scopes);
 
 async fn custom_object_every_route(t: TestWeb) {
     let _admin = t.admin().await;
-    let admin_id = t.app.db.one(&kehu_db::Raw::new("SELECT id FROM users", vec![])).await.unwrap().unwrap().uuid(0).unwrap();
+    let admin_id =
+        t.app.db.one(&kehu_db::Raw::new("SELECT id FROM users", vec![])).await.unwrap().unwrap().uuid(0).unwrap();
     let (token, _) = t.app.create_api_token(admin_id, "ci", &TokenScope::ALL, None).await.unwrap();
     let mut api = t.api(&token);
     api.lang = Some("en");
@@ -70,11 +74,25 @@ async fn custom_object_every_route(t: TestWeb) {
         )
         .await;
     assert_eq!(f.status, StatusCode::CREATED, "{}", f.body);
-    let patched = api.call(Method::PATCH, "/api/v1/meta/objects/project/fields/budget", Some(json!({"label": {"en": "Budget (CNY)", "zh-CN": "预算（元）"}})), &[]).await;
+    let patched = api
+        .call(
+            Method::PATCH,
+            "/api/v1/meta/objects/project/fields/budget",
+            Some(json!({"label": {"en": "Budget (CNY)", "zh-CN": "预算（元）"}})),
+            &[],
+        )
+        .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     let meta = api.get("/api/v1/meta/objects/project").await.json();
     assert!(meta["fields"].as_array().unwrap().iter().any(|f| f["api_name"] == "stage" && f["type"] == "select"));
-    assert!(api.get("/api/v1/meta/objects").await.json().as_array().unwrap().iter().any(|o| o["api_name"] == "project"));
+    assert!(api
+        .get("/api/v1/meta/objects")
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["api_name"] == "project"));
     // Create.
     let c = api.post("/api/v1/project", json!({"name": "华东扩张", "budget": 500000, "stage": "plan"})).await;
     assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
@@ -89,11 +107,19 @@ async fn custom_object_every_route(t: TestWeb) {
     let bad = api.post("/api/v1/project", json!({"name": "y", "stage": "nope"})).await;
     assert_eq!(bad.json()["error"]["fields"][0]["field"], "stage");
     let bad_search = api.post("/api/v1/project/search", json!({"filter": null, "order_by": "x"})).await;
-    assert_eq!((bad_search.status, bad_search.code()), (StatusCode::UNPROCESSABLE_ENTITY, "request.unknown_field".into()));
+    assert_eq!(
+        (bad_search.status, bad_search.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "request.unknown_field".into())
+    );
     // List, search, get.
     let list = api.get("/api/v1/project?count=exact").await;
     assert_eq!((list.status, list.json()["total"].as_u64()), (StatusCode::OK, Some(1)));
-    let s = api.post("/api/v1/project/search", json!({"filter": {"field": "budget", "op": "gte", "value": 100000}, "sort": "-budget"})).await;
+    let s = api
+        .post(
+            "/api/v1/project/search",
+            json!({"filter": {"field": "budget", "op": "gte", "value": 100000}, "sort": "-budget"}),
+        )
+        .await;
     assert_eq!(s.json()["data"][0]["id"], id.as_str());
     let s = api.post("/api/v1/project/search", json!({"q": "华东"})).await;
     assert_eq!(s.json()["data"][0]["id"], id.as_str(), "{}", s.body);
@@ -108,7 +134,10 @@ async fn custom_object_every_route(t: TestWeb) {
     let stale = api.call(Method::PATCH, &path, Some(json!({"stage": "done"})), &[("if-match", "\"1\"")]).await;
     assert_eq!((stale.status, stale.code()), (StatusCode::PRECONDITION_FAILED, "record.precondition_failed".into()));
     let g = api.get(&path).await.json();
-    assert_eq!((g["version"].as_i64(), g["fields"]["stage"].as_str(), g["fields"]["budget"].as_i64()), (Some(2), Some("plan"), Some(600000)));
+    assert_eq!(
+        (g["version"].as_i64(), g["fields"]["stage"].as_str(), g["fields"]["budget"].as_i64()),
+        (Some(2), Some("plan"), Some(600000))
+    );
     // Delete, the recycle bin, restore.
     let d = api.call(Method::DELETE, &path, None, &[("if-match", "W/\"2\"")]).await;
     assert_eq!(d.status, StatusCode::NO_CONTENT, "{}", d.body);
@@ -132,40 +161,69 @@ async fn custom_object_every_route(t: TestWeb) {
     assert_eq!(props["stage"]["enum"], json!(["plan", "done"]));
     // A read-only caller of the same data cannot create objects.
     let (ro, _) = t.app.create_api_token(admin_id, "ro", &[TokenScope::Read, TokenScope::Write], None).await.unwrap();
-    let r = t.api(&ro).post("/api/v1/meta/objects", json!({"api_name": "x2", "label": {"en": "X", "zh-CN": "X"}, "plural": {"en": "X", "zh-CN": "X"}})).await;
+    let r = t
+        .api(&ro)
+        .post(
+            "/api/v1/meta/objects",
+            json!({"api_name": "x2", "label": {"en": "X", "zh-CN": "X"}, "plural": {"en": "X", "zh-CN": "X"}}),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "token.scope_missing".into()));
 }
 both!(custom_object_every_route);
 
 async fn masking_everywhere(t: TestWeb) {
     let admin = t.admin().await;
-    let admin_id = t.app.db.one(&kehu_db::Raw::new("SELECT id FROM users", vec![])).await.unwrap().unwrap().uuid(0).unwrap();
+    let admin_id =
+        t.app.db.one(&kehu_db::Raw::new("SELECT id FROM users", vec![])).await.unwrap().unwrap().uuid(0).unwrap();
     let viewer_id = t.user("viewer@kehu.test", "read_only").await;
     let sys = kehu_core::perm::Actor::system();
     let c = t
         .app
-        .create(&sys, "contact", &serde_json::from_value(json!({"name": "张伟", "phone": "13800138000", "email": "zhang.wei@example.com"})).unwrap())
+        .create(
+            &sys,
+            "contact",
+            &serde_json::from_value(json!({"name": "张伟", "phone": "13800138000", "email": "zhang.wei@example.com"}))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let (vt, _) = t.app.create_api_token(viewer_id, "v", &[TokenScope::Read], None).await.unwrap();
     let viewer = t.api(&vt);
     let path = format!("/api/v1/contact/{}", c.id);
     let g = viewer.get(&path).await.json();
-    assert_eq!((g["fields"]["phone"].as_str(), g["fields"]["email"].as_str()), (Some("138****8000"), Some("z***@example.com")));
+    assert_eq!(
+        (g["fields"]["phone"].as_str(), g["fields"]["email"].as_str()),
+        (Some("138****8000"), Some("z***@example.com"))
+    );
     let l = viewer.get("/api/v1/contact").await.json();
     assert_eq!(l["data"][0]["fields"]["phone"], "138****8000");
     let r = viewer.get(&format!("{path}?reveal=true")).await;
     assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "permission.reveal_denied".into()));
     // HTML: the record page, the list and the search suggestions.
     let vb = t.login("viewer@kehu.test").await;
-    for page in [format!("/o/contact/{}", c.id), "/o/contact".into(), "/search/suggest?q=8000".into(), "/search?q=%E5%BC%A0%E4%BC%9F".into()] {
+    for page in [
+        format!("/o/contact/{}", c.id),
+        "/o/contact".into(),
+        "/search/suggest?q=8000".into(),
+        "/search?q=%E5%BC%A0%E4%BC%9F".into(),
+    ] {
         let body = vb.get(&page).await.body;
         assert!(body.contains("138****8000") || body.contains("z***@example.com"), "{page} shows masked values");
         assert!(!body.contains("13800138000") && !body.contains("zhang.wei@example.com"), "{page} leaks");
     }
-    assert!(!vb.get(&format!("/o/contact/{}", c.id)).await.body.contains("id=\"reveal\""), "no reveal button without the permission");
+    assert!(
+        !vb.get(&format!("/o/contact/{}", c.id)).await.body.contains("id=\"reveal\""),
+        "no reveal button without the permission"
+    );
+    let vtoken = vb.csrf.lock().unwrap().clone();
     let refused = vb
-        .send(Method::POST, &format!("/o/contact/{}/reveal", c.id), &[("hx-request", "true"), ("x-csrf-token", &vb.csrf.lock().unwrap().clone())], axum::body::Body::empty())
+        .send(
+            Method::POST,
+            &format!("/o/contact/{}/reveal", c.id),
+            &[("hx-request", "true"), ("x-csrf-token", &vtoken)],
+            axum::body::Body::empty(),
+        )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     // An admin sees masked values too, until revealing, which is audited.
@@ -174,7 +232,12 @@ async fn masking_everywhere(t: TestWeb) {
 
     let token = admin.csrf.lock().unwrap().clone();
     let shown = admin
-        .send(Method::POST, &format!("/o/contact/{}/reveal", c.id), &[("hx-request", "true"), ("x-csrf-token", &token)], axum::body::Body::empty())
+        .send(
+            Method::POST,
+            &format!("/o/contact/{}/reveal", c.id),
+            &[("hx-request", "true"), ("x-csrf-token", &token)],
+            axum::body::Body::empty(),
+        )
         .await;
     assert!(shown.body.contains("13800138000") && shown.body.contains("zhang.wei@example.com"), "{}", shown.body);
     let (at, _) = t.app.create_api_token(admin_id, "a", &[TokenScope::Read], None).await.unwrap();
@@ -183,12 +246,14 @@ async fn masking_everywhere(t: TestWeb) {
     let audited = t
         .app
         .db
-        .one(&kehu_db::Raw::new("SELECT COUNT(*) FROM audit_log WHERE action = 'record.revealed' AND actor_id = $1", vec![admin_id.into()]))
+        .one(&kehu_db::Raw::new(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'record.revealed' AND actor_id = $1",
+            vec![admin_id.into()],
+        ))
         .await
         .unwrap()
         .unwrap()
         .i64(0);
     assert_eq!(audited, Some(2), "each reveal audited");
-
 }
 both!(masking_everywhere);

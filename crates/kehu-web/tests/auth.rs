@@ -11,7 +11,14 @@ async fn first_run(t: TestWeb) {
     let weak = b
         .post_form(
             "/setup",
-            &[("org_name", "华夏"), ("name", "王"), ("email", "a@kehu.test"), ("password", "password123"), ("locale", "zh-CN"), ("time_zone", "Asia/Shanghai")],
+            &[
+                ("org_name", "华夏"),
+                ("name", "王"),
+                ("email", "a@kehu.test"),
+                ("password", "password123"),
+                ("locale", "zh-CN"),
+                ("time_zone", "Asia/Shanghai"),
+            ],
         )
         .await;
     assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -28,7 +35,14 @@ async fn first_run(t: TestWeb) {
     let again = other
         .post_form(
             "/setup",
-            &[("org_name", "X"), ("name", "Eve"), ("email", "eve@kehu.test"), ("password", ADMIN_PW), ("locale", "en"), ("time_zone", "UTC")],
+            &[
+                ("org_name", "X"),
+                ("name", "Eve"),
+                ("email", "eve@kehu.test"),
+                ("password", ADMIN_PW),
+                ("locale", "en"),
+                ("time_zone", "UTC"),
+            ],
         )
         .await;
     assert_eq!(again.location(), "/login");
@@ -141,7 +155,9 @@ async fn csrf_protection(t: TestWeb) {
     let missing = admin.post_raw("/account", &form).await;
     assert_eq!(missing.status, StatusCode::FORBIDDEN);
     assert!(missing.body.contains("表单已过期"), "translated: {}", missing.body);
-    let wrong = admin.post_raw("/account", &[("_csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), form[0], form[1], form[2]]).await;
+    let wrong = admin
+        .post_raw("/account", &[("_csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), form[0], form[1], form[2]])
+        .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
     // A cross-site request is refused even with the token.
     let token = admin.csrf.lock().unwrap().clone();
@@ -198,12 +214,8 @@ async fn totp_enrol_login_and_reset(t: TestWeb) {
     let done = b.post_form("/account/2fa/confirm", &[("code", &code), ("secret", &secret)]).await;
     assert_eq!(done.status, StatusCode::OK);
     let i = done.body.find("id=\"recovery-codes\">").unwrap();
-    let codes: Vec<String> = done.body[i..]
-        .split("<div>")
-        .skip(1)
-        .take(10)
-        .map(|s| s[..s.find('<').unwrap()].to_string())
-        .collect();
+    let codes: Vec<String> =
+        done.body[i..].split("<div>").skip(1).take(10).map(|s| s[..s.find('<').unwrap()].to_string()).collect();
     assert_eq!(codes.len(), 10);
     b.post_form("/logout", &[]).await;
     // Sign in: the password alone gives a half session that reaches nothing.
@@ -238,7 +250,15 @@ async fn totp_enrol_login_and_reset(t: TestWeb) {
     assert!(sent.body.contains("链接已发出"));
     let unknown = f.post_form("/password/forgot", &[("email", "nobody@kehu.test")]).await;
     assert_eq!(unknown.body.len(), sent.body.len(), "same answer for an unknown address");
-    let body = t.app.db.one(&kehu_db::Raw::new("SELECT body FROM mails WHERE kind = 'password_reset'", vec![])).await.unwrap().unwrap().string(0).unwrap();
+    let body = t
+        .app
+        .db
+        .one(&kehu_db::Raw::new("SELECT body FROM mails WHERE kind = 'password_reset'", vec![]))
+        .await
+        .unwrap()
+        .unwrap()
+        .string(0)
+        .unwrap();
     let link = body.lines().find(|l| l.contains("/password/reset/")).unwrap().trim().to_string();
     let path = &link[link.find("/password/reset/").unwrap()..];
     assert_eq!(f.get(path).await.status, StatusCode::OK);

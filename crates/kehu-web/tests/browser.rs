@@ -76,7 +76,11 @@ impl Driver {
     }
 
     async fn cmd(&self, m: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = if self.session.is_empty() { format!("{}{path}", self.base) } else { format!("{}/session/{}{path}", self.base, self.session) };
+        let url = if self.session.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
         let mut req = self.http.request(m, url);
         if let Some(b) = body {
             req = req.json(&b);

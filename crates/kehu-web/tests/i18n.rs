@@ -49,7 +49,10 @@ fn both_languages_have_every_key() {
     let (en, zh) = (keys("en"), keys("zh-CN"));
     let missing_zh: Vec<_> = en.difference(&zh).collect();
     let missing_en: Vec<_> = zh.difference(&en).collect();
-    assert!(missing_zh.is_empty() && missing_en.is_empty(), "missing in zh-CN: {missing_zh:?}; missing in en: {missing_en:?}");
+    assert!(
+        missing_zh.is_empty() && missing_en.is_empty(),
+        "missing in zh-CN: {missing_zh:?}; missing in en: {missing_en:?}"
+    );
     let i18n = I18n::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut srcs = Vec::new();
@@ -63,7 +66,9 @@ fn both_languages_have_every_key() {
         }
     }
     for lang in Lang::ALL {
-        for key in ["home-company-title", "home-contact-body", "scope-record-own", "scope-record-team", "scope-record-all"] {
+        for key in
+            ["home-company-title", "home-contact-body", "scope-record-own", "scope-record-team", "scope-record-all"]
+        {
             assert!(i18n.has(lang, key), "{key} ({})", lang.code());
         }
     }
@@ -71,15 +76,55 @@ fn both_languages_have_every_key() {
 
 /// Codes that name audit actions or events, not errors.
 const NOT_ERRORS: &[&str] = &[
-    "auth.login", "auth.password_changed", "auth.password_reset", "auth.recovery_code_used", "auth.reset_requested",
-    "auth.session_revoked", "auth.sessions_revoked", "auth.setup", "auth.totp_disabled", "auth.totp_enabled",
-    "record.created", "record.deleted", "record.restored", "record.revealed", "record.updated", "role.created",
-    "role.updated", "team.deleted", "team.updated", "token.created", "token.revoked", "user.created", "user.invited",
-    "user.password_link", "user.updated",
+    "auth.login",
+    "auth.password_changed",
+    "auth.password_reset",
+    "auth.recovery_code_used",
+    "auth.reset_requested",
+    "auth.session_revoked",
+    "auth.sessions_revoked",
+    "auth.setup",
+    "auth.totp_disabled",
+    "auth.totp_enabled",
+    "record.created",
+    "record.deleted",
+    "record.restored",
+    "record.revealed",
+    "record.updated",
+    "role.created",
+    "role.updated",
+    "team.deleted",
+    "team.updated",
+    "token.created",
+    "token.revoked",
+    "user.created",
+    "user.invited",
+    "user.password_link",
+    "user.updated",
 ];
 const PREFIXES: &[&str] = &[
-    "auth", "bench", "csrf", "db", "field", "filter", "meta", "object", "password", "permission", "query", "record",
-    "request", "role", "route", "session", "setup", "sort", "team", "token", "totp", "user",
+    "auth",
+    "bench",
+    "csrf",
+    "db",
+    "field",
+    "filter",
+    "meta",
+    "object",
+    "password",
+    "permission",
+    "query",
+    "record",
+    "request",
+    "role",
+    "route",
+    "session",
+    "setup",
+    "sort",
+    "team",
+    "token",
+    "totp",
+    "user",
 ];
 
 #[test]
@@ -94,7 +139,10 @@ fn every_error_code_has_a_message() {
     for src in &srcs {
         for lit in src.split('"').skip(1).step_by(2) {
             let Some((prefix, rest)) = lit.split_once('.') else { continue };
-            if !PREFIXES.contains(&prefix) || rest.is_empty() || !rest.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            if !PREFIXES.contains(&prefix)
+                || rest.is_empty()
+                || !rest.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
                 continue;
             }
             if NOT_ERRORS.contains(&lit) {

@@ -14,7 +14,9 @@ async fn health_ready_metrics_headers(t: TestWeb) {
     let r = b.get("/readyz").await;
     assert_eq!((r.status, r.json()["status"].as_str()), (StatusCode::OK, Some("ready")));
     let csp = h.headers.get("content-security-policy").unwrap().to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"));
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'")
+    );
     assert_eq!(h.headers.get("x-content-type-options").unwrap(), "nosniff");
     assert_eq!(h.headers.get("referrer-policy").unwrap(), "same-origin");
     assert_eq!(h.headers.get("x-request-id").unwrap().len(), 32);
@@ -26,7 +28,11 @@ async fn health_ready_metrics_headers(t: TestWeb) {
     local.get("/login").await;
     let m = local.get("/metrics").await;
     assert_eq!(m.status, StatusCode::OK);
-    assert!(m.body.contains("kehu_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1"), "{}", m.body);
+    assert!(
+        m.body.contains("kehu_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1"),
+        "{}",
+        m.body
+    );
     assert!(m.body.contains("kehu_http_request_duration_seconds_count{route=\"/login\"}"));
     assert!(m.body.contains("kehu_db_pool_connections{state=\"open\"}"));
     assert!(m.body.contains("kehu_queue_depth{queue=\"outbox\"} 0"));
@@ -123,7 +129,17 @@ async fn secrets_never_logged(t: TestWeb) {
     f.post_form(&format!("/password/reset/{reset_token}"), &[("password", "new secret passphrase 99")]).await;
     let text = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
     assert!(text.contains("\"route\":\"/password/reset/{token}\""), "requests are logged (by route)");
-    for secret in [ADMIN_PW, USER_PW, "a wrong password value", "new secret passphrase 99", &session, &csrf, &token, "kehu_forged-token-value-123", &reset_token] {
+    for secret in [
+        ADMIN_PW,
+        USER_PW,
+        "a wrong password value",
+        "new secret passphrase 99",
+        &session,
+        &csrf,
+        &token,
+        "kehu_forged-token-value-123",
+        &reset_token,
+    ] {
         assert!(!text.contains(secret), "a secret reached the logs: {secret}");
     }
 }

@@ -234,7 +234,8 @@ impl TestWeb {
 
 impl Api {
     pub async fn call(&self, method: Method, path: &str, body: Option<Json>, headers: &[(&str, &str)]) -> Resp {
-        let mut req = Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        let mut req =
+            Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {}", self.token));
         if let Some(l) = self.lang {
             req = req.header(header::ACCEPT_LANGUAGE, l);
         }

@@ -82,13 +82,7 @@ impl App {
 
     /// `kehu user create`: a user with a password (an administrator with `admin`). Completes
     /// setup when it is the first administrator.
-    pub async fn create_user_with_password(
-        &self,
-        email: &str,
-        name: &str,
-        password: &str,
-        role: &str,
-    ) -> Result<Uuid> {
+    pub async fn create_user_with_password(&self, email: &str, name: &str, password: &str, role: &str) -> Result<Uuid> {
         let hash = self.check_new_password(password, &[email, name]).await?;
         let mut tx = self.db.begin().await?;
         let id = self.insert_user(&mut tx, email, name, None, role, "zh-CN", "Asia/Shanghai").await?;

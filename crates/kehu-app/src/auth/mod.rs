@@ -10,14 +10,14 @@ mod session;
 mod tokens;
 mod totp;
 
-pub use login::{LoginOutcome, SetupRequest, LOCALES};
-pub(crate) use login::{check_locale, check_time_zone};
-pub(crate) use session::{user_from_row, user_select};
 pub(crate) use audit as audit_user;
-pub use totp::{totp_matches, totp_now};
+pub(crate) use login::{check_locale, check_time_zone};
+pub use login::{LoginOutcome, SetupRequest, LOCALES};
+pub(crate) use session::{user_from_row, user_select};
 pub use session::{NewSession, SessionInfo, SessionRow, UserInfo};
 pub use tokens::{ApiTokenInfo, MailRow, Scope as TokenScope, TokenAuth};
 pub use totp::TotpEnrolment;
+pub use totp::{totp_matches, totp_now};
 
 use crate::{App, Result};
 use base64::Engine;

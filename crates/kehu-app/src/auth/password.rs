@@ -106,7 +106,8 @@ fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
         use argon2::password_hash::{PasswordHasher, SaltString};
-        let salt = SaltString::from_b64("a2VodWR1bW15c2FsdA").unwrap_or_else(|_| SaltString::from_b64("c2FsdHNhbHQ").expect("salt"));
+        let salt = SaltString::from_b64("a2VodWR1bW15c2FsdA")
+            .unwrap_or_else(|_| SaltString::from_b64("c2FsdHNhbHQ").expect("salt"));
         hasher().hash_password(b"kehu-dummy-password", &salt).map(|h| h.to_string()).unwrap_or_default()
     })
 }

@@ -36,18 +36,8 @@ pub struct UserInfo {
     pub last_login_at: Option<i64>,
 }
 
-pub(crate) const USER_COLUMNS: [&str; 10] = [
-    "id",
-    "email",
-    "name",
-    "locale",
-    "time_zone",
-    "team_id",
-    "role_id",
-    "is_active",
-    "totp_secret",
-    "password_hash",
-];
+pub(crate) const USER_COLUMNS: [&str; 10] =
+    ["id", "email", "name", "locale", "time_zone", "team_id", "role_id", "is_active", "totp_secret", "password_hash"];
 
 pub(crate) fn user_select() -> sea_query::SelectStatement {
     let mut q = Query::select();
@@ -172,7 +162,12 @@ impl App {
             tx.exec(&q).await?;
             tx.commit().await?;
         }
-        Ok(Some(SessionInfo { id, user, csrf: s.string(2).unwrap_or_default(), mfa_passed: s.bool(3).unwrap_or(false) }))
+        Ok(Some(SessionInfo {
+            id,
+            user,
+            csrf: s.string(2).unwrap_or_default(),
+            mfa_passed: s.bool(3).unwrap_or(false),
+        }))
     }
 
     pub async fn user_info(&self, id: Uuid) -> Result<Option<UserInfo>> {

@@ -107,8 +107,7 @@ impl App {
         let q = Query::insert()
             .into_table(Alias::new("api_tokens"))
             .columns(
-                ["id", "user_id", "name", "token_hash", "prefix", "scopes", "expires_at", "created_at"]
-                    .map(Alias::new),
+                ["id", "user_id", "name", "token_hash", "prefix", "scopes", "expires_at", "created_at"].map(Alias::new),
             )
             .values_panic([
                 info.id.into(),
@@ -123,8 +122,14 @@ impl App {
             .to_owned();
         let mut tx = self.db.begin().await?;
         tx.exec(&q).await?;
-        audit(&mut tx, Some(user), user, "token.created", serde_json::json!({"name": info.name, "prefix": info.prefix}))
-            .await?;
+        audit(
+            &mut tx,
+            Some(user),
+            user,
+            "token.created",
+            serde_json::json!({"name": info.name, "prefix": info.prefix}),
+        )
+        .await?;
         tx.commit().await?;
         Ok((token, info))
     }

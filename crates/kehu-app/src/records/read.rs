@@ -121,7 +121,10 @@ impl App {
         Ok(())
     }
 
-    fn resolve_ctx<'a>(actor: &'a Actor, obj: &'a ObjectDef) -> impl Fn(&kehu_core::meta::FieldDef) -> bool + Sync + 'a {
+    fn resolve_ctx<'a>(
+        actor: &'a Actor,
+        obj: &'a ObjectDef,
+    ) -> impl Fn(&kehu_core::meta::FieldDef) -> bool + Sync + 'a {
         move |f| actor.can_read_field(obj, f)
     }
 
@@ -266,7 +269,13 @@ impl App {
             }
             if let kehu_core::value::Value::Text(s) = v {
                 if !s.is_empty() {
-                    out.push(if actor.is_system() { s.clone() } else if super::is_contact(f) { super::mask(f, s) } else { s.clone() });
+                    out.push(if actor.is_system() {
+                        s.clone()
+                    } else if super::is_contact(f) {
+                        super::mask(f, s)
+                    } else {
+                        s.clone()
+                    });
                 }
             }
             if out.len() == 3 {

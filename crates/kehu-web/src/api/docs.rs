@@ -120,7 +120,11 @@ pub async fn docs(State(st): State<AppState>, ctx: Ctx) -> WebResult {
                         rs.iter()
                             .map(|(code, r)| {
                                 let schema = &r["content"]["application/json"]["schema"];
-                                let what = if schema.is_null() { r["description"].as_str().unwrap_or("").to_string() } else { ref_name(schema) };
+                                let what = if schema.is_null() {
+                                    r["description"].as_str().unwrap_or("").to_string()
+                                } else {
+                                    ref_name(schema)
+                                };
                                 (code.clone(), what)
                             })
                             .collect()
@@ -145,7 +149,8 @@ pub async fn docs(State(st): State<AppState>, ctx: Ctx) -> WebResult {
     let mut schemas = Vec::new();
     if let Some(s) = doc["components"]["schemas"].as_object() {
         for (name, v) in s {
-            let required: Vec<&str> = v["required"].as_array().map(|r| r.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+            let required: Vec<&str> =
+                v["required"].as_array().map(|r| r.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
             let props = v["properties"]
                 .as_object()
                 .map(|p| p.iter().map(|(k, pv)| (k.clone(), ref_name(pv), required.contains(&k.as_str()))).collect())
@@ -162,7 +167,9 @@ pub async fn docs(State(st): State<AppState>, ctx: Ctx) -> WebResult {
         schemas,
     };
     match ctx.session() {
-        Some((s, a)) => render(&DocsPage { shell: Shell::new(&st, &ctx, s, a, title.clone()).await.crumb(title, None), d }),
+        Some((s, a)) => {
+            render(&DocsPage { shell: Shell::new(&st, &ctx, s, a, title.clone()).await.crumb(title, None), d })
+        }
         None => render(&DocsPublic { shell: Shell::bare(&st, &ctx, title), d }),
     }
 }

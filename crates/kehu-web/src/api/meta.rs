@@ -143,8 +143,12 @@ pub fn object_json(o: &ObjectDef, actor: &Actor) -> JVal {
 pub async fn list_objects(State(st): State<AppState>, c: ApiCaller) -> WebResult<Json<JVal>> {
     c.need(TokenScope::Read)?;
     let schema = st.app.schema().await?;
-    let list: Vec<JVal> =
-        schema.objects().iter().filter(|o| c.actor.check(o, Action::Read).is_ok()).map(|o| object_json(o, &c.actor)).collect();
+    let list: Vec<JVal> = schema
+        .objects()
+        .iter()
+        .filter(|o| c.actor.check(o, Action::Read).is_ok())
+        .map(|o| object_json(o, &c.actor))
+        .collect();
     Ok(Json(JVal::Array(list)))
 }
 

@@ -38,7 +38,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             return Err(AppError::invalid("request.too_large").into());
         }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            let code = if e.to_string().starts_with("unknown field") { "request.unknown_field" } else { "request.invalid_json" };
+            let code = if e.to_string().starts_with("unknown field") {
+                "request.unknown_field"
+            } else {
+                "request.invalid_json"
+            };
             WebError(AppError::invalid(code).with_detail(e.to_string()))
         })
     }

@@ -91,7 +91,11 @@ pub struct PasswordChange {
 }
 
 /// `POST /account/password`
-pub async fn change_password(State(st): State<AppState>, u: UserCtx, FormBody(f): FormBody<PasswordChange>) -> WebResult {
+pub async fn change_password(
+    State(st): State<AppState>,
+    u: UserCtx,
+    FormBody(f): FormBody<PasswordChange>,
+) -> WebResult {
     let r = st.app.change_password(u.session.user.id, &f.current_password, &f.new_password, u.session.id).await;
     match r {
         Ok(()) => Ok(redirect_flash(&u.ctx, "/account/security", "flash-password-changed")),
@@ -128,7 +132,12 @@ fn qr_svg(url: &str) -> String {
 /// `POST /account/2fa/begin` — a new secret with its QR code.
 pub async fn totp_begin(State(st): State<AppState>, u: UserCtx) -> WebResult {
     let e = st.app.totp_begin(u.session.user.id).await?;
-    render(&EnrolPage { shell: shell(&st, &u, "totp-title").await, qr_svg: qr_svg(&e.url), secret: e.secret, form: Form::default() })
+    render(&EnrolPage {
+        shell: shell(&st, &u, "totp-title").await,
+        qr_svg: qr_svg(&e.url),
+        secret: e.secret,
+        form: Form::default(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -151,7 +160,12 @@ pub async fn totp_confirm(State(st): State<AppState>, u: UserCtx, FormBody(f): F
         Err(e) => {
             let form = Form::default().fail(&st.i18n, u.ctx.lang, &e);
             let url = format!("otpauth://totp/Kehu?secret={}", f.secret);
-            let mut r = render(&EnrolPage { shell: shell(&st, &u, "totp-title").await, qr_svg: qr_svg(&url), secret: f.secret, form })?;
+            let mut r = render(&EnrolPage {
+                shell: shell(&st, &u, "totp-title").await,
+                qr_svg: qr_svg(&url),
+                secret: f.secret,
+                form,
+            })?;
             *r.status_mut() = crate::error::status_of(&e);
             Ok(r)
         }
@@ -223,9 +237,12 @@ pub async fn create_token(
     let res = st.app.create_api_token(u.session.user.id, &get("name"), &scopes, days).await;
     let tokens = st.app.api_tokens(u.session.user.id).await?;
     match res {
-        Ok((token, _)) => {
-            render(&TokensPage { shell: shell(&st, &u, "nav-tokens").await, tokens, created: Some(token), form: Form::default() })
-        }
+        Ok((token, _)) => render(&TokensPage {
+            shell: shell(&st, &u, "nav-tokens").await,
+            tokens,
+            created: Some(token),
+            form: Form::default(),
+        }),
         Err(e) => {
             let form = Form::with(&[("name", &get("name"))]).fail(&st.i18n, u.ctx.lang, &e);
             let mut r = render(&TokensPage { shell: shell(&st, &u, "nav-tokens").await, tokens, created: None, form })?;

@@ -10,7 +10,7 @@ use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::Form as FormBody;
-use kehu_app::admin::{RoleRow, TeamRow, UserPatch, UserRow};
+use kehu_app::admin::{Invite, RoleRow, TeamRow, UserPatch, UserRow};
 use kehu_app::auth::MailRow;
 use kehu_core::perm::{FieldPerm, Grants, ObjectPerm, Scope};
 use kehu_core::{AppError, Uuid};
@@ -26,7 +26,11 @@ async fn shell(st: &AppState, u: &UserCtx, key: &str, parent: Option<(&str, &str
 }
 
 fn role_name(r: &RoleRow, lang: crate::i18n::Lang) -> String {
-    if lang == crate::i18n::Lang::En { r.name_en.clone() } else { r.name_zh.clone() }
+    if lang == crate::i18n::Lang::En {
+        r.name_en.clone()
+    } else {
+        r.name_zh.clone()
+    }
 }
 
 #[derive(Template)]
@@ -79,15 +83,27 @@ fn opt_uuid(s: &str, field: &str) -> Result<Option<Uuid>, AppError> {
 /// `POST /admin/users` — invite; the page shows the set-password link once.
 pub async fn invite(State(st): State<AppState>, u: UserCtx, FormBody(f): FormBody<InviteForm>) -> WebResult {
     let res = async {
-        let team = opt_uuid(&f.team_id, "team_id")?;
-        st.app.invite_user(&u.actor, &f.email, &f.name, team, &f.role, &f.locale, &u.ctx.base_url).await
+        let inv = Invite {
+            email: f.email.clone(),
+            name: f.name.clone(),
+            team: opt_uuid(&f.team_id, "team_id")?,
+            role: f.role.clone(),
+            locale: f.locale.clone(),
+        };
+        st.app.invite_user(&u.actor, &inv, &u.ctx.base_url).await
     }
     .await;
     match res {
         Ok((_, link)) => users_page_with(&st, &u, Form::with(&[("role", "sales_rep")]), Some(link)).await,
         Err(e) if e.kind != kehu_core::ErrorKind::Forbidden => {
-            let form = Form::with(&[("email", &f.email), ("name", &f.name), ("team_id", &f.team_id), ("role", &f.role), ("locale", &f.locale)])
-                .fail(&st.i18n, u.ctx.lang, &e);
+            let form = Form::with(&[
+                ("email", &f.email),
+                ("name", &f.name),
+                ("team_id", &f.team_id),
+                ("role", &f.role),
+                ("locale", &f.locale),
+            ])
+            .fail(&st.i18n, u.ctx.lang, &e);
             let mut r = users_page_with(&st, &u, form, None).await?;
             *r.status_mut() = crate::error::status_of(&e);
             Ok(r)
@@ -108,14 +124,22 @@ struct UserEditPage {
 }
 
 async fn user_page_with(st: &AppState, u: &UserCtx, id: Uuid, form: Option<Form>, link: Option<String>) -> WebResult {
-    let user = st.app.users(&u.actor).await?.into_iter().find(|x| x.user.id == id).ok_or_else(|| AppError::not_found("user.not_found"))?;
+    let user = st
+        .app
+        .users(&u.actor)
+        .await?
+        .into_iter()
+        .find(|x| x.user.id == id)
+        .ok_or_else(|| AppError::not_found("user.not_found"))?;
     let roles = st.app.roles(&u.actor).await?.iter().map(|r| (r.key.clone(), role_name(r, u.ctx.lang))).collect();
     let teams = st.app.teams().await?;
     let team = user.user.team_id.map(|t| t.to_string()).unwrap_or_default();
-    let form = form.unwrap_or_else(|| Form::with(&[("name", &user.user.name), ("role", &user.role_key), ("team_id", &team)]));
+    let form =
+        form.unwrap_or_else(|| Form::with(&[("name", &user.user.name), ("role", &user.role_key), ("team_id", &team)]));
     let mut s = shell(st, u, "nav-users", None).await;
     s.crumbs.pop();
-    let s = s.crumb(st.i18n.get(u.ctx.lang, "nav-users", &[]), Some("/admin/users")).crumb(user.user.name.clone(), None);
+    let s =
+        s.crumb(st.i18n.get(u.ctx.lang, "nav-users", &[]), Some("/admin/users")).crumb(user.user.name.clone(), None);
     render(&UserEditPage { shell: s, user, roles, teams, form, link })
 }
 
@@ -133,16 +157,27 @@ pub struct UserEditForm {
 }
 
 /// `POST /admin/users/{id}`
-pub async fn user_update(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>, FormBody(f): FormBody<UserEditForm>) -> WebResult {
+pub async fn user_update(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(id): Path<Uuid>,
+    FormBody(f): FormBody<UserEditForm>,
+) -> WebResult {
     let res = async {
-        let patch = UserPatch { name: Some(f.name.clone()), team_id: Some(opt_uuid(&f.team_id, "team_id")?), role: Some(f.role.clone()), is_active: None };
+        let patch = UserPatch {
+            name: Some(f.name.clone()),
+            team_id: Some(opt_uuid(&f.team_id, "team_id")?),
+            role: Some(f.role.clone()),
+            is_active: None,
+        };
         st.app.update_user(&u.actor, id, &patch).await
     }
     .await;
     match res {
         Ok(()) => Ok(redirect_flash(&u.ctx, &format!("/admin/users/{id}"), "flash-saved")),
         Err(e) if e.kind != kehu_core::ErrorKind::Forbidden => {
-            let form = Form::with(&[("name", &f.name), ("team_id", &f.team_id), ("role", &f.role)]).fail(&st.i18n, u.ctx.lang, &e);
+            let form = Form::with(&[("name", &f.name), ("team_id", &f.team_id), ("role", &f.role)])
+                .fail(&st.i18n, u.ctx.lang, &e);
             let mut r = user_page_with(&st, &u, id, Some(form), None).await?;
             *r.status_mut() = crate::error::status_of(&e);
             Ok(r)
@@ -157,10 +192,19 @@ pub struct ActiveForm {
 }
 
 /// `POST /admin/users/{id}/active` — disabling ends every session of the user.
-pub async fn user_active(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>, FormBody(f): FormBody<ActiveForm>) -> WebResult {
+pub async fn user_active(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(id): Path<Uuid>,
+    FormBody(f): FormBody<ActiveForm>,
+) -> WebResult {
     let patch = UserPatch { is_active: Some(f.active), ..Default::default() };
     st.app.update_user(&u.actor, id, &patch).await?;
-    Ok(redirect_flash(&u.ctx, &format!("/admin/users/{id}"), if f.active { "flash-user-enabled" } else { "flash-user-disabled" }))
+    Ok(redirect_flash(
+        &u.ctx,
+        &format!("/admin/users/{id}"),
+        if f.active { "flash-user-enabled" } else { "flash-user-disabled" },
+    ))
 }
 
 /// `POST /admin/users/{id}/link` — a new set-password link (shown once, also e-mailed).
@@ -222,7 +266,12 @@ pub async fn team_create(State(st): State<AppState>, u: UserCtx, FormBody(f): Fo
 }
 
 /// `POST /admin/teams/{id}` — rename or move.
-pub async fn team_update(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>, FormBody(f): FormBody<TeamForm>) -> WebResult {
+pub async fn team_update(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(id): Path<Uuid>,
+    FormBody(f): FormBody<TeamForm>,
+) -> WebResult {
     let parent = opt_uuid(&f.parent_id, "parent_id")?;
     st.app.update_team(&u.actor, id, &f.name, parent).await?;
     Ok(redirect_flash(&u.ctx, "/admin/teams", "flash-saved"))
@@ -301,7 +350,13 @@ impl RoleEditPage {
 
 /// `GET /admin/roles/{key}`
 pub async fn role_page(State(st): State<AppState>, u: UserCtx, Path(key): Path<String>) -> WebResult {
-    let role = st.app.roles(&u.actor).await?.into_iter().find(|r| r.key == key).ok_or_else(|| AppError::not_found("role.not_found"))?;
+    let role = st
+        .app
+        .roles(&u.actor)
+        .await?
+        .into_iter()
+        .find(|r| r.key == key)
+        .ok_or_else(|| AppError::not_found("role.not_found"))?;
     let schema = st.app.schema().await?;
     let lang = u.ctx.lang.code();
     let rows = schema
@@ -363,7 +418,14 @@ pub async fn role_update(
         };
         grants.objects.insert(
             o.api_name.clone(),
-            ObjectPerm { read: p("read"), create: p("create"), update: p("update"), delete: p("delete"), export: p("export"), scope },
+            ObjectPerm {
+                read: p("read"),
+                create: p("create"),
+                update: p("update"),
+                delete: p("delete"),
+                export: p("export"),
+                scope,
+            },
         );
         for f in o.data_fields() {
             let k = format!("{}.{}", o.api_name, f.api_name);

@@ -17,7 +17,18 @@ use serde::Deserialize;
 
 /// Time zones offered at setup and in the profile (the common ones first).
 pub fn time_zones() -> Vec<String> {
-    let first = ["Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Singapore", "Asia/Tokyo", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "UTC"];
+    let first = [
+        "Asia/Shanghai",
+        "Asia/Hong_Kong",
+        "Asia/Taipei",
+        "Asia/Singapore",
+        "Asia/Tokyo",
+        "Europe/London",
+        "Europe/Berlin",
+        "America/New_York",
+        "America/Los_Angeles",
+        "UTC",
+    ];
     let mut zones: Vec<String> = first.iter().map(|s| s.to_string()).collect();
     for tz in chrono_tz::TZ_VARIANTS {
         let n = tz.name();

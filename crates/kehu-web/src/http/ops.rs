@@ -78,9 +78,15 @@ impl Metrics {
         for (route, s) in m.iter() {
             let r = esc(route);
             for (i, b) in BUCKETS.iter().enumerate() {
-                out.push_str(&format!("kehu_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}\n", s.buckets[i]));
+                out.push_str(&format!(
+                    "kehu_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}\n",
+                    s.buckets[i]
+                ));
             }
-            out.push_str(&format!("kehu_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}\n", s.total));
+            out.push_str(&format!(
+                "kehu_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}\n",
+                s.total
+            ));
             out.push_str(&format!("kehu_http_request_duration_seconds_sum{{route=\"{r}\"}} {}\n", s.sum));
             out.push_str(&format!("kehu_http_request_duration_seconds_count{{route=\"{r}\"}} {}\n", s.total));
         }
@@ -110,8 +116,12 @@ pub async fn metrics(State(st): State<AppState>, headers: HeaderMap, ctx: crate:
     let mut out = String::new();
     st.metrics.render(&mut out);
     let (size, idle) = st.app.db.pool_stats();
-    out.push_str("# HELP kehu_db_pool_connections Database connections by state.\n# TYPE kehu_db_pool_connections gauge\n");
-    out.push_str(&format!("kehu_db_pool_connections{{state=\"open\"}} {size}\nkehu_db_pool_connections{{state=\"idle\"}} {idle}\n"));
+    out.push_str(
+        "# HELP kehu_db_pool_connections Database connections by state.\n# TYPE kehu_db_pool_connections gauge\n",
+    );
+    out.push_str(&format!(
+        "kehu_db_pool_connections{{state=\"open\"}} {size}\nkehu_db_pool_connections{{state=\"idle\"}} {idle}\n"
+    ));
     if let Ok(q) = st.app.queue_depths().await {
         out.push_str("# HELP kehu_queue_depth Unprocessed items per queue.\n# TYPE kehu_queue_depth gauge\n");
         for (name, n) in q {

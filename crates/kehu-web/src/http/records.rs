@@ -62,9 +62,7 @@ impl Display<'_> {
                 .map(|k| f.choice(k).map(|c| c.label.get(self.lang).to_string()).unwrap_or_else(|| k.to_string()))
                 .collect::<Vec<_>>()
                 .join("、"),
-            (FieldType::Tags, Json::Array(a)) => {
-                a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("、")
-            }
+            (FieldType::Tags, Json::Array(a)) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join("、"),
             (FieldType::Relation | FieldType::User, Json::String(s)) => {
                 s.parse::<Uuid>().ok().and_then(|id| self.names.get(&id).cloned()).unwrap_or_else(|| "—".into())
             }
@@ -95,7 +93,8 @@ async fn names(st: &AppState, actor: &Actor, obj: &ObjectDef, records: &[RecordV
             match f.ftype {
                 FieldType::User => users.push(id),
                 FieldType::Relation => {
-                    let target = f.options.target.and_then(|t| schema.as_ref()?.object_by_id(t).map(|o| o.api_name.clone()));
+                    let target =
+                        f.options.target.and_then(|t| schema.as_ref()?.object_by_id(t).map(|o| o.api_name.clone()));
                     if let Some(t) = target {
                         refs.push((t, id));
                     }
@@ -117,7 +116,8 @@ async fn names(st: &AppState, actor: &Actor, obj: &ObjectDef, records: &[RecordV
 
 async fn title_of(st: &AppState, object: &str, r: &RecordView) -> String {
     let schema = st.app.schema().await.ok();
-    let tf = schema.as_ref().and_then(|s| s.object(object).ok()).and_then(|o| o.title_field().map(|f| f.api_name.clone()));
+    let tf =
+        schema.as_ref().and_then(|s| s.object(object).ok()).and_then(|o| o.title_field().map(|f| f.api_name.clone()));
     tf.and_then(|f| r.get(&f).as_str().map(str::to_owned)).filter(|s| !s.is_empty()).unwrap_or_else(|| "—".into())
 }
 
@@ -156,7 +156,8 @@ pub async fn list(
     let fields = list_fields(&obj, &u.actor);
     let q = lq.q.clone().unwrap_or_default();
     let (records, total, next) = if q.trim().is_empty() {
-        let req = ListRequest { cursor: lq.cursor.clone(), count: Count::Capped, limit: Some(50), ..Default::default() };
+        let req =
+            ListRequest { cursor: lq.cursor.clone(), count: Count::Capped, limit: Some(50), ..Default::default() };
         let page = st.app.list(&u.actor, &object, &req).await?;
         let total = match (page.total, page.total_is_capped) {
             (Some(n), true) => format!("{n}+"),
@@ -182,7 +183,11 @@ pub async fn list(
         .iter()
         .map(|r| Row {
             id: r.id,
-            title: title_field.as_ref().map(|f| d.value(f, r.get(&f.api_name))).filter(|s| !s.is_empty()).unwrap_or_else(|| "—".into()),
+            title: title_field
+                .as_ref()
+                .map(|f| d.value(f, r.get(&f.api_name)))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "—".into()),
             cells: fields.iter().map(|f| d.value(f, r.get(&f.api_name))).collect(),
         })
         .collect();
@@ -195,7 +200,9 @@ pub async fn list(
         cols: fields.iter().map(|f| Col { api: f.api_name.clone(), label: f.label.get(lang).to_string() }).collect(),
         rows,
         total,
-        next: next.map(|c| format!("/o/{object}?cursor={}", url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>())),
+        next: next.map(|c| {
+            format!("/o/{object}?cursor={}", url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>())
+        }),
         q,
         can_create: u.actor.check(&obj, Action::Create).is_ok(),
     })
@@ -222,7 +229,13 @@ struct NewPage {
     general: Option<String>,
 }
 
-async fn inputs(st: &AppState, u: &UserCtx, obj: &ObjectDef, form: &Form, values: &HashMap<String, Vec<String>>) -> Vec<Input> {
+async fn inputs(
+    st: &AppState,
+    u: &UserCtx,
+    obj: &ObjectDef,
+    form: &Form,
+    values: &HashMap<String, Vec<String>>,
+) -> Vec<Input> {
     let lang = u.ctx.lang.code();
     let schema = st.app.schema().await.ok();
     let mut out = Vec::new();
@@ -240,15 +253,26 @@ async fn inputs(st: &AppState, u: &UserCtx, obj: &ObjectDef, form: &Form, values
             FieldType::Boolean => ("checkbox", vec![]),
             FieldType::Select => (
                 "select",
-                f.options.choices.iter().map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key))).collect(),
+                f.options
+                    .choices
+                    .iter()
+                    .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
+                    .collect(),
             ),
             FieldType::MultiSelect => (
                 "multi",
-                f.options.choices.iter().map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key))).collect(),
+                f.options
+                    .choices
+                    .iter()
+                    .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
+                    .collect(),
             ),
             FieldType::User => {
                 let users = st.app.user_choices().await.unwrap_or_default();
-                ("select", users.into_iter().map(|(id, n)| (id.to_string(), n, selected.contains(&id.to_string()))).collect())
+                (
+                    "select",
+                    users.into_iter().map(|(id, n)| (id.to_string(), n, selected.contains(&id.to_string()))).collect(),
+                )
             }
             FieldType::Relation => {
                 let target = f.options.target.and_then(|t| schema.as_ref()?.object_by_id(t).cloned());
@@ -321,7 +345,9 @@ fn to_input(obj: &ObjectDef, pairs: &[(String, String)]) -> (Map<String, Json>, 
             continue;
         };
         let v = match f.ftype {
-            FieldType::MultiSelect => Json::Array(vals.iter().filter(|s| !s.is_empty()).map(|s| Json::String(s.clone())).collect()),
+            FieldType::MultiSelect => {
+                Json::Array(vals.iter().filter(|s| !s.is_empty()).map(|s| Json::String(s.clone())).collect())
+            }
             FieldType::Boolean => Json::Bool(vals.iter().any(|s| s == "on" || s == "true")),
             _ => {
                 let s = vals.last().cloned().unwrap_or_default();
@@ -428,7 +454,16 @@ pub async fn show(State(st): State<AppState>, u: UserCtx, Path((object, id)): Pa
         .crumb(plural, Some(&format!("/o/{object}")))
         .crumb(title.clone(), None);
     let can_reveal = u.actor.can_reveal() && rows.iter().any(|r| r.masked && !r.value.is_empty());
-    render(&ShowPage { shell, object, id, title, label: obj.label.get(lang).to_string(), rows, can_reveal, revealed: false })
+    render(&ShowPage {
+        shell,
+        object,
+        id,
+        title,
+        label: obj.label.get(lang).to_string(),
+        rows,
+        can_reveal,
+        revealed: false,
+    })
 }
 
 /// `POST /o/{object}/{id}/reveal` — the field list with phone numbers and e-mails unmasked;
