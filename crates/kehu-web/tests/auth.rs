@@ -290,3 +290,114 @@ async fn language_switch(t: TestWeb) {
     assert!(v.get("/login").await.body.contains("登录"));
 }
 both!(language_switch);
+
+async fn admin_manages_people(t: TestWeb) {
+    let admin = t.admin().await;
+    // Teams: a department tree; a team cannot move under its own child.
+    admin.get("/admin/teams").await;
+    assert_eq!(
+        admin.post_form("/admin/teams", &[("name", "销售部"), ("parent_id", "")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let sales = t.app.teams().await.unwrap()[0].id.to_string();
+    admin.post_form("/admin/teams", &[("name", "华东区"), ("parent_id", &sales)]).await;
+    let teams = t.app.teams().await.unwrap();
+    let east = teams.iter().find(|x| x.name == "华东区").unwrap();
+    assert_eq!((east.parent_id.map(|p| p.to_string()), east.depth), (Some(sales.clone()), 1));
+    let cycle = admin
+        .post_form(&format!("/admin/teams/{sales}"), &[("name", "销售部"), ("parent_id", &east.id.to_string())])
+        .await;
+    assert_eq!(cycle.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(t.app.teams().await.unwrap()[0].parent_id, None, "nothing moved");
+    // Invite: the link sets a password, then the user signs in.
+    admin.get("/admin/users").await;
+    let inv = admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("name", "李娜"),
+                ("email", "lina@kehu.test"),
+                ("team_id", &east.id.to_string()),
+                ("role", "sales_rep"),
+                ("locale", "en"),
+            ],
+        )
+        .await;
+    assert_eq!(inv.status, StatusCode::OK, "{}", inv.body);
+    let i = inv.body.find("id=\"invite-link\">").unwrap() + 17;
+    let link = &inv.body[i..i + inv.body[i..].find('<').unwrap()];
+    let path = &link[link.find("/password/reset/").unwrap()..];
+    let dup = admin
+        .post_form(
+            "/admin/users",
+            &[("name", "x"), ("email", "LINA@kehu.test"), ("team_id", ""), ("role", "sales_rep"), ("locale", "en")],
+        )
+        .await;
+    assert!(dup.body.contains("该邮箱已被其他用户使用"));
+    let lina = t.browser();
+    lina.get(path).await;
+    assert_eq!(lina.post_form(path, &[("password", USER_PW)]).await.location(), "/login");
+    lina.get("/login").await;
+    assert_eq!(lina.post_form("/login", &[("email", "lina@kehu.test"), ("password", USER_PW)]).await.location(), "/");
+    assert!(lina.get("/").await.body.contains("Hello, 李娜"), "the invited user's language");
+    assert_eq!(lina.get("/admin/users").await.status, StatusCode::FORBIDDEN, "a rep cannot administer");
+    // Roles: hide a field from sales reps and take away revealing; the rep's API reads follow.
+    admin.get("/admin/roles/sales_rep").await;
+    let form = [
+        ("obj.contact.read", "on"),
+        ("obj.contact.create", "on"),
+        ("obj.contact.update", "on"),
+        ("obj.contact.scope", "own"),
+        ("obj.company.read", "on"),
+        ("obj.company.scope", "team"),
+        ("field.contact.phone", "none"),
+        ("field.contact.email", "r"),
+    ];
+    let r = admin.post_form("/admin/roles/sales_rep", &form).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let role = t.app.role_by_key("sales_rep").await.unwrap();
+    assert!(!role.grants.reveal_contact && !role.grants.objects["contact"].delete);
+    assert_eq!(role.grants.objects["company"].scope, kehu_core::perm::Scope::Team);
+    assert!(!role.grants.fields["contact.phone"].read && !role.grants.fields["contact.email"].write);
+    let lina_id = t
+        .app
+        .db
+        .one(&kehu_db::Raw::new("SELECT id FROM users WHERE email = 'lina@kehu.test'", vec![]))
+        .await
+        .unwrap()
+        .unwrap()
+        .uuid(0)
+        .unwrap();
+    let (tok, _) = t.app.create_api_token(lina_id, "t", &kehu_app::auth::TokenScope::ALL, None).await.unwrap();
+    let api = t.api(&tok);
+    let c = api.post("/api/v1/contact", serde_json::json!({"name": "客户甲"})).await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.body);
+    assert!(c.json()["fields"].get("phone").is_none(), "hidden field not returned");
+    let w = api.post("/api/v1/contact", serde_json::json!({"name": "客户乙", "email": "b@kehu.test"})).await;
+    assert_eq!(w.status, StatusCode::FORBIDDEN, "read-only field not writable: {}", w.body);
+    // The administrator role itself is fixed.
+    let fixed = admin.post_form("/admin/roles/admin", &form).await;
+    assert_eq!(fixed.status, StatusCode::FORBIDDEN);
+    // A custom role starts as a copy; the last admin cannot be demoted.
+    admin.get("/admin/roles").await;
+    let r = admin
+        .post_form("/admin/roles", &[("name_zh", "区域经理"), ("name_en", "Area manager"), ("copy_from", "manager")])
+        .await;
+    assert!(r.location().starts_with("/admin/roles/role_"));
+    let admin_id = t
+        .app
+        .db
+        .one(&kehu_db::Raw::new("SELECT id FROM users WHERE email = 'admin@kehu.test'", vec![]))
+        .await
+        .unwrap()
+        .unwrap()
+        .uuid(0)
+        .unwrap();
+    admin.get(&format!("/admin/users/{admin_id}")).await;
+    let demote = admin
+        .post_form(&format!("/admin/users/{admin_id}"), &[("name", "王管理"), ("team_id", ""), ("role", "sales_rep")])
+        .await;
+    assert!(demote.body.contains("至少需要一个正常的管理员"), "{}", demote.status);
+    assert_eq!(admin.get("/admin/users").await.status, StatusCode::OK, "still an admin");
+}
+both!(admin_manages_people);

@@ -138,6 +138,7 @@ async fn user_page_with(st: &AppState, u: &UserCtx, id: Uuid, form: Option<Form>
         form.unwrap_or_else(|| Form::with(&[("name", &user.user.name), ("role", &user.role_key), ("team_id", &team)]));
     let mut s = shell(st, u, "nav-users", None).await;
     s.crumbs.pop();
+    s.title = user.user.name.clone();
     let s =
         s.crumb(st.i18n.get(u.ctx.lang, "nav-users", &[]), Some("/admin/users")).crumb(user.user.name.clone(), None);
     render(&UserEditPage { shell: s, user, roles, teams, form, link })
@@ -382,6 +383,7 @@ pub async fn role_page(State(st): State<AppState>, u: UserCtx, Path(key): Path<S
     let name = role_name(&role, u.ctx.lang);
     let mut s = shell(&st, &u, "nav-roles", None).await;
     s.crumbs.pop();
+    s.title = name.clone();
     let s = s.crumb(st.i18n.get(u.ctx.lang, "nav-roles", &[]), Some("/admin/roles")).crumb(name, None);
     let editable = role.key != "admin";
     render(&RoleEditPage { shell: s, role, rows, editable })
