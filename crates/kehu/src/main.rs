@@ -193,11 +193,14 @@ async fn main() -> Result<()> {
     }
 }
 
-/// An error for the terminal: its code and the fields it names.
+/// An error for the terminal, in the language of `LANG` (zh… or English), with its code.
 fn describe(e: &kehu_core::AppError) -> String {
-    let mut s = e.code.clone();
+    use kehu_web::i18n::{I18n, Lang};
+    let lang = if std::env::var("LANG").unwrap_or_default().starts_with("zh") { Lang::ZhCn } else { Lang::En };
+    let i18n = I18n::new();
+    let mut s = format!("{} ({})", i18n.error(lang, &e.code), e.code);
     for f in &e.fields {
-        s.push_str(&format!(" [{}: {}]", f.field, f.code));
+        s.push_str(&format!("\n  {}: {} ({})", f.field, i18n.error(lang, &f.code), f.code));
     }
     s
 }
