@@ -23,7 +23,7 @@ pub struct Stat {
     pub max_ms: f64,
 }
 
-fn stat(name: &str, mut samples: Vec<f64>) -> Stat {
+pub fn stat(name: &str, mut samples: Vec<f64>) -> Stat {
     samples.sort_by(|a, b| a.total_cmp(b));
     let q = |p: f64| samples.get(((samples.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
     Stat { name: name.into(), runs: samples.len(), p50_ms: q(0.50), p95_ms: q(0.95), p99_ms: q(0.99), max_ms: q(1.0) }

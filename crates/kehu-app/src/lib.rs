@@ -8,7 +8,7 @@ pub mod auth;
 pub mod bench;
 pub mod customers;
 pub mod demo;
-mod mail;
+pub mod mail;
 pub mod metadata;
 pub mod records;
 pub mod users;

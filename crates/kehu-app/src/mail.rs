@@ -57,3 +57,101 @@ pub(crate) fn invite_mail(locale: &str, name: &str, org: &str, link: &str) -> (S
         )
     }
 }
+
+/// Delivers queued mail over SMTP (`smtp://host:port` plain, `smtp://…?tls=required`
+/// STARTTLS, `smtps://user:pass@host:465` implicit TLS; rustls, no OpenSSL).
+pub struct Mailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+/// Attempts before a message is given up.
+pub const MAX_ATTEMPTS: i64 = 5;
+
+impl Mailer {
+    pub fn new(url: &str, from: &str) -> Result<Mailer> {
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+            .map_err(|e| kehu_core::AppError::invalid("mail.bad_config").with_detail(e.to_string()))?
+            .timeout(Some(std::time::Duration::from_secs(20)))
+            .build();
+        let from =
+            from.parse().map_err(|_| kehu_core::AppError::invalid("mail.bad_config").with_detail("mail_from"))?;
+        Ok(Mailer { transport, from })
+    }
+}
+
+impl crate::App {
+    /// Send up to 20 queued messages; returns how many went out. Each message is claimed by
+    /// bumping its attempt counter first, so two app servers never send the same one.
+    pub async fn deliver_mails(&self, m: &Mailer) -> Result<usize> {
+        use kehu_db::records::col;
+        use lettre::AsyncTransport;
+        let q = Query::select()
+            .columns(["id", "to_addr", "subject", "body", "attempts"].map(Alias::new))
+            .from(Alias::new("mails"))
+            .and_where(sea_query::Expr::col(Alias::new("sent_at")).is_null())
+            .and_where(col("attempts").lt(MAX_ATTEMPTS))
+            .order_by(Alias::new("created_at"), sea_query::Order::Asc)
+            .limit(20)
+            .to_owned();
+        let mut sent = 0;
+        for r in self.db.all(&q).await? {
+            let (Some(id), Some(to), Some(subject), attempts) =
+                (r.uuid(0), r.string(1), r.string(2), r.i64(4).unwrap_or(0))
+            else {
+                continue;
+            };
+            let claim = Query::update()
+                .table(Alias::new("mails"))
+                .value(Alias::new("attempts"), attempts + 1)
+                .and_where(col("id").eq(id))
+                .and_where(col("attempts").eq(attempts))
+                .and_where(sea_query::Expr::col(Alias::new("sent_at")).is_null())
+                .to_owned();
+            let mut tx = self.db.begin().await?;
+            let claimed = tx.exec(&claim).await? == 1;
+            tx.commit().await?;
+            if !claimed {
+                continue;
+            }
+            let outcome = match to.parse::<lettre::message::Mailbox>() {
+                Err(e) => Err(format!("bad address: {e}")),
+                Ok(rcpt) => match lettre::Message::builder()
+                    .from(m.from.clone())
+                    .to(rcpt)
+                    .subject(subject)
+                    .header(lettre::message::header::ContentType::TEXT_PLAIN)
+                    .body(r.string(3).unwrap_or_default())
+                {
+                    Err(e) => Err(e.to_string()),
+                    Ok(msg) => m.transport.send(msg).await.map(|_| ()).map_err(|e| e.to_string()),
+                },
+            };
+            let now = kehu_core::now_micros();
+            let done = match &outcome {
+                Ok(()) => Query::update()
+                    .table(Alias::new("mails"))
+                    .values([
+                        (Alias::new("sent_at"), now.into()),
+                        (Alias::new("body"), None::<String>.into()),
+                        (Alias::new("last_error"), None::<String>.into()),
+                    ])
+                    .and_where(col("id").eq(id))
+                    .to_owned(),
+                Err(e) => Query::update()
+                    .table(Alias::new("mails"))
+                    .value(Alias::new("last_error"), e.chars().take(500).collect::<String>())
+                    .and_where(col("id").eq(id))
+                    .to_owned(),
+            };
+            let mut tx = self.db.begin().await?;
+            tx.exec(&done).await?;
+            tx.commit().await?;
+            match outcome {
+                Ok(()) => sent += 1,
+                Err(e) => tracing::warn!(mail = %id, error = %e, "mail not delivered"),
+            }
+        }
+        Ok(sent)
+    }
+}

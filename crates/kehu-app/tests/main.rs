@@ -6,6 +6,7 @@ mod support;
 mod engine;
 mod fields;
 mod filters;
+mod mail;
 mod pagination;
 mod permissions;
 mod search;

@@ -26,6 +26,11 @@ pub struct Config {
     /// Bearer token for scraping `/metrics` from another host (`KEHU_METRICS_TOKEN`; local
     /// scrapers need none).
     pub metrics_token: Option<String>,
+    /// Outgoing mail server (`KEHU_SMTP_URL`): `smtps://user:pass@smtp.example.com:465`,
+    /// `smtp://host:587?tls=required`, or `smtp://localhost:25`. Without it mail stays queued.
+    pub smtp_url: Option<String>,
+    /// Sender of Kehu's mail (`KEHU_MAIL_FROM`), e.g. `客户 CRM <crm@example.com>`.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -39,6 +44,8 @@ impl Default for Config {
             public_url: None,
             trust_proxy: false,
             metrics_token: None,
+            smtp_url: None,
+            mail_from: "Kehu <kehu@localhost>".into(),
         }
     }
 }

@@ -225,9 +225,10 @@ async fn bench(cfg: &Config, iterations: usize) -> Result<()> {
     };
     let n = app.count(&admin, "contact", None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("backend: {}   contacts: {n}   iterations: {iterations}", app.db.backend().name());
-    let stats = kehu_app::bench::run(&app, &admin, rep.as_ref(), iterations)
+    let mut stats = kehu_app::bench::run(&app, &admin, rep.as_ref(), iterations)
         .await
         .map_err(|e| anyhow::anyhow!("{e} {:?}", e.detail))?;
+    stats.extend(web_bench(&app, &admin, iterations).await?);
     println!("{:<28} {:>6} {:>9} {:>9} {:>9} {:>9}", "operation", "runs", "p50 ms", "p95 ms", "p99 ms", "max ms");
     for s in stats {
         println!(
@@ -236,6 +237,57 @@ async fn bench(cfg: &Config, iterations: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The same reads through the whole HTTP stack, in process: token authentication, the request
+/// middleware (CSRF, headers, metrics, logging), the handler and JSON encoding.
+async fn web_bench(
+    app: &Arc<App>,
+    admin: &kehu_core::perm::Actor,
+    iterations: usize,
+) -> Result<Vec<kehu_app::bench::Stat>> {
+    use axum::body::Body;
+    use tower::ServiceExt;
+    let user = admin.user_id.context("bench admin")?;
+    let (token, _) = app
+        .create_api_token(user, "bench", &kehu_app::auth::TokenScope::ALL, Some(1))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let req = kehu_app::ListRequest { limit: Some(200), ..Default::default() };
+    let ids: Vec<_> = app
+        .list(admin, "contact", &req)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .records
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    anyhow::ensure!(!ids.is_empty(), "no contacts: run `kehu demo` first");
+    let router = kehu_web::router(app.clone(), kehu_web::WebConfig::default());
+    let filter = r#"{"and":[{"field":"city","op":"eq","value":"上海"},{"field":"lifecycle_stage","op":"in","value":["lead","prospect"]}]}"#;
+    let list_path = format!(
+        "/api/v1/contact?limit=50&sort=-updated_at&filter={}",
+        url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+    );
+    let mut out = Vec::new();
+    for (name, kind) in [("api: get by id", 0), ("api: list 50 filtered", 1)] {
+        let mut samples = Vec::with_capacity(iterations);
+        for i in 0..iterations {
+            let path = if kind == 0 { format!("/api/v1/contact/{}", ids[i % ids.len()]) } else { list_path.clone() };
+            let req = axum::http::Request::get(&path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .context("request")?;
+            let t = std::time::Instant::now();
+            let res = router.clone().oneshot(req).await.context("router")?;
+            let status = res.status();
+            axum::body::to_bytes(res.into_body(), 64 << 20).await.context("body")?;
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(status.is_success(), "{path}: {status}");
+        }
+        out.push(kehu_app::bench::stat(name, samples));
+    }
+    Ok(out)
 }
 
 async fn serve(cfg: Config) -> Result<()> {
@@ -249,8 +301,21 @@ async fn serve(cfg: Config) -> Result<()> {
         public_url: cfg.public_url.clone(),
         trust_proxy: cfg.trust_proxy,
         metrics_token: cfg.metrics_token.clone(),
-        smtp_configured: false,
+        smtp_configured: cfg.smtp_url.is_some(),
     };
+    if let Some(url) = &cfg.smtp_url {
+        let mailer =
+            kehu_app::mail::Mailer::new(url, &cfg.mail_from).map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = app.deliver_mails(&mailer).await {
+                    tracing::warn!(error = %e, "mail delivery");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            }
+        });
+    }
     let router = kehu_web::router(app.clone(), web);
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown())

@@ -114,3 +114,4 @@ err-user-disabled = This account is disabled.
 err-user-email_taken = A user with this e-mail already exists.
 err-user-last_admin = Kehu needs at least one active administrator.
 err-user-not_found = No such user.
+err-mail-bad_config = The mail settings are not valid (KEHU_SMTP_URL, KEHU_MAIL_FROM).

@@ -114,3 +114,4 @@ err-user-disabled = 该账号已停用。
 err-user-email_taken = 该邮箱已被其他用户使用。
 err-user-last_admin = 系统至少需要一个正常的管理员。
 err-user-not_found = 用户不存在。
+err-mail-bad_config = 邮件设置无效（KEHU_SMTP_URL、KEHU_MAIL_FROM）。
