@@ -8,6 +8,7 @@ use serde_json::json;
 
 async fn token_auth_and_scopes(t: TestWeb) {
     let _admin = t.admin().await;
+    t.user("admin2@kehu.test", "admin").await;
     let rep = t.user("rep@kehu.test", "sales_rep").await;
     let (token, _) = t.app.create_api_token(rep, "整合", &[TokenScope::Read], Some(30)).await.unwrap();
     let api = t.api(&token);
@@ -41,6 +42,20 @@ async fn token_auth_and_scopes(t: TestWeb) {
         .await
         .unwrap();
     assert_eq!(api2.get("/api/v1/contact").await.status, StatusCode::UNAUTHORIZED);
+    // Tokens made in the UI: shown once, then usable.
+    let admin = t.login("admin2@kehu.test").await;
+    admin.get("/account/tokens").await;
+    let page = admin
+        .post_form(
+            "/account/tokens",
+            &[("name", "ERP 同步"), ("scope", "read"), ("scope", "write"), ("expires_in_days", "90")],
+        )
+        .await;
+    let i = page.body.find("id=\"new-token\">").expect("token shown") + 15;
+    let ui_token = page.body[i..i + page.body[i..].find('<').unwrap()].to_string();
+    assert_eq!(t.api(&ui_token).get("/api/v1/me").await.json()["scopes"], json!(["read", "write"]));
+    let listed = admin.get("/account/tokens").await.body;
+    assert!(listed.contains("ERP 同步") && !listed.contains(&ui_token), "listed by name, never shown again");
     // Tokens are stored hashed.
     let rows = t.app.db.all(&kehu_db::Raw::new("SELECT token_hash FROM api_tokens", vec![])).await.unwrap();
     assert!(rows.iter().all(|r| r.str(0) != Some(tok2.as_str())));

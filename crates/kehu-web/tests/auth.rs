@@ -97,6 +97,7 @@ both!(login_and_throttling);
 async fn sessions_fixation_logout_disable(t: TestWeb) {
     let admin = t.admin().await;
     let rep_id = t.user("rep@kehu.test", "sales_rep").await;
+    t.user("rep2@kehu.test", "sales_rep").await;
     // A planted cookie is replaced at sign-in, never adopted.
     let b = t.browser();
     b.set_cookie("kehu_session", "attacker-chosen-value");
@@ -135,6 +136,32 @@ async fn sessions_fixation_logout_disable(t: TestWeb) {
     again.get("/login").await;
     let r = again.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "a disabled user cannot sign in");
+    // Changing the password: the current one is required; other devices are signed out.
+    let other_device = t.login("rep2@kehu.test").await;
+    let me = t.login("rep2@kehu.test").await;
+    me.get("/account/security").await;
+    let wrong = me
+        .post_form(
+            "/account/password",
+            &[("current_password", "not it at all"), ("new_password", "fresh passphrase number 7")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("密码不正确"));
+    let ok = me
+        .post_form("/account/password", &[("current_password", USER_PW), ("new_password", "fresh passphrase number 7")])
+        .await;
+    assert_eq!(ok.location(), "/account/security");
+    assert_eq!(me.get("/account").await.status, StatusCode::OK, "this session stays");
+    assert_eq!(other_device.get("/account").await.location(), "/login", "other sessions end");
+    let n = t.browser();
+    n.get("/login").await;
+    assert_eq!(
+        n.post_form("/login", &[("email", "rep2@kehu.test"), ("password", "fresh passphrase number 7")])
+            .await
+            .location(),
+        "/"
+    );
     // "Your sessions": sign out another device.
     let admin2 = t.browser();
     admin2.get("/login").await;

@@ -194,6 +194,7 @@ async fn sign_up_sign_out_sign_in_switch_language() {
     d.click("#sign-out").await;
     d.wait_for("login-form").await;
     assert!(d.url().await.ends_with("/login"));
+    d.wait_for("登录").await;
     d.screenshot("login-desktop").await;
 
     // Sign in again.

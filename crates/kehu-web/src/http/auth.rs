@@ -206,6 +206,8 @@ pub async fn logout(State(st): State<AppState>, ctx: Ctx) -> WebResult {
     }
     let mut r = redirect_flash(&ctx, "/login", "flash-signed-out");
     r.headers_mut().append(SET_COOKIE, cookie(SESSION_COOKIE, "", Some(0), ctx.secure, true));
+    // The sign-in page keeps speaking the user's language.
+    r.headers_mut().append(SET_COOKIE, cookie(LANG_COOKIE, ctx.lang.code(), Some(365 * 86400), ctx.secure, true));
     Ok(r)
 }
 
