@@ -18,6 +18,7 @@ pub(crate) async fn up(tx: &mut Tx) -> DbResult<()> {
         ("totp_pending", true),
         ("recovery_codes", true),
         ("last_login_at", false),
+        ("totp_last_step", false),
         ("password_changed_at", false),
     ] {
         let mut c = ColumnDef::new(Alias::new(name));

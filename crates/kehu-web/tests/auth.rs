@@ -255,8 +255,15 @@ async fn totp_enrol_login_and_reset(t: TestWeb) {
     let bad = c.post_form("/login/2fa", &[("code", "123456")]).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let pending = c.cookie("kehu_session").unwrap();
-    let ok = c.post_form("/login/2fa", &[("code", &kehu_app::auth::totp_now(&secret))]).await;
+    let used = kehu_app::auth::totp_now(&secret);
+    let ok = c.post_form("/login/2fa", &[("code", &used)]).await;
     assert_eq!(ok.location(), "/");
+    // The same code cannot be replayed by someone who saw it.
+    let spy = t.browser();
+    spy.get("/login").await;
+    spy.post_form("/login", &[("email", "rep@kehu.test"), ("password", USER_PW)]).await;
+    spy.get("/login/2fa").await;
+    assert_eq!(spy.post_form("/login/2fa", &[("code", &used)]).await.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_ne!(c.cookie("kehu_session").unwrap(), pending, "a new token after the second factor");
     assert_eq!(c.get("/account").await.status, StatusCode::OK);
     // A recovery code works once.

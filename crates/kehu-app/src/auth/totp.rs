@@ -71,13 +71,18 @@ pub(crate) fn hotp(secret: &[u8], counter: u64, digits: u32) -> String {
 
 /// Whether `code` is valid now for `secret_b32` (one step of clock drift either way).
 pub fn totp_matches(secret_b32: &str, code: &str, unix_secs: i64) -> bool {
+    totp_step(secret_b32, code, unix_secs).is_some()
+}
+
+/// The time step `code` belongs to, if it is valid now.
+fn totp_step(secret_b32: &str, code: &str, unix_secs: i64) -> Option<i64> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
-    let Some(secret) = unbase32(secret_b32) else { return false };
+    let secret = unbase32(secret_b32)?;
     let step = unix_secs / STEP;
-    (-1..=1).any(|d| super::same_secret(&hotp(&secret, (step + d) as u64, 6), &code))
+    (-1..=1).map(|d| step + d).find(|s| super::same_secret(&hotp(&secret, *s as u64, 6), &code))
 }
 
 /// The current code (for tests and for the CLI's own checks).
@@ -182,13 +187,23 @@ impl App {
     /// A TOTP code, or a recovery code (which is then used up), within `tx`.
     pub(crate) async fn check_second_factor(&self, tx: &mut Tx, user: Uuid, code: &str) -> Result<bool> {
         let q = Query::select()
-            .columns(["totp_secret", "recovery_codes"].map(Alias::new))
+            .columns(["totp_secret", "recovery_codes", "totp_last_step"].map(Alias::new))
             .from(Alias::new("users"))
             .and_where(col("id").eq(user))
             .to_owned();
         let Some(r) = tx.one(&q).await? else { return Ok(false) };
         let Some(secret) = r.string(0).filter(|s| !s.is_empty()) else { return Ok(false) };
-        if totp_matches(&secret, code, now_micros() / 1_000_000) {
+        if let Some(step) = totp_step(&secret, code, now_micros() / 1_000_000) {
+            // A code is good once: a replayed or older code is refused.
+            if r.i64(2).is_some_and(|last| step <= last) {
+                return Ok(false);
+            }
+            let q = Query::update()
+                .table(Alias::new("users"))
+                .value(Alias::new("totp_last_step"), step)
+                .and_where(col("id").eq(user))
+                .to_owned();
+            tx.exec(&q).await?;
             return Ok(true);
         }
         let mut hashes: Vec<String> = serde_json::from_str(r.str(1).unwrap_or("[]")).unwrap_or_default();
