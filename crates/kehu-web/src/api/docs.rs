@@ -45,13 +45,6 @@ struct DocsPage {
     d: DocsData,
 }
 
-#[derive(Template)]
-#[template(path = "api/docs_public.html")]
-struct DocsPublic {
-    shell: Shell,
-    d: DocsData,
-}
-
 fn ref_name(v: &Value) -> String {
     if let Some(r) = v.get("$ref").and_then(|r| r.as_str()) {
         return r.rsplit('/').next().unwrap_or("").to_string();
@@ -82,6 +75,9 @@ fn ref_name(v: &Value) -> String {
 
 /// `GET /api/docs`
 pub async fn docs(State(st): State<AppState>, ctx: Ctx) -> WebResult {
+    let Some((session, actor)) = ctx.session() else {
+        return Ok(crate::ctx::redirect_for(&ctx, "/login"));
+    };
     let doc = super::openapi::document(&st.openapi, &*st.app.schema().await?);
     let mut groups: Vec<TagGroup> = Vec::new();
     if let Some(tags) = doc["tags"].as_array() {
@@ -166,10 +162,5 @@ pub async fn docs(State(st): State<AppState>, ctx: Ctx) -> WebResult {
         groups: groups.into_iter().filter(|g| !g.ops.is_empty()).collect(),
         schemas,
     };
-    match ctx.session() {
-        Some((s, a)) => {
-            render(&DocsPage { shell: Shell::new(&st, &ctx, s, a, title.clone()).await.crumb(title, None), d })
-        }
-        None => render(&DocsPublic { shell: Shell::bare(&st, &ctx, title), d }),
-    }
+    render(&DocsPage { shell: Shell::new(&st, &ctx, session, actor, title.clone()).await.crumb(title, None), d })
 }

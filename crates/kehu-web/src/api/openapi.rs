@@ -187,10 +187,14 @@ pub fn document(base: &Value, schema: &Schema) -> Value {
     doc
 }
 
-/// `GET /api/openapi.json` — also for anonymous callers, so code generators can fetch it; the
-/// object list is part of the schema, not of the data.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "ops", responses((status = 200, description = "This document")))]
-pub async fn openapi_json(State(st): State<AppState>) -> crate::error::WebResult<Json<Value>> {
+/// `GET /api/openapi.json` — for signed-in users and API tokens (object and field names are
+/// business information, not for anonymous visitors).
+#[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
+    responses((status = 200, description = "This document"), (status = 401, description = "Not signed in")))]
+pub async fn openapi_json(
+    State(st): State<AppState>,
+    _caller: crate::ctx::ApiCaller,
+) -> crate::error::WebResult<Json<Value>> {
     let schema = st.app.schema().await?;
     Ok(Json(document(&st.openapi, &schema)))
 }

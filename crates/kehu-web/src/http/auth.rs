@@ -39,6 +39,19 @@ pub fn time_zones() -> Vec<String> {
     zones
 }
 
+/// The address put into e-mailed links: `public_url` when configured, else the address the
+/// administrator used at setup — never a `Host` header an anonymous caller chose (a forged
+/// `Host` on "forgot password" would otherwise mail the victim a link to the attacker's site).
+pub async fn link_base(st: &AppState, ctx: &Ctx) -> String {
+    if let Some(u) = &st.cfg.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    match st.app.setting("base_url").await {
+        Ok(Some(u)) => u,
+        _ => ctx.base_url.clone(),
+    }
+}
+
 /// Set the session cookie for a new session (and drop the pre-session CSRF cookie's role).
 fn with_session(ctx: &Ctx, s: &NewSession, mut resp: Response) -> Response {
     let _ = (IDLE_TIMEOUT, SESSION_LIFETIME);
@@ -96,7 +109,7 @@ pub async fn setup(State(st): State<AppState>, ctx: Ctx, FormBody(f): FormBody<S
         locale: f.locale.clone(),
         time_zone: f.time_zone.clone(),
     };
-    match st.app.setup(&req, &ctx.client()).await {
+    match st.app.setup(&req, &ctx.client(), &ctx.base_url).await {
         Ok(s) => Ok(with_session(&ctx, &s, redirect_flash(&ctx, "/", "flash-welcome"))),
         Err(e) => {
             let lang = Lang::parse(&f.locale).unwrap_or(ctx.lang);
@@ -231,7 +244,8 @@ pub struct EmailForm {
 
 /// `POST /password/forgot` — the same answer whether or not the address is known.
 pub async fn forgot(State(st): State<AppState>, ctx: Ctx, FormBody(f): FormBody<EmailForm>) -> WebResult {
-    st.app.request_password_reset(&f.email, &ctx.base_url, &ctx.client()).await?;
+    let base = link_base(&st, &ctx).await;
+    st.app.request_password_reset(&f.email, &base, &ctx.client()).await?;
     let shell = Shell::bare(&st, &ctx, st.i18n.get(ctx.lang, "forgot-title", &[]));
     render(&ForgotPage { shell, sent: true })
 }
@@ -295,7 +309,8 @@ pub async fn language(State(st): State<AppState>, ctx: Ctx, FormBody(f): FormBod
     if let Some(id) = user {
         st.app.set_locale(id, lang.code()).await?;
     }
-    let back = if f.back.starts_with('/') && !f.back.starts_with("//") { f.back.as_str() } else { "/" };
+    let local = f.back.starts_with('/') && !f.back.starts_with("//") && !f.back.contains('\\');
+    let back = if local { f.back.as_str() } else { "/" };
     let mut r = redirect_for(&ctx, back);
     r.headers_mut().append(SET_COOKIE, cookie(LANG_COOKIE, lang.code(), Some(365 * 86400), ctx.secure, true));
     Ok(r)
