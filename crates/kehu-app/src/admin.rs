@@ -61,6 +61,33 @@ pub struct UserPatch {
     pub is_active: Option<bool>,
 }
 
+/// Whether the actor holds the administrator role itself (not just `manage_users`).
+fn is_admin(actor: &Actor) -> bool {
+    actor.is_system() || actor.role.key == "admin"
+}
+
+/// A role someone may hand out or shape: never more than they hold themselves, so a user
+/// manager cannot make anyone (themselves included) more powerful than they are.
+fn within(actor: &Actor, g: &Grants) -> bool {
+    if is_admin(actor) {
+        return true;
+    }
+    let mine = &actor.role.grants;
+    let flags = (!g.manage_metadata || mine.manage_metadata)
+        && (!g.manage_users || mine.manage_users)
+        && (!g.reveal_contact || mine.reveal_contact);
+    let perm_ok = |p: &kehu_core::perm::ObjectPerm, m: &kehu_core::perm::ObjectPerm| {
+        (!p.read || m.read)
+            && (!p.create || m.create)
+            && (!p.update || m.update)
+            && (!p.delete || m.delete)
+            && (!p.export || m.export)
+            && p.scope <= m.scope
+    };
+    let objects_ok = g.objects.iter().all(|(o, p)| perm_ok(p, mine.objects.get(o).unwrap_or(&mine.default)));
+    flags && perm_ok(&g.default, &mine.default) && objects_ok
+}
+
 fn need_admin(actor: &Actor) -> Result<()> {
     if actor.can_manage_users() {
         Ok(())
@@ -91,6 +118,10 @@ impl App {
     /// returned (and e-mailed).
     pub async fn invite_user(&self, actor: &Actor, inv: &Invite, base_url: &str) -> Result<(Uuid, String)> {
         need_admin(actor)?;
+        let role = self.role_by_key(&inv.role).await.map_err(|_| AppError::field("role", "role.not_found"))?;
+        if !within(actor, &role.grants) {
+            return Err(AppError::field("role", "permission.role_too_strong"));
+        }
         crate::auth::check_locale(&inv.locale)?;
         if let Some(t) = inv.team {
             self.teams()
@@ -116,6 +147,9 @@ impl App {
         need_admin(actor)?;
         let before = self.user_info(id).await?.ok_or_else(|| AppError::not_found("user.not_found"))?;
         let admin = self.role_by_key("admin").await?;
+        if !is_admin(actor) && before.role_id == admin.id {
+            return Err(AppError::forbidden("permission.admin_only"));
+        }
         let mut values: Vec<(Alias, sea_query::SimpleExpr)> = Vec::new();
         if let Some(n) = &patch.name {
             let n = n.trim();
@@ -136,7 +170,11 @@ impl App {
         }
         let mut new_role = before.role_id;
         if let Some(r) = &patch.role {
-            new_role = self.role_by_key(r).await.map_err(|_| AppError::field("role", "role.not_found"))?.id;
+            let role = self.role_by_key(r).await.map_err(|_| AppError::field("role", "role.not_found"))?;
+            if !within(actor, &role.grants) {
+                return Err(AppError::field("role", "permission.role_too_strong"));
+            }
+            new_role = role.id;
             values.push((Alias::new("role_id"), new_role.into()));
         }
         let active = patch.is_active.unwrap_or(before.is_active);
@@ -363,6 +401,9 @@ impl App {
             return Err(AppError::field("name_zh", "field.too_long"));
         }
         let base = self.role_by_key(copy_from).await.map_err(|_| AppError::field("copy_from", "role.not_found"))?;
+        if !within(actor, &base.grants) {
+            return Err(AppError::field("copy_from", "permission.role_too_strong"));
+        }
         let key = format!("role_{}", &new_id().simple().to_string()[20..]);
         let now = now_micros();
         let q = Query::insert()
@@ -396,6 +437,9 @@ impl App {
             return Err(AppError::forbidden("role.admin_fixed"));
         }
         let before = self.role_by_key(key).await?;
+        if !within(actor, grants) || !within(actor, &before.grants) {
+            return Err(AppError::forbidden("permission.role_too_strong"));
+        }
         let schema = self.schema().await?;
         for name in grants.objects.keys() {
             schema.object(name).map_err(|_| AppError::field(name.clone(), "field.unknown"))?;

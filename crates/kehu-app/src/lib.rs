@@ -37,6 +37,9 @@ struct SchemaCache {
 pub struct App {
     pub db: Db,
     cache: RwLock<SchemaCache>,
+    /// A mail server is configured: reset and invitation mails are queued only then (a link
+    /// that can never be sent is not kept in the database).
+    mail_enabled: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -50,7 +53,11 @@ impl App {
         kehu_db::migrate::run(&db).await?;
         customers::seed(&db).await?;
         let schema = kehu_db::meta_store::load(&db).await?;
-        Ok(Arc::new(App { db, cache: RwLock::new(SchemaCache { schema: Arc::new(schema), checked: Instant::now() }) }))
+        Ok(Arc::new(App {
+            db,
+            cache: RwLock::new(SchemaCache { schema: Arc::new(schema), checked: Instant::now() }),
+            mail_enabled: Default::default(),
+        }))
     }
 
     /// The current schema, reloaded when another server (or this one) changed metadata.
@@ -79,6 +86,40 @@ impl App {
         c.schema = schema.clone();
         c.checked = Instant::now();
         Ok(schema)
+    }
+
+    pub fn set_mail_enabled(&self, on: bool) {
+        self.mail_enabled.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn mail_enabled(&self) -> bool {
+        self.mail_enabled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Periodic clean-up: expired sessions, old throttle counters, used or expired links, and
+    /// the bodies (which hold links) of mails that were sent, gave up, or outlived any link.
+    pub async fn housekeeping(&self) -> Result<()> {
+        let now = kehu_core::now_micros();
+        let day = 86_400_000_000i64;
+        let mut tx = self.db.begin().await?;
+        for (sql, v) in [
+            (
+                "DELETE FROM sessions WHERE expires_at < $1 OR last_seen_at < $2",
+                vec![now.into(), (now - auth::IDLE_TIMEOUT).into()],
+            ),
+            (
+                "DELETE FROM login_throttle WHERE window_start < $1 AND (locked_until IS NULL OR locked_until < $2)",
+                vec![(now - day).into(), now.into()],
+            ),
+            ("DELETE FROM auth_tokens WHERE expires_at < $1 OR used_at < $1", vec![(now - day).into()]),
+            (
+                "UPDATE mails SET body = NULL WHERE body IS NOT NULL AND (attempts >= $1 OR created_at < $2)",
+                vec![mail::MAX_ATTEMPTS.into(), (now - 7 * day).into()],
+            ),
+        ] {
+            tx.exec(&kehu_db::Raw::new(sql, v)).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Unprocessed items per queue (for `/metrics`): outbox events, outgoing mails.

@@ -138,11 +138,17 @@ impl crate::App {
                     ])
                     .and_where(col("id").eq(id))
                     .to_owned(),
-                Err(e) => Query::update()
-                    .table(Alias::new("mails"))
-                    .value(Alias::new("last_error"), e.chars().take(500).collect::<String>())
-                    .and_where(col("id").eq(id))
-                    .to_owned(),
+                Err(e) => {
+                    let mut q = Query::update();
+                    q.table(Alias::new("mails"))
+                        .value(Alias::new("last_error"), e.chars().take(500).collect::<String>())
+                        .and_where(col("id").eq(id));
+                    if attempts + 1 >= MAX_ATTEMPTS {
+                        // Given up: the link it carried is not kept.
+                        q.value(Alias::new("body"), None::<String>);
+                    }
+                    q.to_owned()
+                }
             };
             let mut tx = self.db.begin().await?;
             tx.exec(&done).await?;

@@ -54,6 +54,7 @@ async fn fake_smtp(fail: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 async fn delivers_queued_mail_once(t: TestApp) {
+    t.set_mail_enabled(true);
     let admin = t.create_user("a@kehu.test", "管理员", None, "admin").await.unwrap();
     let actor = t.actor(admin).await.unwrap();
     let rep = t.create_user("rep@kehu.test", "李娜", None, "sales_rep").await.unwrap();
@@ -82,5 +83,14 @@ async fn delivers_queued_mail_once(t: TestApp) {
     let m = &t.mails(&actor, 10).await.unwrap()[0];
     assert_eq!((m.sent_at, m.attempts), (None, kehu_app::mail::MAX_ATTEMPTS));
     assert!(m.last_error.as_deref().unwrap_or("").contains("550"), "{:?}", m.last_error);
+    let bodies =
+        t.db.one(&kehu_db::Raw::new("SELECT COUNT(*) FROM mails WHERE body IS NOT NULL", vec![])).await.unwrap();
+    assert_eq!(bodies.and_then(|r| r.i64(0)), Some(0), "no link kept after giving up");
+    // Without a mail server nothing is queued: the admin hands the link over instead.
+    t.set_mail_enabled(false);
+    let third = t.create_user("y@kehu.test", "Y", None, "sales_rep").await.unwrap();
+    t.password_link(&actor, third, "https://crm.example.com").await.unwrap();
+    assert_eq!(count(&t, "mails").await, 2);
+    t.housekeeping().await.unwrap();
 }
 both!(delivers_queued_mail_once);

@@ -221,13 +221,16 @@ async fn build_and_run(st: &AppState, req: Request, request_id: &str, next: Next
     let api = path.starts_with("/api/");
     let htmx = parts.headers.contains_key("hx-request");
     let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    // The proxy appends the address it saw: the last entry is the one to trust, the first is
+    // whatever the client wrote.
     let forwarded = header_str(&parts.headers, "x-forwarded-for")
-        .and_then(|s| s.split(',').next().map(|x| x.trim().to_string()))
-        .filter(|_| st.cfg.trust_proxy);
+        .and_then(|s| s.rsplit(',').next().map(|x| x.trim().to_string()))
+        .filter(|x| st.cfg.trust_proxy && x.parse::<std::net::IpAddr>().is_ok());
     let ip = forwarded.or(peer);
     let user_agent = header_str(&parts.headers, "user-agent");
+    // Only the Bearer scheme is ours; other schemes (a proxy's Basic auth) are ignored.
     let bearer = header_str(&parts.headers, "authorization")
-        .map(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).unwrap_or("").trim().to_string());
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).map(|t| t.trim().to_string()));
     let session_token = jar.get(SESSION_COOKIE).cloned().filter(|s| !s.is_empty());
     let mut auth = Auth::Anonymous;
     let mut lang = None;
@@ -240,6 +243,15 @@ async fn build_and_run(st: &AppState, req: Request, request_id: &str, next: Next
             Ok(None) => Auth::BadToken,
             Err(e) => return (WebError(e).into_response(), None),
         };
+        if matches!(auth, Auth::BadToken) {
+            // A wrong token never falls back to the cookie, and never reaches a handler.
+            let ctx_lang = accept_lang(&parts.headers);
+            let ctx = bare_ctx(st, &parts, request_id, ctx_lang);
+            return (
+                WebError(AppError::new(kehu_core::ErrorKind::Forbidden, "auth.invalid_token")).into_response(),
+                Some(ctx),
+            );
+        }
     } else if let Some(tok) = &session_token {
         match st.app.session(tok).await {
             Ok(Some(s)) if s.mfa_passed => match st.app.actor(s.user.id).await {
@@ -290,7 +302,7 @@ async fn build_and_run(st: &AppState, req: Request, request_id: &str, next: Next
         flash: jar.get(FLASH_COOKIE).cloned().filter(|f| f.starts_with("flash-") && f.len() < 64),
     };
     // CSRF: every state-changing request that relies on a cookie carries the token.
-    let body = if !is_safe(&parts.method) && !matches!(ctx.auth, Auth::Token(_) | Auth::BadToken) {
+    let body = if !is_safe(&parts.method) && !matches!(ctx.auth, Auth::Token(_)) {
         let cross_site = header_str(&parts.headers, "sec-fetch-site").is_some_and(|v| v == "cross-site");
         let (given, body) = match header_str(&parts.headers, "x-csrf-token") {
             Some(h) => (Some(h), body),
@@ -344,6 +356,29 @@ fn finish(st: &AppState, ctx: &Ctx, mut resp: Response) -> Response {
     resp
 }
 
+fn accept_lang(h: &HeaderMap) -> Lang {
+    header_str(h, "accept-language").as_deref().and_then(Lang::negotiate).unwrap_or_default()
+}
+
+/// A context for a request refused before it was understood (to render its error).
+fn bare_ctx(st: &AppState, parts: &Parts, request_id: &str, lang: Lang) -> Ctx {
+    Ctx {
+        lang,
+        auth: Auth::BadToken,
+        csrf: String::new(),
+        htmx: false,
+        api: parts.uri.path().starts_with("/api/"),
+        request_id: request_id.to_string(),
+        ip: None,
+        user_agent: None,
+        session_token: None,
+        secure: st.cfg.secure(),
+        base_url: String::new(),
+        path: parts.uri.path().to_string(),
+        flash: None,
+    }
+}
+
 pub fn new_csrf() -> String {
     use base64::Engine;
     use rand::RngCore;
@@ -374,5 +409,10 @@ fn security_headers(h: &mut HeaderMap, secure: bool) {
     set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()");
     if secure {
         set(h, "strict-transport-security", "max-age=31536000; includeSubDomains");
+    }
+    // Pages can show secrets (a new API token, recovery codes, set-password links): never cache
+    // them. Assets carry their own long-lived header.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, "cache-control", "no-store");
     }
 }

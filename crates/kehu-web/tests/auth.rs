@@ -255,7 +255,10 @@ async fn totp_enrol_login_and_reset(t: TestWeb) {
     let bad = c.post_form("/login/2fa", &[("code", "123456")]).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     let pending = c.cookie("kehu_session").unwrap();
-    let used = kehu_app::auth::totp_now(&secret);
+    // The code typed at enrolment is used up; the next one (within the allowed drift) works.
+    let at_enrolment = c.post_form("/login/2fa", &[("code", &code)]).await;
+    assert_eq!(at_enrolment.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let used = kehu_app::auth::totp_at(&secret, chrono::Utc::now().timestamp() + 30);
     let ok = c.post_form("/login/2fa", &[("code", &used)]).await;
     assert_eq!(ok.location(), "/");
     // The same code cannot be replayed by someone who saw it.
@@ -308,8 +311,20 @@ async fn totp_enrol_login_and_reset(t: TestWeb) {
     assert_eq!(f.get(path).await.status, StatusCode::OK);
     let weak = f.post_form(path, &[("password", "123456789012")]).await;
     assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let rep_id = t
+        .app
+        .db
+        .one(&kehu_db::Raw::new("SELECT id FROM users WHERE email = 'rep@kehu.test'", vec![]))
+        .await
+        .unwrap()
+        .unwrap()
+        .uuid(0)
+        .unwrap();
+    let (minted, _) =
+        t.app.create_api_token(rep_id, "left behind", &kehu_app::auth::TokenScope::ALL, None).await.unwrap();
     let r = f.post_form(path, &[("password", "a brand new passphrase 2026")]).await;
     assert_eq!(r.location(), "/login");
+    assert_eq!(t.api(&minted).get("/api/v1/me").await.status, StatusCode::UNAUTHORIZED, "a reset revokes API tokens");
     assert_eq!(c.get("/account").await.location(), "/login", "reset ends existing sessions");
     let reuse = f.post_form(path, &[("password", "another new passphrase 2027")]).await;
     assert!(reuse.body.contains("该链接无效"), "single use");
@@ -445,3 +460,92 @@ async fn admin_manages_people(t: TestWeb) {
     assert_eq!(admin.get("/admin/users").await.status, StatusCode::OK, "still an admin");
 }
 both!(admin_manages_people);
+
+async fn hardening(t: TestWeb) {
+    let admin = t.admin().await;
+    t.user("rep@kehu.test", "sales_rep").await;
+    // Parallel guesses are all counted: at most the limit get a verdict, the rest are throttled.
+    let b = t.browser();
+    b.get("/login").await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            b.post_form("/login", &[("email", "rep@kehu.test"), ("password", &format!("guess number {i}"))])
+                .await
+                .status
+        }));
+    }
+    let mut judged = 0;
+    for task in tasks {
+        if task.await.unwrap() == StatusCode::UNPROCESSABLE_ENTITY {
+            judged += 1;
+        }
+    }
+    assert!(judged <= kehu_app::auth::MAX_FAILURES_ACCOUNT as usize, "{judged} guesses were checked");
+    // A wrong bearer token never falls back to the session cookie (and skips nothing).
+    let csrf_free = admin
+        .send(axum::http::Method::POST, "/logout", &[("authorization", "Bearer kehu_wrong")], axum::body::Body::empty())
+        .await;
+    assert_eq!(csrf_free.status, StatusCode::UNAUTHORIZED);
+    let basic = admin
+        .send(
+            axum::http::Method::POST,
+            "/logout",
+            &[("authorization", "Basic dXNlcjpwdw==")],
+            axum::body::Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        basic.status,
+        StatusCode::FORBIDDEN,
+        "other schemes are ignored: the CSRF check applies: {}",
+        basic.body
+    );
+    let page = admin.get("/account").await;
+    assert_eq!(page.status, StatusCode::OK, "still signed in");
+    assert_eq!(page.headers.get("cache-control").unwrap(), "no-store");
+    // A user manager cannot make anyone (themselves included) an administrator.
+    let sys = kehu_core::perm::Actor::system();
+    let mut g = t.app.role_by_key("read_only").await.unwrap().grants;
+    g.manage_users = true;
+    t.app.set_role_grants("read_only", &g).await.unwrap();
+    let hr_id = t.user("hr@kehu.test", "read_only").await;
+    let hr = t.app.actor(hr_id).await.unwrap();
+    let up = |role: &str| kehu_app::admin::UserPatch { role: Some(role.into()), ..Default::default() };
+    assert_eq!(
+        t.app.update_user(&hr, hr_id, &up("admin")).await.unwrap_err().fields[0].code,
+        "permission.role_too_strong"
+    );
+    assert_eq!(
+        t.app.update_user(&hr, hr_id, &up("manager")).await.unwrap_err().fields[0].code,
+        "permission.role_too_strong"
+    );
+    let admin_id = t
+        .app
+        .db
+        .one(&kehu_db::Raw::new("SELECT id FROM users WHERE email = 'admin@kehu.test'", vec![]))
+        .await
+        .unwrap()
+        .unwrap()
+        .uuid(0)
+        .unwrap();
+    assert_eq!(t.app.password_link(&hr, admin_id, "http://x").await.unwrap_err().code, "permission.admin_only");
+    let off = kehu_app::admin::UserPatch { is_active: Some(false), ..Default::default() };
+    assert_eq!(t.app.update_user(&hr, admin_id, &off).await.unwrap_err().code, "permission.admin_only");
+    let inv = kehu_app::admin::Invite {
+        email: "x@kehu.test".into(),
+        name: "X".into(),
+        team: None,
+        role: "admin".into(),
+        locale: "en".into(),
+    };
+    assert!(t.app.invite_user(&hr, &inv, "http://x").await.is_err());
+    assert!(t.app.create_role(&hr, "Boss", "老板", "admin").await.is_err());
+    let mut more = g.clone();
+    more.reveal_contact = true;
+    assert!(t.app.update_role(&hr, "read_only", &more).await.is_err());
+    assert!(t.app.update_user(&sys, hr_id, &up("sales_rep")).await.is_ok(), "the system may");
+    assert_eq!(t.app.role_by_key("read_only").await.unwrap().grants, g, "nothing changed");
+}
+both!(hardening);

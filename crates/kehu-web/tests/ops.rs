@@ -82,7 +82,10 @@ async fn openapi_matches_router_and_snapshot() {
     let b = t.admin().await;
     let docs = b.get("/api/docs").await;
     assert_eq!(docs.status, StatusCode::OK);
-    assert!(docs.body.contains("/api/v1/contact/{id}") && !docs.body.contains("<script>"), "docs page, no inline script");
+    assert!(
+        docs.body.contains("/api/v1/contact/{id}") && !docs.body.contains("<script>"),
+        "docs page, no inline script"
+    );
     // The full document for a fresh instance, snapshotted so API drift is reviewed.
     let full = kehu_web::api::openapi::document(&doc, &t.app.schema().await.unwrap());
     insta::assert_json_snapshot!("openapi", full, {".info.version" => "[version]"});

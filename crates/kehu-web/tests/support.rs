@@ -24,6 +24,7 @@ pub async fn sqlite() -> TestWeb {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("kehu.db").display());
     let app = App::open(&url, &ConnectOptions { max_connections: 4, pg_schema: None }).await.expect("open sqlite");
+    app.set_mail_enabled(true);
     TestWeb { router: kehu_web::router(app.clone(), Default::default()), app, _dir: Some(dir) }
 }
 
@@ -36,6 +37,7 @@ pub async fn postgres() -> Option<TestWeb> {
     let schema = format!("t_{}", Uuid::now_v7().simple());
     let opts = ConnectOptions { max_connections: 4, pg_schema: Some(schema) };
     let app = App::open(&url, &opts).await.expect("open postgres");
+    app.set_mail_enabled(true);
     Some(TestWeb { router: kehu_web::router(app.clone(), Default::default()), app, _dir: None })
 }
 

@@ -303,7 +303,19 @@ async fn serve(cfg: Config) -> Result<()> {
         metrics_token: cfg.metrics_token.clone(),
         smtp_configured: cfg.smtp_url.is_some(),
     };
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = app.housekeeping().await {
+                    tracing::warn!(error = %e, "housekeeping");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+            }
+        });
+    }
     if let Some(url) = &cfg.smtp_url {
+        app.set_mail_enabled(true);
         let mailer =
             kehu_app::mail::Mailer::new(url, &cfg.mail_from).map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
         let app = app.clone();

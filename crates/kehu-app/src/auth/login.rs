@@ -112,7 +112,7 @@ impl App {
     pub async fn login(&self, email: &str, password: &str, client: &Client<'_>) -> Result<LoginOutcome> {
         let email = email.trim().to_lowercase();
         let keys = throttle_keys(&email, client);
-        self.check_throttle(&keys).await?;
+        self.attempt(&keys).await?;
         let q = user_select().and_where(col("email").eq(email.as_str())).to_owned();
         let user = self.db.one(&q).await?;
         let stored = match &user {
@@ -122,11 +122,10 @@ impl App {
         let ok = password::verify(password, stored).await;
         let user = user.map(|r| user_from_row(&r)).filter(|u| ok && u.is_active);
         let Some(user) = user else {
-            self.record_failure(&keys).await?;
             return Err(AppError::invalid("auth.invalid_credentials"));
         };
         let mut tx = self.db.begin().await?;
-        clear_throttle(&mut tx, &keys[0].0).await?;
+        Self::succeeded(&mut tx, &keys).await?;
         let s = self.new_session(&mut tx, user.id, !user.totp_enabled, client).await?;
         if !user.totp_enabled {
             mark_login(&mut tx, user.id).await?;
@@ -146,14 +145,13 @@ impl App {
             return Err(AppError::conflict("auth.already_signed_in"));
         }
         let keys = vec![(format!("mfa:{}", s.user.id), MAX_FAILURES_ACCOUNT)];
-        self.check_throttle(&keys).await?;
+        self.attempt(&keys).await?;
         let mut tx = self.db.begin().await?;
         if !self.check_second_factor(&mut tx, s.user.id, code).await? {
             tx.rollback().await?;
-            self.record_failure(&keys).await?;
             return Err(AppError::field("code", "auth.invalid_code"));
         }
-        clear_throttle(&mut tx, &keys[0].0).await?;
+        Self::succeeded(&mut tx, &keys).await?;
         let del = Query::delete().from_table(Alias::new("sessions")).and_where(col("id").eq(s.id)).to_owned();
         tx.exec(&del).await?;
         let new = self.new_session(&mut tx, s.user.id, true, client).await?;
@@ -164,29 +162,14 @@ impl App {
         Ok(new)
     }
 
-    async fn check_throttle(&self, keys: &[(String, i64)]) -> Result<()> {
+    /// Count an attempt against each key *before* checking the secret, in one statement per
+    /// key, so parallel guesses are all counted; refuse while a key is over its limit.
+    pub(crate) async fn attempt(&self, keys: &[(String, i64)]) -> Result<()> {
         let now = now_micros();
-        for (key, _) in keys {
-            let q = Query::select()
-                .column(Alias::new("locked_until"))
-                .from(Alias::new("login_throttle"))
-                .and_where(col("key").eq(key.as_str()))
-                .to_owned();
-            if let Some(until) = self.db.one(&q).await?.and_then(|r| r.i64(0)) {
-                if until > now {
-                    return Err(AppError::forbidden("auth.throttled"));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Count a failure for each key; a key reaching its limit within the window is locked.
-    async fn record_failure(&self, keys: &[(String, i64)]) -> Result<()> {
-        let now = now_micros();
+        let mut over = false;
         let mut tx = self.db.begin().await?;
         for (key, max) in keys {
-            // One statement on both databases: a failure outside the window starts a new one.
+            // A failure outside the window starts a new one; reaching the limit locks the key.
             let sql = "INSERT INTO login_throttle (key, failures, window_start, locked_until)
                  VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $4 ELSE NULL END)
                  ON CONFLICT (key) DO UPDATE SET
@@ -194,7 +177,8 @@ impl App {
                    window_start = CASE WHEN login_throttle.window_start < $5 THEN $2 ELSE login_throttle.window_start END,
                    locked_until = CASE
                      WHEN login_throttle.window_start >= $5 AND login_throttle.failures + 1 >= $3 THEN $4
-                     ELSE login_throttle.locked_until END";
+                     ELSE login_throttle.locked_until END
+                 RETURNING failures, locked_until";
             let values = vec![
                 key.as_str().into(),
                 now.into(),
@@ -202,9 +186,33 @@ impl App {
                 (now + LOCKOUT).into(),
                 (now - THROTTLE_WINDOW).into(),
             ];
-            tx.exec(&Raw::new(sql, values)).await?;
+            if let Some(r) = tx.one(&Raw::new(sql, values)).await? {
+                if r.i64(0).unwrap_or(0) > *max && r.i64(1).is_some_and(|u| u > now) {
+                    over = true;
+                }
+            }
         }
         tx.commit().await?;
+        if over {
+            Err(AppError::forbidden("auth.throttled"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// After a success: the first key (the account) starts afresh; the others (the address)
+    /// give the attempt back.
+    async fn succeeded(tx: &mut Tx, keys: &[(String, i64)]) -> Result<()> {
+        if let Some((first, _)) = keys.first() {
+            clear_throttle(tx, first).await?;
+        }
+        for (key, _) in keys.iter().skip(1) {
+            let q = Raw::new(
+                "UPDATE login_throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0",
+                vec![key.as_str().into()],
+            );
+            tx.exec(&q).await?;
+        }
         Ok(())
     }
 
@@ -212,9 +220,8 @@ impl App {
     pub async fn change_password(&self, user: Uuid, current: &str, new: &str, keep_session: Uuid) -> Result<()> {
         let info = self.user_info(user).await?.ok_or_else(|| AppError::not_found("user.not_found"))?;
         let keys = vec![(format!("pw:{user}"), MAX_FAILURES_ACCOUNT)];
-        self.check_throttle(&keys).await?;
+        self.attempt(&keys).await?;
         if !password::verify(current, self.password_hash(user).await?).await {
-            self.record_failure(&keys).await?;
             return Err(AppError::field("current_password", "auth.wrong_password"));
         }
         let hash = self.check_new_password(new, &[&info.email, &info.name]).await?;
@@ -226,6 +233,8 @@ impl App {
             .and_where(sea_query::Expr::col(Alias::new("id")).ne(keep_session))
             .to_owned();
         tx.exec(&del).await?;
+        Self::succeeded(&mut tx, &keys).await?;
+        revoke_links(&mut tx, user).await?;
         audit(&mut tx, Some(user), user, "auth.password_changed", serde_json::json!({})).await?;
         tx.commit().await?;
         Ok(())
@@ -245,10 +254,13 @@ impl App {
     pub async fn request_password_reset(&self, email: &str, base_url: &str, client: &Client<'_>) -> Result<()> {
         let email = email.trim().to_lowercase();
         let keys = vec![(format!("reset:{email}"), MAX_FAILURES_ACCOUNT)];
-        if self.check_throttle(&keys).await.is_err() {
+        if self.attempt(&keys).await.is_err() {
             return Ok(());
         }
-        self.record_failure(&keys).await?;
+        if !self.mail_enabled() {
+            tracing::warn!("password reset asked for, but no mail server is configured");
+            return Ok(());
+        }
         let _ = client;
         let q = user_select().and_where(col("email").eq(email.as_str())).to_owned();
         let Some(user) = self.db.one(&q).await?.map(|r| user_from_row(&r)) else { return Ok(()) };
@@ -304,6 +316,13 @@ impl App {
         set_password_in(&mut tx, user, &hash).await?;
         let del = Query::delete().from_table(Alias::new("sessions")).and_where(col("user_id").eq(user)).to_owned();
         tx.exec(&del).await?;
+        // Account recovery: whatever someone else may have minted stops working.
+        revoke_links(&mut tx, user).await?;
+        let revoke = Raw::new(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            vec![now_micros().into(), user.into()],
+        );
+        tx.exec(&revoke).await?;
         clear_throttle(&mut tx, &format!("acct:{}", info.email)).await?;
         audit(&mut tx, None, user, "auth.password_reset", serde_json::json!({})).await?;
         tx.commit().await?;
@@ -317,6 +336,16 @@ fn throttle_keys(email: &str, client: &Client<'_>) -> Vec<(String, i64)> {
         keys.push((format!("ip:{ip}"), MAX_FAILURES_ADDRESS));
     }
     keys
+}
+
+/// Use up every outstanding reset or invitation link of a user.
+async fn revoke_links(tx: &mut Tx, user: Uuid) -> Result<()> {
+    let q = Raw::new(
+        "UPDATE auth_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        vec![now_micros().into(), user.into()],
+    );
+    tx.exec(&q).await?;
+    Ok(())
 }
 
 async fn clear_throttle(tx: &mut Tx, key: &str) -> Result<()> {

@@ -17,7 +17,7 @@ pub(crate) use session::{user_from_row, user_select};
 pub use session::{NewSession, SessionInfo, SessionRow, UserInfo};
 pub use tokens::{ApiTokenInfo, MailRow, Scope as TokenScope, TokenAuth};
 pub use totp::TotpEnrolment;
-pub use totp::{totp_matches, totp_now};
+pub use totp::{totp_at, totp_matches, totp_now};
 
 use crate::{App, Result};
 use base64::Engine;
@@ -121,6 +121,16 @@ impl App {
                 .values_panic([key.into(), value.into(), now_micros().into()])
                 .to_owned();
             tx.exec(&ins).await?;
+        }
+        Ok(())
+    }
+
+    /// Keep the address Kehu is reached at, for links in e-mails, unless one is known already.
+    pub async fn remember_base_url(&self, url: &str) -> Result<()> {
+        if self.setting("base_url").await?.is_none() {
+            let mut tx = self.db.begin().await?;
+            Self::put_setting(&mut tx, "base_url", url.trim_end_matches('/')).await?;
+            tx.commit().await?;
         }
         Ok(())
     }

@@ -217,12 +217,19 @@ impl App {
             return Err(AppError::forbidden("permission.denied"));
         }
         let info = self.user_info(user).await?.ok_or_else(|| AppError::not_found("user.not_found"))?;
+        // Only an administrator may hand out a way into an administrator's account.
+        let target_admin = self.role_by_key("admin").await?.id == info.role_id;
+        if target_admin && !(actor.is_system() || actor.role.key == "admin") {
+            return Err(AppError::forbidden("permission.admin_only"));
+        }
         let mut tx = self.db.begin().await?;
         let token = super::login::new_auth_token(&mut tx, user, "invite", INVITE_LIFETIME).await?;
         let link = format!("{}/password/reset/{token}", base_url.trim_end_matches('/'));
         let org = self.setting("org_name").await?.unwrap_or_default();
-        let (subject, body) = crate::mail::invite_mail(&info.locale, &info.name, &org, &link);
-        crate::mail::queue(&mut tx, &info.email, &subject, &body, "invite").await?;
+        if self.mail_enabled() {
+            let (subject, body) = crate::mail::invite_mail(&info.locale, &info.name, &org, &link);
+            crate::mail::queue(&mut tx, &info.email, &subject, &body, "invite").await?;
+        }
         audit(&mut tx, actor.user_id, user, "user.password_link", serde_json::json!({})).await?;
         tx.commit().await?;
         Ok(link)

@@ -87,8 +87,13 @@ fn totp_step(secret_b32: &str, code: &str, unix_secs: i64) -> Option<i64> {
 
 /// The current code (for tests and for the CLI's own checks).
 pub fn totp_now(secret_b32: &str) -> String {
+    totp_at(secret_b32, now_micros() / 1_000_000)
+}
+
+/// The code at a moment (Unix seconds).
+pub fn totp_at(secret_b32: &str, unix_secs: i64) -> String {
     let secret = unbase32(secret_b32).unwrap_or_default();
-    hotp(&secret, (now_micros() / 1_000_000 / STEP) as u64, 6)
+    hotp(&secret, (unix_secs / STEP) as u64, 6)
 }
 
 fn normalise_recovery(code: &str) -> String {
@@ -131,9 +136,9 @@ impl App {
             .to_owned();
         let pending = self.db.one(&q).await?.and_then(|r| r.string(0)).filter(|s| !s.is_empty());
         let Some(secret) = pending else { return Err(AppError::conflict("totp.not_started")) };
-        if !totp_matches(&secret, code, now_micros() / 1_000_000) {
+        let Some(step) = totp_step(&secret, code, now_micros() / 1_000_000) else {
             return Err(AppError::field("code", "auth.invalid_code"));
-        }
+        };
         let codes = new_recovery_codes();
         let hashes: Vec<String> = codes.iter().map(|c| hash_token(&normalise_recovery(c))).collect();
         let q = Query::update()
@@ -142,6 +147,7 @@ impl App {
                 (Alias::new("totp_secret"), secret.into()),
                 (Alias::new("totp_pending"), None::<String>.into()),
                 (Alias::new("recovery_codes"), serde_json::to_string(&hashes).unwrap_or_default().into()),
+                (Alias::new("totp_last_step"), step.into()),
             ])
             .and_where(col("id").eq(user))
             .to_owned();
@@ -152,10 +158,19 @@ impl App {
         Ok(codes)
     }
 
-    /// Turn two-factor off (needs the password).
-    pub async fn totp_disable(&self, user: Uuid, pw: &str) -> Result<()> {
+    /// Turn two-factor off: needs the password and a current code (or a recovery code), and is
+    /// throttled like a password change.
+    pub async fn totp_disable(&self, user: Uuid, pw: &str, code: &str) -> Result<()> {
+        let keys = vec![(format!("pw:{user}"), super::MAX_FAILURES_ACCOUNT)];
+        self.attempt(&keys).await?;
         if !password::verify(pw, self.password_hash(user).await?).await {
             return Err(AppError::field("password", "auth.wrong_password"));
+        }
+        let mut tx = self.db.begin().await?;
+        let ok = self.check_second_factor(&mut tx, user, code).await?;
+        tx.commit().await?;
+        if !ok {
+            return Err(AppError::field("code", "auth.invalid_code"));
         }
         let q = Query::update()
             .table(Alias::new("users"))
@@ -194,19 +209,19 @@ impl App {
         let Some(r) = tx.one(&q).await? else { return Ok(false) };
         let Some(secret) = r.string(0).filter(|s| !s.is_empty()) else { return Ok(false) };
         if let Some(step) = totp_step(&secret, code, now_micros() / 1_000_000) {
-            // A code is good once: a replayed or older code is refused.
+            // A code is good once: a replayed or older code is refused, also when two requests
+            // race (the conditional update lets only one of them through).
             if r.i64(2).is_some_and(|last| step <= last) {
                 return Ok(false);
             }
-            let q = Query::update()
-                .table(Alias::new("users"))
-                .value(Alias::new("totp_last_step"), step)
-                .and_where(col("id").eq(user))
-                .to_owned();
-            tx.exec(&q).await?;
-            return Ok(true);
+            let q = kehu_db::Raw::new(
+                "UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+                vec![step.into(), user.into()],
+            );
+            return Ok(tx.exec(&q).await? == 1);
         }
-        let mut hashes: Vec<String> = serde_json::from_str(r.str(1).unwrap_or("[]")).unwrap_or_default();
+        let old = r.string(1).unwrap_or_else(|| "[]".into());
+        let mut hashes: Vec<String> = serde_json::from_str(&old).unwrap_or_default();
         let h = hash_token(&normalise_recovery(code));
         let Some(pos) = hashes.iter().position(|x| super::same_secret(x, &h)) else { return Ok(false) };
         hashes.remove(pos);
@@ -214,8 +229,11 @@ impl App {
             .table(Alias::new("users"))
             .value(Alias::new("recovery_codes"), serde_json::to_string(&hashes).unwrap_or_default())
             .and_where(col("id").eq(user))
+            .and_where(col("recovery_codes").eq(old))
             .to_owned();
-        tx.exec(&q).await?;
+        if tx.exec(&q).await? != 1 {
+            return Ok(false);
+        }
         audit(tx, Some(user), user, "auth.recovery_code_used", serde_json::json!({"left": hashes.len()})).await?;
         Ok(true)
     }

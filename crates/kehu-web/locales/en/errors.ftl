@@ -115,3 +115,5 @@ err-user-email_taken = A user with this e-mail already exists.
 err-user-last_admin = Kehu needs at least one active administrator.
 err-user-not_found = No such user.
 err-mail-bad_config = The mail settings are not valid (KEHU_SMTP_URL, KEHU_MAIL_FROM).
+err-permission-admin_only = Only an administrator may do this to an administrator.
+err-permission-role_too_strong = You cannot grant more than your own role allows.

@@ -115,3 +115,5 @@ err-user-email_taken = 该邮箱已被其他用户使用。
 err-user-last_admin = 系统至少需要一个正常的管理员。
 err-user-not_found = 用户不存在。
 err-mail-bad_config = 邮件设置无效（KEHU_SMTP_URL、KEHU_MAIL_FROM）。
+err-permission-admin_only = 只有管理员才能对管理员账号执行此操作。
+err-permission-role_too_strong = 不能授予超出您自身角色的权限。

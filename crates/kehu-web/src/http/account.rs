@@ -173,13 +173,14 @@ pub async fn totp_confirm(State(st): State<AppState>, u: UserCtx, FormBody(f): F
 }
 
 #[derive(Deserialize)]
-pub struct PasswordOnly {
+pub struct DisableTotp {
     password: String,
+    code: String,
 }
 
 /// `POST /account/2fa/disable`
-pub async fn totp_disable(State(st): State<AppState>, u: UserCtx, FormBody(f): FormBody<PasswordOnly>) -> WebResult {
-    match st.app.totp_disable(u.session.user.id, &f.password).await {
+pub async fn totp_disable(State(st): State<AppState>, u: UserCtx, FormBody(f): FormBody<DisableTotp>) -> WebResult {
+    match st.app.totp_disable(u.session.user.id, &f.password, &f.code).await {
         Ok(()) => Ok(redirect_flash(&u.ctx, "/account/security", "flash-2fa-off")),
         Err(e) => {
             let form = Form::default().fail(&st.i18n, u.ctx.lang, &e);

@@ -90,7 +90,7 @@ pub async fn invite(State(st): State<AppState>, u: UserCtx, FormBody(f): FormBod
             role: f.role.clone(),
             locale: f.locale.clone(),
         };
-        let base = crate::http::auth::link_base(&st, &u.ctx).await;
+        let base = crate::http::auth::link_base(&st, &u.ctx).await.unwrap_or_else(|| u.ctx.base_url.clone());
         st.app.invite_user(&u.actor, &inv, &base).await
     }
     .await;
@@ -211,7 +211,7 @@ pub async fn user_active(
 
 /// `POST /admin/users/{id}/link` — a new set-password link (shown once, also e-mailed).
 pub async fn user_link(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -> WebResult {
-    let base = crate::http::auth::link_base(&st, &u.ctx).await;
+    let base = crate::http::auth::link_base(&st, &u.ctx).await.unwrap_or_else(|| u.ctx.base_url.clone());
     let link = st.app.password_link(&u.actor, id, &base).await?;
     user_page_with(&st, &u, id, None, Some(link)).await
 }

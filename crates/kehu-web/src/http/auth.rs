@@ -40,16 +40,21 @@ pub fn time_zones() -> Vec<String> {
 }
 
 /// The address put into e-mailed links: `public_url` when configured, else the address the
-/// administrator used at setup — never a `Host` header an anonymous caller chose (a forged
-/// `Host` on "forgot password" would otherwise mail the victim a link to the attacker's site).
-pub async fn link_base(st: &AppState, ctx: &Ctx) -> String {
+/// administrator used at setup (or, after a command-line setup, the address a signed-in user
+/// first made a link from) — never a `Host` header an anonymous caller chose: a forged `Host`
+/// on "forgot password" would otherwise mail the victim a link to the attacker's site.
+pub async fn link_base(st: &AppState, ctx: &Ctx) -> Option<String> {
     if let Some(u) = &st.cfg.public_url {
-        return u.trim_end_matches('/').to_string();
+        return Some(u.trim_end_matches('/').to_string());
     }
-    match st.app.setting("base_url").await {
-        Ok(Some(u)) => u,
-        _ => ctx.base_url.clone(),
+    if let Ok(Some(u)) = st.app.setting("base_url").await {
+        return Some(u);
     }
+    if ctx.session().is_some() {
+        let _ = st.app.remember_base_url(&ctx.base_url).await;
+        return Some(ctx.base_url.clone());
+    }
+    None
 }
 
 /// Set the session cookie for a new session (and drop the pre-session CSRF cookie's role).
@@ -244,8 +249,10 @@ pub struct EmailForm {
 
 /// `POST /password/forgot` — the same answer whether or not the address is known.
 pub async fn forgot(State(st): State<AppState>, ctx: Ctx, FormBody(f): FormBody<EmailForm>) -> WebResult {
-    let base = link_base(&st, &ctx).await;
-    st.app.request_password_reset(&f.email, &base, &ctx.client()).await?;
+    match link_base(&st, &ctx).await {
+        Some(base) => st.app.request_password_reset(&f.email, &base, &ctx.client()).await?,
+        None => tracing::warn!("password reset asked for, but no public URL is known yet (set KEHU_PUBLIC_URL)"),
+    }
     let shell = Shell::bare(&st, &ctx, st.i18n.get(ctx.lang, "forgot-title", &[]));
     render(&ForgotPage { shell, sent: true })
 }
@@ -309,7 +316,9 @@ pub async fn language(State(st): State<AppState>, ctx: Ctx, FormBody(f): FormBod
     if let Some(id) = user {
         st.app.set_locale(id, lang.code()).await?;
     }
-    let local = f.back.starts_with('/') && !f.back.starts_with("//") && !f.back.contains('\\');
+    let local = f.back.starts_with('/')
+        && !f.back.starts_with("//")
+        && !f.back.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace());
     let back = if local { f.back.as_str() } else { "/" };
     let mut r = redirect_for(&ctx, back);
     r.headers_mut().append(SET_COOKIE, cookie(LANG_COOKIE, lang.code(), Some(365 * 86400), ctx.secure, true));
