@@ -61,15 +61,10 @@ pub struct UserPatch {
     pub is_active: Option<bool>,
 }
 
-/// Whether the actor holds the administrator role itself (not just `manage_users`).
-fn is_admin(actor: &Actor) -> bool {
-    actor.is_system() || actor.role.key == "admin"
-}
-
 /// A role someone may hand out or shape: never more than they hold themselves, so a user
 /// manager cannot make anyone (themselves included) more powerful than they are.
 fn within(actor: &Actor, g: &Grants) -> bool {
-    if is_admin(actor) {
+    if actor.is_admin() {
         return true;
     }
     let mine = &actor.role.grants;
@@ -147,7 +142,7 @@ impl App {
         need_admin(actor)?;
         let before = self.user_info(id).await?.ok_or_else(|| AppError::not_found("user.not_found"))?;
         let admin = self.role_by_key("admin").await?;
-        if !is_admin(actor) && before.role_id == admin.id {
+        if !actor.is_admin() && before.role_id == admin.id {
             return Err(AppError::forbidden("permission.admin_only"));
         }
         let mut values: Vec<(Alias, sea_query::SimpleExpr)> = Vec::new();
@@ -232,9 +227,7 @@ impl App {
             ])
             .and_where(col("id").eq(user))
             .to_owned();
-        let mut tx = self.db.begin().await?;
-        tx.exec(&q).await?;
-        tx.commit().await?;
+        self.db.write(&q).await?;
         Ok(())
     }
 
@@ -246,9 +239,7 @@ impl App {
             .value(Alias::new("locale"), locale)
             .and_where(col("id").eq(user))
             .to_owned();
-        let mut tx = self.db.begin().await?;
-        tx.exec(&q).await?;
-        tx.commit().await?;
+        self.db.write(&q).await?;
         Ok(())
     }
 

@@ -108,10 +108,7 @@ impl crate::App {
                 .and_where(col("attempts").eq(attempts))
                 .and_where(sea_query::Expr::col(Alias::new("sent_at")).is_null())
                 .to_owned();
-            let mut tx = self.db.begin().await?;
-            let claimed = tx.exec(&claim).await? == 1;
-            tx.commit().await?;
-            if !claimed {
+            if self.db.write(&claim).await? != 1 {
                 continue;
             }
             let outcome = match to.parse::<lettre::message::Mailbox>() {
@@ -150,9 +147,7 @@ impl crate::App {
                     q.to_owned()
                 }
             };
-            let mut tx = self.db.begin().await?;
-            tx.exec(&done).await?;
-            tx.commit().await?;
+            self.db.write(&done).await?;
             match outcome {
                 Ok(()) => sent += 1,
                 Err(e) => tracing::warn!(mail = %id, error = %e, "mail not delivered"),

@@ -144,13 +144,25 @@ impl App {
             return Err(AppError::forbidden("user.disabled"));
         }
         let role_id = u.uuid(1).ok_or_else(|| AppError::internal("user without role"))?;
+        self.actor_with(user_id, u.uuid(0), role_id).await
+    }
+
+    /// The actor for a user already read (a session's or token's), without reading it again.
+    pub async fn actor_of(&self, user: &crate::auth::UserInfo) -> Result<Actor> {
+        if !user.is_active {
+            return Err(AppError::forbidden("user.disabled"));
+        }
+        self.actor_with(user.id, user.team_id, user.role_id).await
+    }
+
+    async fn actor_with(&self, user_id: Uuid, team: Option<Uuid>, role_id: Uuid) -> Result<Actor> {
         let q = Query::select()
             .columns(["id", "key", "grants"].map(Alias::new))
             .from(Alias::new("roles"))
             .and_where(col("id").eq(role_id))
             .to_owned();
         let role = parse_role(&self.db.one(&q).await?.ok_or_else(|| AppError::internal("missing role"))?)?;
-        let teams = match u.uuid(0) {
+        let teams = match team {
             Some(t) => self.team_subtree(t).await?,
             None => Vec::new(),
         };

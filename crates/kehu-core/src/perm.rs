@@ -192,6 +192,10 @@ impl Actor {
     pub fn is_revealing(&self) -> bool {
         !self.system && self.sees_unmasked()
     }
+    /// Holds the administrator role itself (more than `manage_users`).
+    pub fn is_admin(&self) -> bool {
+        self.system || self.role.key == "admin"
+    }
     pub fn can_manage_users(&self) -> bool {
         self.system || self.role.grants.manage_users
     }

@@ -406,6 +406,14 @@ impl Db {
         Ok(self.all(q).await?.into_iter().next())
     }
 
+    /// One statement in a transaction of its own (SQLite: on the writer); rows affected.
+    pub async fn write(&self, q: &impl Sql) -> DbResult<u64> {
+        let mut tx = self.begin().await?;
+        let n = tx.exec(q).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Execute statements that change nothing transactional (pragmas, `VACUUM`): on SQLite
     /// through the writer.
     pub async fn exec_raw(&self, sql: &str) -> DbResult<()> {

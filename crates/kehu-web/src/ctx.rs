@@ -142,7 +142,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiCaller {
             Auth::Session(_, a) => {
                 Ok(ApiCaller { actor: a.clone(), scopes: TokenScope::ALL.to_vec(), ctx: ctx.clone() })
             }
-            Auth::BadToken => Err(WebError(AppError::new(kehu_core::ErrorKind::Forbidden, "auth.invalid_token"))),
             _ => Err(WebError(AppError::new(kehu_core::ErrorKind::Forbidden, "auth.required"))),
         }
     }
@@ -254,7 +253,7 @@ async fn build_and_run(st: &AppState, req: Request, request_id: &str, next: Next
         }
     } else if let Some(tok) = &session_token {
         match st.app.session(tok).await {
-            Ok(Some(s)) if s.mfa_passed => match st.app.actor(s.user.id).await {
+            Ok(Some(s)) if s.mfa_passed => match st.app.actor_of(&s.user).await {
                 Ok(a) => {
                     lang = Lang::parse(&s.user.locale);
                     auth = Auth::Session(Box::new(s), a);

@@ -251,7 +251,7 @@ impl App {
 
     /// "Forgot password": e-mails a single-use link valid for an hour when the address belongs
     /// to an active user; says nothing either way. Requests are throttled per address.
-    pub async fn request_password_reset(&self, email: &str, base_url: &str, client: &Client<'_>) -> Result<()> {
+    pub async fn request_password_reset(&self, email: &str, base_url: &str) -> Result<()> {
         let email = email.trim().to_lowercase();
         let keys = vec![(format!("reset:{email}"), MAX_FAILURES_ACCOUNT)];
         if self.attempt(&keys).await.is_err() {
@@ -261,7 +261,6 @@ impl App {
             tracing::warn!("password reset asked for, but no mail server is configured");
             return Ok(());
         }
-        let _ = client;
         let q = user_select().and_where(col("email").eq(email.as_str())).to_owned();
         let Some(user) = self.db.one(&q).await?.map(|r| user_from_row(&r)) else { return Ok(()) };
         if !user.is_active {

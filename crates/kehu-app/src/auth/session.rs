@@ -158,9 +158,7 @@ impl App {
                 .value(Alias::new("last_seen_at"), now)
                 .and_where(col("id").eq(id))
                 .to_owned();
-            let mut tx = self.db.begin().await?;
-            tx.exec(&q).await?;
-            tx.commit().await?;
+            self.db.write(&q).await?;
         }
         Ok(Some(SessionInfo {
             id,
@@ -182,9 +180,7 @@ impl App {
 
     pub(crate) async fn delete_sessions(&self, cond: sea_query::SimpleExpr) -> Result<()> {
         let q = Query::delete().from_table(Alias::new("sessions")).and_where(cond).to_owned();
-        let mut tx = self.db.begin().await?;
-        tx.exec(&q).await?;
-        tx.commit().await?;
+        self.db.write(&q).await?;
         Ok(())
     }
 

@@ -195,16 +195,14 @@ impl App {
         }
         let (Some(id), Some(user_id)) = (r.uuid(0), r.uuid(1)) else { return Ok(None) };
         let Some(user) = self.user_info(user_id).await?.filter(|u| u.is_active) else { return Ok(None) };
-        let actor = self.actor(user_id).await?;
+        let actor = self.actor_of(&user).await?;
         if r.i64(4).is_none_or(|t| now - t > 60_000_000) {
             let q = Query::update()
                 .table(Alias::new("api_tokens"))
                 .value(Alias::new("last_used_at"), now)
                 .and_where(col("id").eq(id))
                 .to_owned();
-            let mut tx = self.db.begin().await?;
-            tx.exec(&q).await?;
-            tx.commit().await?;
+            self.db.write(&q).await?;
         }
         let scopes = serde_json::from_str(r.str(2).unwrap_or("[]")).unwrap_or_default();
         Ok(Some(TokenAuth { user, actor, scopes }))
@@ -219,7 +217,7 @@ impl App {
         let info = self.user_info(user).await?.ok_or_else(|| AppError::not_found("user.not_found"))?;
         // Only an administrator may hand out a way into an administrator's account.
         let target_admin = self.role_by_key("admin").await?.id == info.role_id;
-        if target_admin && !(actor.is_system() || actor.role.key == "admin") {
+        if target_admin && !actor.is_admin() {
             return Err(AppError::forbidden("permission.admin_only"));
         }
         let mut tx = self.db.begin().await?;

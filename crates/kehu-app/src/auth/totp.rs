@@ -115,9 +115,7 @@ impl App {
             .value(Alias::new("totp_pending"), secret.as_str())
             .and_where(col("id").eq(user))
             .to_owned();
-        let mut tx = self.db.begin().await?;
-        tx.exec(&q).await?;
-        tx.commit().await?;
+        self.db.write(&q).await?;
         let org = self.setting("org_name").await?.unwrap_or_else(|| "Kehu".into());
         let issuer = url_escape(&format!("Kehu {org}"));
         let url = format!(
@@ -166,10 +164,10 @@ impl App {
         if !password::verify(pw, self.password_hash(user).await?).await {
             return Err(AppError::field("password", "auth.wrong_password"));
         }
+        // The code is used up and two-factor turned off in one transaction.
         let mut tx = self.db.begin().await?;
-        let ok = self.check_second_factor(&mut tx, user, code).await?;
-        tx.commit().await?;
-        if !ok {
+        if !self.check_second_factor(&mut tx, user, code).await? {
+            tx.rollback().await?;
             return Err(AppError::field("code", "auth.invalid_code"));
         }
         let q = Query::update()
@@ -181,7 +179,6 @@ impl App {
             ])
             .and_where(col("id").eq(user))
             .to_owned();
-        let mut tx = self.db.begin().await?;
         tx.exec(&q).await?;
         audit(&mut tx, Some(user), user, "auth.totp_disabled", serde_json::json!({})).await?;
         tx.commit().await?;

@@ -269,13 +269,9 @@ impl App {
             }
             if let kehu_core::value::Value::Text(s) = v {
                 if !s.is_empty() {
-                    out.push(if actor.is_system() {
-                        s.clone()
-                    } else if super::is_contact(f) {
-                        super::mask(f, s)
-                    } else {
-                        s.clone()
-                    });
+                    // Search never reveals: only Kehu itself sees these unmasked.
+                    let masked = super::is_contact(f) && !actor.is_system();
+                    out.push(if masked { super::mask(f, s) } else { s.clone() });
                 }
             }
             if out.len() == 3 {

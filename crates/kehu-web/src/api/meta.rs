@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
 use kehu_app::auth::TokenScope;
 use kehu_app::metadata::{FieldPatch, NewField, NewObject};
-use kehu_core::meta::ObjectDef;
+use kehu_core::meta::{FieldDef, ObjectDef};
 use kehu_core::perm::{Action, Actor};
 use serde::Serialize;
 use serde_json::Value as JVal;
@@ -116,23 +116,24 @@ pub struct FieldPatchDoc {
     archived: Option<bool>,
 }
 
-/// The object as this actor sees it (unreadable fields left out).
-pub fn object_json(o: &ObjectDef, actor: &Actor) -> JVal {
-    let mut v = serde_json::to_value(o).unwrap_or(JVal::Null);
-    if let Some(fields) = v.get_mut("fields").and_then(|f| f.as_array_mut()) {
-        fields.retain(|f| {
-            let api = f.get("api_name").and_then(|a| a.as_str()).unwrap_or("");
-            o.field_any(api).is_some_and(|fd| actor.can_read_field(o, fd) && !fd.archived)
-        });
-        for f in fields.iter_mut() {
-            if let Some(m) = f.as_object_mut() {
-                m.remove("id");
-                m.remove("object_id");
-            }
-        }
-    }
+/// A field as the API shows it (internal ids left out).
+fn field_json(f: &FieldDef) -> JVal {
+    let mut v = serde_json::to_value(f).unwrap_or(JVal::Null);
     if let Some(m) = v.as_object_mut() {
         m.remove("id");
+        m.remove("object_id");
+    }
+    v
+}
+
+/// The object as this actor sees it (unreadable and archived fields left out).
+pub fn object_json(o: &ObjectDef, actor: &Actor) -> JVal {
+    let fields: Vec<JVal> =
+        o.fields.iter().filter(|f| !f.archived && actor.can_read_field(o, f)).map(|f| field_json(f)).collect();
+    let mut v = serde_json::to_value(o).unwrap_or(JVal::Null);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("id");
+        m.insert("fields".into(), JVal::Array(fields));
     }
     v
 }
@@ -187,12 +188,7 @@ pub async fn add_field(
 ) -> WebResult {
     c.need(TokenScope::Admin)?;
     let f = st.app.add_field(&c.actor, &object, b).await?;
-    let mut v = serde_json::to_value(&*f).unwrap_or(JVal::Null);
-    if let Some(m) = v.as_object_mut() {
-        m.remove("id");
-        m.remove("object_id");
-    }
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    Ok((StatusCode::CREATED, Json(field_json(&f))).into_response())
 }
 
 /// Change a field (rename, labels, required, unique, options, archive …).
@@ -208,12 +204,7 @@ pub async fn update_field(
 ) -> WebResult<Json<JVal>> {
     c.need(TokenScope::Admin)?;
     let f = st.app.update_field(&c.actor, &object, &field, b).await?;
-    let mut v = serde_json::to_value(&*f).unwrap_or(JVal::Null);
-    if let Some(m) = v.as_object_mut() {
-        m.remove("id");
-        m.remove("object_id");
-    }
-    Ok(Json(v))
+    Ok(Json(field_json(&f)))
 }
 
 /// The caller.

@@ -12,7 +12,6 @@ use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form as FormBody;
 use kehu_app::auth::{NewSession, SetupRequest};
-use kehu_app::auth::{IDLE_TIMEOUT, SESSION_LIFETIME};
 use serde::Deserialize;
 
 /// Time zones offered at setup and in the profile (the common ones first).
@@ -59,7 +58,6 @@ pub async fn link_base(st: &AppState, ctx: &Ctx) -> Option<String> {
 
 /// Set the session cookie for a new session (and drop the pre-session CSRF cookie's role).
 fn with_session(ctx: &Ctx, s: &NewSession, mut resp: Response) -> Response {
-    let _ = (IDLE_TIMEOUT, SESSION_LIFETIME);
     resp.headers_mut().append(SET_COOKIE, cookie(SESSION_COOKIE, &s.token, None, ctx.secure, true));
     resp
 }
@@ -250,7 +248,7 @@ pub struct EmailForm {
 /// `POST /password/forgot` — the same answer whether or not the address is known.
 pub async fn forgot(State(st): State<AppState>, ctx: Ctx, FormBody(f): FormBody<EmailForm>) -> WebResult {
     match link_base(&st, &ctx).await {
-        Some(base) => st.app.request_password_reset(&f.email, &base, &ctx.client()).await?,
+        Some(base) => st.app.request_password_reset(&f.email, &base).await?,
         None => tracing::warn!("password reset asked for, but no public URL is known yet (set KEHU_PUBLIC_URL)"),
     }
     let shell = Shell::bare(&st, &ctx, st.i18n.get(ctx.lang, "forgot-title", &[]));

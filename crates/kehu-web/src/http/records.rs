@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use kehu_app::{Count, ListRequest, RecordView};
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
 use kehu_core::perm::{Action, Actor};
-use kehu_core::{AppError, Uuid};
+use kehu_core::Uuid;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -479,8 +479,4 @@ pub async fn reveal(State(st): State<AppState>, u: UserCtx, Path((object, id)): 
     }
     let shell = Shell::bare(&st, &u.ctx, String::new());
     Ok(render(&FieldsPartial { shell, object, id, rows, can_reveal: false, revealed: true })?.into_response())
-}
-
-pub fn not_found() -> AppError {
-    AppError::not_found("record.not_found")
 }
