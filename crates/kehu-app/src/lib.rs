@@ -3,6 +3,7 @@
 //!
 //! Must never: write a record outside `records`, or read one without an `Actor`.
 
+pub mod activity;
 pub mod admin;
 pub mod auth;
 pub mod bench;
@@ -11,6 +12,7 @@ pub mod demo;
 pub mod mail;
 pub mod metadata;
 pub mod records;
+pub mod rich;
 pub mod users;
 
 use kehu_core::meta::Schema;

@@ -200,6 +200,9 @@ pub struct FieldOptions {
     /// Default currency of a currency field (ISO 4217).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    /// A long text that holds sanitised rich text (HTML from an allow-list) instead of plain text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rich: bool,
 }
 
 /// A field of an object.

@@ -10,7 +10,12 @@ use kehu_db::Db;
 use serde::Deserialize;
 use std::collections::HashMap;
 
-const OBJECTS: &str = include_str!("objects.json");
+/// Seed files in order: (version in `schema_migrations`, name, JSON). A later file may relate
+/// to objects of an earlier one by api name.
+const SEEDS: &[(i64, &str, &str)] = &[
+    (1001, "seed_customers", include_str!("objects.json")),
+    (1002, "seed_activities", include_str!("activities.json")),
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,18 +58,32 @@ struct SeedField {
     target_object: Option<String>,
 }
 
-/// Seed version of the customer objects in `schema_migrations`.
-const SEED_VERSION: i64 = 1001;
-
 /// Create the standard objects unless they exist.
 pub async fn seed(db: &Db) -> Result<()> {
-    let file: SeedFile = serde_json::from_str(OBJECTS).map_err(|e| AppError::internal(format!("objects.json: {e}")))?;
+    for (version, name, json) in SEEDS {
+        seed_file(db, *version, name, json).await?;
+    }
+    Ok(())
+}
+
+async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> {
+    let file: SeedFile = serde_json::from_str(json).map_err(|e| AppError::internal(format!("{name}: {e}")))?;
     let mut tx = db.begin().await?;
-    if !kehu_db::migrate::claim(&mut tx, SEED_VERSION, "seed_customers").await? {
+    if !kehu_db::migrate::claim(&mut tx, version, name).await? {
         tx.rollback().await?;
         return Ok(());
     }
-    let ids: HashMap<String, Uuid> = file.objects.iter().map(|o| (o.api_name.clone(), new_id())).collect();
+    let mut ids: HashMap<String, Uuid> = HashMap::new();
+    let q = sea_query::Query::select()
+        .columns(["api_name", "id"].map(sea_query::Alias::new))
+        .from(sea_query::Alias::new("meta_objects"))
+        .to_owned();
+    for row in tx.all(&q).await? {
+        if let (Some(api), Some(id)) = (row.string(0), row.uuid(1)) {
+            ids.insert(api, id);
+        }
+    }
+    ids.extend(file.objects.iter().map(|o| (o.api_name.clone(), new_id())));
     for o in file.objects {
         let id = ids[&o.api_name];
         let obj = ObjectDef {

@@ -57,6 +57,11 @@ pub(crate) fn parse_fields(
         }
         match parse_input(f, v) {
             Ok(Value::Null) if f.required => errors.push(FieldError::new(name(k), "field.required")),
+            Ok(Value::Text(html)) if f.options.rich => match crate::rich::sanitize(&html) {
+                Some(clean) => out.push((f.clone(), Value::Text(clean))),
+                None if f.required => errors.push(FieldError::new(name(k), "field.required")),
+                None => out.push((f.clone(), Value::Null)),
+            },
             Ok(val) => out.push((f.clone(), val)),
             Err(code) => errors.push(FieldError::new(name(k), code)),
         }

@@ -156,6 +156,9 @@ impl App {
         journal::audit(&mut tx, &audits).await?;
         journal::outbox(&mut tx, &events).await?;
         search::upsert(&mut tx, &docs).await?;
+        for (id, (_, vals)) in ids.iter().zip(&rows) {
+            crate::activity::on_write(&mut tx, actor, &obj, *id, None, vals).await?;
+        }
         tx.commit().await?;
         Ok(ids)
     }
@@ -238,8 +241,10 @@ impl App {
         let payload = json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes});
         record_journal(&mut tx, actor, &obj, id, now, ("update", "record.updated"), Json::Object(changes), payload)
             .await?;
+        let old_vals = (obj.api_name == crate::activity::OBJECT).then(|| cur.values.clone());
         let after = after_write(cur, &changed, now, actor, None);
         search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
+        crate::activity::on_write(&mut tx, actor, &obj, id, old_vals.as_deref(), &after.values).await?;
         tx.commit().await?;
         Ok(view(actor, &obj, &after))
     }
