@@ -57,3 +57,129 @@
     });
   });
 })();
+
+// ---- record page: rich-text notes with @mentions, composer reset ----
+(function () {
+  "use strict";
+  var pop = null;
+  function closePop() { if (pop) { pop.remove(); pop = null; } }
+  // The "@query" right before the caret, if any: {node, start, query}.
+  function mentionAt() {
+    var sel = window.getSelection();
+    if (!sel || !sel.rangeCount) return null;
+    var r = sel.getRangeAt(0);
+    var node = r.startContainer;
+    if (node.nodeType !== 3) return null;
+    var before = node.textContent.slice(0, r.startOffset);
+    var at = before.lastIndexOf("@");
+    if (at < 0) return null;
+    if (at > 0 && !/[\s\u00a0(（，,]/.test(before.charAt(at - 1))) return null;
+    var q = before.slice(at + 1);
+    if (q.length > 20 || /[\n@]/.test(q)) return null;
+    return { node: node, start: at, end: r.startOffset, query: q };
+  }
+  function showPop(ed, users, m, sync) {
+    closePop();
+    var q = m.query.toLowerCase();
+    var hits = users.filter(function (n) { return n.toLowerCase().indexOf(q) >= 0; }).slice(0, 8);
+    if (!hits.length) return;
+    pop = document.createElement("div");
+    pop.className = "mention-pop";
+    pop.setAttribute("role", "listbox");
+    hits.forEach(function (name, i) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = "@" + name;
+      b.setAttribute("role", "option");
+      if (i === 0) b.className = "on";
+      b.addEventListener("mousedown", function (e) { e.preventDefault(); pick(name); });
+      pop.appendChild(b);
+    });
+    function pick(name) {
+      var t = m.node.textContent;
+      m.node.textContent = t.slice(0, m.start) + "@" + name + "\u00a0" + t.slice(m.end);
+      var range = document.createRange();
+      range.setStart(m.node, m.start + name.length + 2);
+      range.collapse(true);
+      var sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      closePop();
+      sync();
+    }
+    pop.pick = function () {
+      var on = pop.querySelector("button.on");
+      if (on) pick(on.textContent.slice(1));
+    };
+    var rect = ed.getBoundingClientRect();
+    pop.style.left = (window.scrollX + rect.left + 8) + "px";
+    pop.style.top = (window.scrollY + rect.bottom + 2) + "px";
+    document.body.appendChild(pop);
+  }
+  function enhance(root) {
+    root.querySelectorAll("textarea.rich-src:not([data-enhanced])").forEach(function (ta) {
+      ta.setAttribute("data-enhanced", "1");
+      var users = [];
+      try { users = JSON.parse(ta.getAttribute("data-users") || "[]"); } catch (e) { users = []; }
+      var ed = document.createElement("div");
+      ed.className = "editor";
+      ed.contentEditable = "true";
+      ed.setAttribute("role", "textbox");
+      ed.setAttribute("aria-multiline", "true");
+      ed.setAttribute("aria-label", ta.getAttribute("aria-label") || "");
+      ed.setAttribute("data-placeholder", ta.getAttribute("placeholder") || "");
+      var bar = document.createElement("div");
+      bar.className = "editor-bar";
+      function sync() { ta.value = ed.textContent.trim() === "" ? "" : ed.innerHTML; }
+      [["bold", "B"], ["italic", "I"], ["insertUnorderedList", "•"], ["insertOrderedList", "1."]].forEach(function (c) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.textContent = c[1];
+        b.title = c[0];
+        b.addEventListener("mousedown", function (e) { e.preventDefault(); document.execCommand(c[0]); sync(); });
+        bar.appendChild(b);
+      });
+      var required = ta.required;
+      ta.required = false;
+      ta.hidden = true;
+      ta.parentNode.insertBefore(bar, ta);
+      ta.parentNode.insertBefore(ed, ta);
+      ed.addEventListener("input", function () {
+        sync();
+        var m = mentionAt();
+        if (m && users.length) showPop(ed, users, m, sync); else closePop();
+      });
+      ed.addEventListener("keydown", function (e) {
+        if (!pop) return;
+        var items = Array.prototype.slice.call(pop.querySelectorAll("button"));
+        var i = items.findIndex(function (b) { return b.className === "on"; });
+        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          e.preventDefault();
+          if (i >= 0) items[i].className = "";
+          i = (i + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+          items[i].className = "on";
+        } else if (e.key === "Enter" || e.key === "Tab") {
+          e.preventDefault();
+          pop.pick();
+        } else if (e.key === "Escape") {
+          closePop();
+        }
+      });
+      ed.addEventListener("blur", function () { setTimeout(closePop, 150); });
+      var form = ta.form;
+      if (form) {
+        form.addEventListener("submit", function (e) {
+          sync();
+          if (required && !ta.value) { e.preventDefault(); e.stopImmediatePropagation(); ed.focus(); }
+        }, true);
+        form.addEventListener("reset", function () { ed.innerHTML = ""; });
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+  document.addEventListener("htmx:load", function (e) { enhance(e.target); });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var f = e.detail.elt;
+    if (e.detail.successful && f && f.matches && f.matches("form[data-reset]")) f.reset();
+  });
+})();

@@ -42,6 +42,8 @@ pub struct Shell {
     pub time_zone: chrono_tz::Tz,
     /// Where the language switch returns to.
     pub back: String,
+    /// Unread notifications (the bell's badge).
+    pub unread: u64,
 }
 
 impl Shell {
@@ -52,6 +54,7 @@ impl Shell {
         shell.user_email = session.user.email.clone();
         shell.user_initial = session.user.name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
         shell.time_zone = session.user.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+        shell.unread = st.app.unread_notifications(session.user.id).await.unwrap_or(0);
         shell.org_name = st.app.setting("org_name").await.ok().flatten().unwrap_or_else(|| "Kehu".into());
         let path = ctx.path.as_str();
         let item = |label: String, href: String, icon: &'static str| {
@@ -66,6 +69,7 @@ impl Shell {
                 let icon = match o.api_name.as_str() {
                     "company" => "building",
                     "contact" => "user",
+                    "activity" => "activity",
                     _ => "box",
                 };
                 shell.nav.push(item(label, format!("/o/{}", o.api_name), icon));
@@ -111,7 +115,14 @@ impl Shell {
             flash: ctx.flash.as_deref().filter(|k| st.i18n.has(ctx.lang, k)).map(|k| st.i18n.get(ctx.lang, k, &[])),
             time_zone: chrono_tz::Asia::Shanghai,
             back: ctx.path.clone(),
+            unread: 0,
         }
+    }
+
+    /// A bare shell (for partials) that shows times in the user's zone.
+    pub fn with_user(mut self, session: &SessionInfo) -> Self {
+        self.time_zone = session.user.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+        self
     }
 
     pub fn crumb(mut self, label: String, href: Option<&str>) -> Self {

@@ -3,11 +3,13 @@
 
 use crate::ctx::UserCtx;
 use crate::error::WebResult;
+use crate::http::record::{task_item, task_link, Item};
 use crate::shell::{render, Shell};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect};
+use kehu_app::activity;
 use kehu_core::perm::Action;
 use serde::Deserialize;
 
@@ -25,6 +27,26 @@ struct HomePage {
     shell: Shell,
     greeting: String,
     steps: Vec<Start>,
+    /// Open tasks grouped: overdue, today, upcoming, without a date (label, tasks).
+    tasks: Vec<(String, &'static str, Vec<Item>)>,
+    open_tasks: usize,
+    recent: Vec<Recent>,
+    mine: Vec<Mine>,
+    quick: Vec<(String, String, &'static str)>,
+}
+
+/// A record opened lately.
+pub struct Recent {
+    pub href: String,
+    pub title: String,
+    pub object: String,
+}
+
+/// A count of records the user owns, with the list it opens.
+pub struct Mine {
+    pub label: String,
+    pub count: u64,
+    pub href: String,
 }
 
 /// `GET /` — setup on a fresh instance, the sign-in page for visitors, else home.
@@ -70,7 +92,78 @@ pub async fn home(State(st): State<AppState>, ctx: crate::ctx::Ctx) -> WebResult
     });
     let greeting = st.i18n.get(ctx.lang, "home-greeting", &[("name", &session.user.name)]);
     let shell = Shell::new(&st, &ctx, &session, &actor, t("nav-home")).await;
-    render(&HomePage { shell, greeting, steps })
+    let u = UserCtx { ctx: ctx.clone(), session: session.clone(), actor: actor.clone() };
+    let lang = ctx.lang.code();
+
+    // My tasks, grouped by when they are due in the user's time zone.
+    let mut tasks: Vec<(String, &'static str, Vec<Item>)> = vec![
+        (t("tasks-overdue"), "overdue", Vec::new()),
+        (t("tasks-today"), "today", Vec::new()),
+        (t("tasks-upcoming"), "upcoming", Vec::new()),
+        (t("tasks-no-date"), "nodate", Vec::new()),
+    ];
+    let mut open_tasks = 0;
+    if let Ok(act) = schema.object(activity::OBJECT) {
+        if actor.check(act, Action::Read).is_ok() {
+            let now = kehu_core::now_micros();
+            let tz = shell.time_zone;
+            let day = |m: i64| chrono::DateTime::from_timestamp_micros(m).map(|d| d.with_timezone(&tz).date_naive());
+            let today = day(now);
+            let list = st.app.my_tasks(&actor).await.unwrap_or_default();
+            open_tasks = list.len();
+            for r in list.iter().take(50) {
+                let mut item = task_item(&st, &u, act, r);
+                item.link = task_link(&st, &u, &schema, r).await;
+                let slot = match activity::micros(r, "due_at") {
+                    None => 3,
+                    Some(m) if m < now && day(m) != today => 0,
+                    Some(m) if day(m) == today => 1,
+                    Some(_) => 2,
+                };
+                tasks[slot].2.push(item);
+            }
+        }
+    }
+    let recent = st
+        .app
+        .recent(&actor, 8)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(o, r)| {
+            let title = o
+                .title_field()
+                .and_then(|f| r.get(&f.api_name).as_str().map(str::to_owned))
+                .unwrap_or_else(|| "—".into());
+            Recent { href: format!("/o/{}/{}", o.api_name, r.id), title, object: o.label.get(lang).to_string() }
+        })
+        .collect();
+    let mut mine = Vec::new();
+    let mut quick = Vec::new();
+    for o in schema.objects() {
+        if actor.check(o, Action::Read).is_err() {
+            continue;
+        }
+        if o.is_system && o.api_name != activity::OBJECT {
+            let count = st.app.count_mine(&actor, &o.api_name).await.unwrap_or(0);
+            mine.push(Mine {
+                label: o.plural.get(lang).to_string(),
+                count,
+                href: crate::http::records::mine_href(&o.api_name),
+            });
+        }
+        if actor.check(o, Action::Create).is_ok() && o.api_name != activity::OBJECT {
+            let icon = match o.api_name.as_str() {
+                "company" => "building",
+                "contact" => "user",
+                _ => "box",
+            };
+            quick.push((o.label.get(lang).to_string(), format!("/o/{}/new", o.api_name), icon));
+        }
+    }
+    // The get-started cards stay until the user owns some records.
+    let steps = if mine.iter().all(|m| m.count == 0) { steps } else { Vec::new() };
+    render(&HomePage { shell, greeting, steps, tasks, open_tasks, recent, mine, quick })
 }
 
 pub struct Group {

@@ -5,4 +5,5 @@ pub mod admin;
 pub mod auth;
 pub mod home;
 pub mod ops;
+pub mod record;
 pub mod records;

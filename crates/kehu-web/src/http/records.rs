@@ -2,13 +2,12 @@
 //! (paged, quick search), the create form with per-field errors, and the record page with
 //! masked contact details that a permitted user can reveal (audited).
 
-use crate::ctx::{redirect_for, UserCtx};
+use crate::ctx::UserCtx;
 use crate::error::WebResult;
 use crate::shell::{render, Form, Shell};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::IntoResponse;
 use kehu_app::{Count, ListRequest, RecordView};
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
 use kehu_core::perm::{Action, Actor};
@@ -29,6 +28,11 @@ pub struct Row {
     pub id: Uuid,
     pub title: String,
     pub cells: Vec<String>,
+}
+
+/// The list of the records of `object` the signed-in user owns.
+pub fn mine_href(object: &str) -> String {
+    format!("/o/{object}?owner=me")
 }
 
 /// Fields shown in the list: the title field first, then up to five short data fields.
@@ -83,7 +87,12 @@ impl Display<'_> {
 }
 
 /// Names for every user and related record referenced by these records.
-async fn names(st: &AppState, actor: &Actor, obj: &ObjectDef, records: &[RecordView]) -> HashMap<Uuid, String> {
+pub(crate) async fn names(
+    st: &AppState,
+    actor: &Actor,
+    obj: &ObjectDef,
+    records: &[RecordView],
+) -> HashMap<Uuid, String> {
     let mut users = Vec::new();
     let mut refs: Vec<(String, Uuid)> = Vec::new();
     let schema = st.app.schema().await.ok();
@@ -114,7 +123,7 @@ async fn names(st: &AppState, actor: &Actor, obj: &ObjectDef, records: &[RecordV
     out
 }
 
-async fn title_of(st: &AppState, object: &str, r: &RecordView) -> String {
+pub(crate) async fn title_of(st: &AppState, object: &str, r: &RecordView) -> String {
     let schema = st.app.schema().await.ok();
     let tf =
         schema.as_ref().and_then(|s| s.object(object).ok()).and_then(|o| o.title_field().map(|f| f.api_name.clone()));
@@ -236,84 +245,103 @@ async fn inputs(
     form: &Form,
     values: &HashMap<String, Vec<String>>,
 ) -> Vec<Input> {
-    let lang = u.ctx.lang.code();
     let schema = st.app.schema().await.ok();
     let mut out = Vec::new();
     for f in obj.active().filter(|f| u.actor.can_write_field(obj, f) && f.api_name != "owner") {
         let selected = values.get(&f.api_name).cloned().unwrap_or_default();
-        let value = selected.first().cloned().unwrap_or_default();
-        let (kind, options) = match f.ftype {
-            FieldType::LongText => ("textarea", vec![]),
-            FieldType::Email => ("email", vec![]),
-            FieldType::Phone => ("tel", vec![]),
-            FieldType::Url => ("url", vec![]),
-            FieldType::Integer | FieldType::Decimal | FieldType::Percent | FieldType::Currency => ("number", vec![]),
-            FieldType::Date => ("date", vec![]),
-            FieldType::DateTime => ("datetime-local", vec![]),
-            FieldType::Boolean => ("checkbox", vec![]),
-            FieldType::Select => (
-                "select",
-                f.options
-                    .choices
-                    .iter()
-                    .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
-                    .collect(),
-            ),
-            FieldType::MultiSelect => (
-                "multi",
-                f.options
-                    .choices
-                    .iter()
-                    .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
-                    .collect(),
-            ),
-            FieldType::User => {
-                let users = st.app.user_choices().await.unwrap_or_default();
-                (
-                    "select",
-                    users.into_iter().map(|(id, n)| (id.to_string(), n, selected.contains(&id.to_string()))).collect(),
-                )
-            }
-            FieldType::Relation => {
-                let target = f.options.target.and_then(|t| schema.as_ref()?.object_by_id(t).cloned());
-                let mut opts = Vec::new();
-                if let Some(t) = target {
-                    let req = ListRequest { limit: Some(200), ..Default::default() };
-                    if let Ok(page) = st.app.list(&u.actor, &t.api_name, &req).await {
-                        let tf = t.title_field().map(|f| f.api_name.clone()).unwrap_or_default();
-                        for r in page.records {
-                            let id = r.id.to_string();
-                            let sel = selected.contains(&id);
-                            opts.push((id, r.get(&tf).as_str().unwrap_or("—").to_string(), sel));
-                        }
-                    }
-                }
-                ("select", opts)
-            }
-            _ => ("text", vec![]),
-        };
-        out.push(Input {
-            api: f.api_name.clone(),
-            label: f.label.get(lang).to_string(),
-            help: f.help.as_ref().map(|h| h.get(lang).to_string()).unwrap_or_default(),
-            kind,
-            required: f.required,
-            value,
-            options,
-            error: form.e(&f.api_name).to_string(),
-        });
+        out.push(input_for(st, u, schema.as_deref(), f, selected, form.e(&f.api_name).to_string()).await);
     }
     out
 }
 
+/// The input of one field, with its current value(s) and error message.
+pub async fn input_for(
+    st: &AppState,
+    u: &UserCtx,
+    schema: Option<&kehu_core::meta::Schema>,
+    f: &FieldDef,
+    selected: Vec<String>,
+    error: String,
+) -> Input {
+    let lang = u.ctx.lang.code();
+    let value = selected.first().cloned().unwrap_or_default();
+    let (kind, options) = match f.ftype {
+        FieldType::LongText => ("textarea", vec![]),
+        FieldType::Email => ("email", vec![]),
+        FieldType::Phone => ("tel", vec![]),
+        FieldType::Url => ("url", vec![]),
+        FieldType::Integer | FieldType::Decimal | FieldType::Percent | FieldType::Currency => ("number", vec![]),
+        FieldType::Date => ("date", vec![]),
+        FieldType::DateTime => ("datetime-local", vec![]),
+        FieldType::Boolean => ("checkbox", vec![]),
+        FieldType::Select => (
+            "select",
+            f.options
+                .choices
+                .iter()
+                .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
+                .collect(),
+        ),
+        FieldType::MultiSelect => (
+            "multi",
+            f.options
+                .choices
+                .iter()
+                .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
+                .collect(),
+        ),
+        FieldType::User => {
+            let users = st.app.user_choices().await.unwrap_or_default();
+            (
+                "select",
+                users.into_iter().map(|(id, n)| (id.to_string(), n, selected.contains(&id.to_string()))).collect(),
+            )
+        }
+        FieldType::Relation => {
+            let target = f.options.target.and_then(|t| schema?.object_by_id(t).cloned());
+            let mut opts = Vec::new();
+            if let Some(t) = target {
+                let req = ListRequest { limit: Some(200), ..Default::default() };
+                if let Ok(page) = st.app.list(&u.actor, &t.api_name, &req).await {
+                    let tf = t.title_field().map(|f| f.api_name.clone()).unwrap_or_default();
+                    for r in page.records {
+                        let id = r.id.to_string();
+                        let sel = selected.contains(&id);
+                        opts.push((id, r.get(&tf).as_str().unwrap_or("—").to_string(), sel));
+                    }
+                }
+            }
+            ("select", opts)
+        }
+        _ => ("text", vec![]),
+    };
+    Input {
+        api: f.api_name.clone(),
+        label: f.label.get(lang).to_string(),
+        help: f.help.as_ref().map(|h| h.get(lang).to_string()).unwrap_or_default(),
+        kind,
+        required: f.required,
+        value,
+        options,
+        error,
+    }
+}
+
 /// `GET /o/{object}/new`
-pub async fn new_page(State(st): State<AppState>, u: UserCtx, Path(object): Path<String>) -> WebResult {
+pub async fn new_page(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(object): Path<String>,
+    Query(prefill): Query<HashMap<String, String>>,
+) -> WebResult {
     let schema = st.app.schema().await?;
     let obj = schema.object(&object)?.clone();
     u.actor.check(&obj, Action::Create)?;
     let mut defaults = HashMap::new();
     for f in obj.active() {
-        if let Some(Json::String(s)) = &f.default {
+        if let Some(v) = prefill.get(&f.api_name).filter(|v| !v.is_empty() && v.len() <= 2048) {
+            defaults.insert(f.api_name.clone(), vec![v.clone()]);
+        } else if let Some(Json::String(s)) = &f.default {
             defaults.insert(f.api_name.clone(), vec![s.clone()]);
         }
     }
@@ -330,7 +358,10 @@ pub async fn new_page(State(st): State<AppState>, u: UserCtx, Path(object): Path
 }
 
 /// Form pairs → engine input: several values of one name make a list; empty ones are left out.
-fn to_input(obj: &ObjectDef, pairs: &[(String, String)]) -> (Map<String, Json>, HashMap<String, Vec<String>>) {
+pub(crate) fn to_input(
+    obj: &ObjectDef,
+    pairs: &[(String, String)],
+) -> (Map<String, Json>, HashMap<String, Vec<String>>) {
     let mut grouped: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in pairs {
         if k.starts_with('_') {
@@ -392,91 +423,4 @@ pub async fn create(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The rows of the record page's field list.
-pub struct FieldRow {
-    pub label: String,
-    pub value: String,
-    pub masked: bool,
-}
-
-#[derive(Template)]
-#[template(path = "records/show.html")]
-struct ShowPage {
-    shell: Shell,
-    object: String,
-    id: Uuid,
-    title: String,
-    label: String,
-    rows: Vec<FieldRow>,
-    can_reveal: bool,
-    revealed: bool,
-}
-
-#[derive(Template)]
-#[template(path = "records/fields_partial.html")]
-struct FieldsPartial {
-    shell: Shell,
-    object: String,
-    id: Uuid,
-    rows: Vec<FieldRow>,
-    can_reveal: bool,
-    revealed: bool,
-}
-
-async fn field_rows(st: &AppState, u: &UserCtx, actor: &Actor, obj: &ObjectDef, r: &RecordView) -> Vec<FieldRow> {
-    let lang = u.ctx.lang.code();
-    let names = names(st, actor, obj, std::slice::from_ref(r)).await;
-    let tz = u.session.user.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
-    let d = Display { lang, names: &names, tz };
-    obj.active()
-        .filter(|f| r.fields.contains_key(&f.api_name))
-        .map(|f| FieldRow {
-            label: f.label.get(lang).to_string(),
-            value: d.value(f, r.get(&f.api_name)),
-            masked: matches!(f.ftype, FieldType::Phone | FieldType::Email) && !actor.sees_unmasked(),
-        })
-        .collect()
-}
-
-/// `GET /o/{object}/{id}`
-pub async fn show(State(st): State<AppState>, u: UserCtx, Path((object, id)): Path<(String, Uuid)>) -> WebResult {
-    let schema = st.app.schema().await?;
-    let obj = schema.object(&object)?.clone();
-    let r = st.app.get(&u.actor, &object, id).await?;
-    let lang = u.ctx.lang.code();
-    let rows = field_rows(&st, &u, &u.actor, &obj, &r).await;
-    let title = title_of(&st, &object, &r).await;
-    let plural = obj.plural.get(lang).to_string();
-    let shell = Shell::new(&st, &u.ctx, &u.session, &u.actor, title.clone())
-        .await
-        .crumb(plural, Some(&format!("/o/{object}")))
-        .crumb(title.clone(), None);
-    let can_reveal = u.actor.can_reveal() && rows.iter().any(|r| r.masked && !r.value.is_empty());
-    render(&ShowPage {
-        shell,
-        object,
-        id,
-        title,
-        label: obj.label.get(lang).to_string(),
-        rows,
-        can_reveal,
-        revealed: false,
-    })
-}
-
-/// `POST /o/{object}/{id}/reveal` — the field list with phone numbers and e-mails unmasked;
-/// refused without the permission, audited with it.
-pub async fn reveal(State(st): State<AppState>, u: UserCtx, Path((object, id)): Path<(String, Uuid)>) -> WebResult {
-    let schema = st.app.schema().await?;
-    let obj = schema.object(&object)?.clone();
-    let actor = u.actor.revealing()?;
-    let r = st.app.get(&actor, &object, id).await?;
-    let rows = field_rows(&st, &u, &actor, &obj, &r).await;
-    if !u.ctx.htmx {
-        return Ok(redirect_for(&u.ctx, &format!("/o/{object}/{id}")));
-    }
-    let shell = Shell::bare(&st, &u.ctx, String::new());
-    Ok(render(&FieldsPartial { shell, object, id, rows, can_reveal: false, revealed: true })?.into_response())
 }
