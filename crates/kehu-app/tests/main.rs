@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod support;
+mod activity;
 mod engine;
 mod fields;
 mod filters;
