@@ -6,7 +6,9 @@
 mod input;
 mod read;
 mod write;
+mod merge;
 
+pub use merge::MergeRequest;
 pub use read::{Count, ListRequest, Page, SearchResult};
 
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
