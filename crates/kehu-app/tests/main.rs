@@ -10,3 +10,4 @@ mod mail;
 mod pagination;
 mod permissions;
 mod search;
+mod merge;
