@@ -63,6 +63,8 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("zh-CN", "auth", include_str!("../locales/zh-CN/auth.ftl")),
     ("zh-CN", "admin", include_str!("../locales/zh-CN/admin.ftl")),
     ("zh-CN", "errors", include_str!("../locales/zh-CN/errors.ftl")),
+    ("en", "merge", include_str!("../locales/en/merge.ftl")),
+    ("zh-CN", "merge", include_str!("../locales/zh-CN/merge.ftl")),
 ];
 
 pub struct I18n {

@@ -83,7 +83,7 @@ impl Display<'_> {
 }
 
 /// Names for every user and related record referenced by these records.
-async fn names(st: &AppState, actor: &Actor, obj: &ObjectDef, records: &[RecordView]) -> HashMap<Uuid, String> {
+pub(crate) async fn names(st: &AppState, actor: &Actor, obj: &ObjectDef, records: &[RecordView]) -> HashMap<Uuid, String> {
     let mut users = Vec::new();
     let mut refs: Vec<(String, Uuid)> = Vec::new();
     let schema = st.app.schema().await.ok();
@@ -218,6 +218,8 @@ pub struct Input {
     pub value: String,
     pub options: Vec<(String, String, bool)>,
     pub error: String,
+    /// Typing here asks for duplicates (see `merge::check`).
+    pub dup: bool,
 }
 
 #[derive(Template)]
@@ -238,6 +240,7 @@ async fn inputs(
 ) -> Vec<Input> {
     let lang = u.ctx.lang.code();
     let schema = st.app.schema().await.ok();
+    let watched = schema.as_ref().map(|s| crate::http::merge::watched(s, obj)).unwrap_or_default();
     let mut out = Vec::new();
     for f in obj.active().filter(|f| u.actor.can_write_field(obj, f) && f.api_name != "owner") {
         let selected = values.get(&f.api_name).cloned().unwrap_or_default();
@@ -301,6 +304,7 @@ async fn inputs(
             value,
             options,
             error: form.e(&f.api_name).to_string(),
+            dup: watched.contains(&f.api_name),
         });
     }
     out
