@@ -30,3 +30,4 @@ err-merge-invalid_selection = Choose two to five different records to merge.
 err-merge-version_required = The version of every record is required.
 err-merge-invalid_source = A chosen value must come from one of the merged records.
 err-duplicates-unknown_rule = There is no such duplicate rule for this object.
+err-record-merged = The record was merged into another record.

@@ -27,3 +27,4 @@ err-merge-invalid_selection = 请选择 2 到 5 条不同的记录进行合并�
 err-merge-version_required = 需要提供每条记录的版本。
 err-merge-invalid_source = 所选的值必须来自被合并的记录。
 err-duplicates-unknown_rule = 此对象没有这个查重规则。
+err-record-merged = 该记录已合并到另一条记录。
