@@ -7,7 +7,7 @@ mod engine;
 mod fields;
 mod filters;
 mod mail;
+mod merge;
 mod pagination;
 mod permissions;
 mod search;
-mod merge;

@@ -215,7 +215,12 @@ async fn candidates(
     Ok(rows
         .iter()
         .filter_map(|r: &DbRow| {
-            Some(Cand { id: r.uuid(0)?, title: r.string(1).unwrap_or_default(), value: r.string(2)?, company: r.uuid(3) })
+            Some(Cand {
+                id: r.uuid(0)?,
+                title: r.string(1).unwrap_or_default(),
+                value: r.string(2)?,
+                company: r.uuid(3),
+            })
         })
         .collect())
 }
@@ -355,7 +360,13 @@ impl App {
 
     /// Up to `n` group keys after `after`, in key order, and whether more may follow. Each
     /// statement walks the column's index in order and stops after `n` groups.
-    async fn group_keys(&self, obj: &ObjectDef, rule: &Rule, after: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+    async fn group_keys(
+        &self,
+        obj: &ObjectDef,
+        rule: &Rule,
+        after: Option<&str>,
+        n: usize,
+    ) -> Result<(Vec<String>, bool)> {
         let t = q(&obj.table);
         let c = q(&rule.field.column);
         let lim = n + 1;
@@ -420,7 +431,8 @@ impl App {
                 if let Some(a) = after {
                     w.push_str(&format!(" AND {c} > {}", placeholders(&mut p, [a.to_string().into()])));
                 }
-                let sql = format!("SELECT {c} FROM {t} WHERE {w} GROUP BY {c} HAVING COUNT(*) > 1 ORDER BY {c} LIMIT {lim}");
+                let sql =
+                    format!("SELECT {c} FROM {t} WHERE {w} GROUP BY {c} HAVING COUNT(*) > 1 ORDER BY {c} LIMIT {lim}");
                 keys.extend(run(sql, p).await?.iter().filter_map(|r| r.string(0)));
             }
         }

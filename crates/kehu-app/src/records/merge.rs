@@ -219,7 +219,8 @@ impl App {
         tx.exec(&moved).await?;
         journal::field_history(&mut tx, now, actor.user_id, obj.id, survivor.id, &history).await?;
         if !changed.is_empty() {
-            let payload = json!({"object": obj.api_name, "id": survivor.id, "version": survivor.version + 1, "changes": changes});
+            let payload =
+                json!({"object": obj.api_name, "id": survivor.id, "version": survivor.version + 1, "changes": changes});
             record_journal(
                 &mut tx,
                 actor,

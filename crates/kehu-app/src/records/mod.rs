@@ -4,9 +4,9 @@
 //! and the search document. Reads apply the actor's record scope and field permissions.
 
 mod input;
+mod merge;
 mod read;
 mod write;
-mod merge;
 
 pub use merge::MergeRequest;
 pub use read::{Count, ListRequest, Page, SearchResult};

@@ -83,7 +83,12 @@ impl Display<'_> {
 }
 
 /// Names for every user and related record referenced by these records.
-pub(crate) async fn names(st: &AppState, actor: &Actor, obj: &ObjectDef, records: &[RecordView]) -> HashMap<Uuid, String> {
+pub(crate) async fn names(
+    st: &AppState,
+    actor: &Actor,
+    obj: &ObjectDef,
+    records: &[RecordView],
+) -> HashMap<Uuid, String> {
     let mut users = Vec::new();
     let mut refs: Vec<(String, Uuid)> = Vec::new();
     let schema = st.app.schema().await.ok();
