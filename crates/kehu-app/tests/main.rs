@@ -8,6 +8,7 @@ mod engine;
 mod fields;
 mod filters;
 mod mail;
+mod merge;
 mod pagination;
 mod permissions;
 mod search;

@@ -65,6 +65,8 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("zh-CN", "admin", include_str!("../locales/zh-CN/admin.ftl")),
     ("zh-CN", "errors", include_str!("../locales/zh-CN/errors.ftl")),
     ("zh-CN", "record", include_str!("../locales/zh-CN/record.ftl")),
+    ("en", "merge", include_str!("../locales/en/merge.ftl")),
+    ("zh-CN", "merge", include_str!("../locales/zh-CN/merge.ftl")),
 ];
 
 pub struct I18n {

@@ -20,6 +20,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(records::search_records))
         .routes(routes!(records::get_record, records::update_record, records::delete_record))
         .routes(routes!(records::restore_record))
+        .routes(routes!(api::merge::merge_records))
         .routes(routes!(meta::list_objects, meta::create_object))
         .routes(routes!(meta::get_object))
         .routes(routes!(meta::add_field))
@@ -89,6 +90,9 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/notifications", get(crate::http::record::notifications))
         .route("/notifications/read", post(crate::http::record::read_all))
         .route("/notifications/{id}", get(crate::http::record::open_notification))
+        .route("/o/{object}/duplicates", get(crate::http::merge::duplicates))
+        .route("/o/{object}/duplicates/check", get(crate::http::merge::check))
+        .route("/o/{object}/merge", get(crate::http::merge::merge_page).post(crate::http::merge::merge))
         .route("/api/docs", get(api::docs::docs))
         .route("/assets/{file}", get(assets::serve));
     pages.merge(api).fallback(not_found).layer(from_fn_with_state(state.clone(), ctx::context)).with_state(state)

@@ -7,5 +7,7 @@ mod support;
 mod api;
 mod auth;
 mod browser;
+mod browser_merge;
 mod i18n;
+mod merge;
 mod ops;

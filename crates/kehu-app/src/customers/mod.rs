@@ -2,6 +2,8 @@
 //! seeded once by a recorded migration step. Everything else about them is metadata the
 //! record engine already understands.
 
+pub mod duplicates;
+
 use crate::metadata::create_object_in;
 use crate::Result;
 use kehu_core::meta::{FieldDef, FieldOptions, FieldType, Label, ObjectDef};

@@ -4,9 +4,11 @@
 //! and the search document. Reads apply the actor's record scope and field permissions.
 
 mod input;
+mod merge;
 mod read;
 mod write;
 
+pub use merge::MergeRequest;
 pub use read::{Count, ListRequest, Page, SearchResult};
 
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value as Json};
 use std::sync::Arc;
 
 /// Map a unique violation to the field whose column it names.
-fn unique_error(obj: &ObjectDef, e: DbError, prefix: &str) -> AppError {
+pub(super) fn unique_error(obj: &ObjectDef, e: DbError, prefix: &str) -> AppError {
     match &e {
         DbError::Unique { column: Some(c) } => match obj.fields.iter().find(|f| &f.column == c) {
             Some(f) => AppError::field(format!("{prefix}{}", f.api_name), "field.not_unique"),
@@ -26,13 +26,13 @@ fn unique_error(obj: &ObjectDef, e: DbError, prefix: &str) -> AppError {
     }
 }
 
-fn values_json(values: &Values) -> Map<String, Json> {
+pub(super) fn values_json(values: &Values) -> Map<String, Json> {
     values.iter().filter(|(_, v)| !v.is_null()).map(|(f, v)| (f.api_name.clone(), to_json(f, v))).collect()
 }
 
 /// The audit entry and the outbox event of one record change, in the change's transaction.
 #[allow(clippy::too_many_arguments)]
-async fn record_journal(
+pub(super) async fn record_journal(
     tx: &mut Tx,
     actor: &Actor,
     obj: &ObjectDef,
@@ -50,7 +50,7 @@ async fn record_journal(
 
 /// The record as a write left it, derived from the row read before it (no second read):
 /// changed values, version + 1, and the update or recycle-bin stamps.
-fn after_write(
+pub(super) fn after_write(
     mut rec: Record,
     changed: &[(Arc<FieldDef>, Value)],
     now: i64,
@@ -164,7 +164,7 @@ impl App {
     }
 
     /// Read the current row inside a write transaction, within the actor's scope.
-    async fn load_for_write(
+    pub(super) async fn load_for_write(
         &self,
         tx: &mut Tx,
         obj: &ObjectDef,

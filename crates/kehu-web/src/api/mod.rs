@@ -3,6 +3,7 @@
 //! `{"error": {"code", "message", "fields"?}}` in the caller's language.
 
 pub mod docs;
+pub mod merge;
 pub mod meta;
 pub mod openapi;
 pub mod records;

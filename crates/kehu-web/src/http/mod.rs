@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod home;
+pub mod merge;
 pub mod ops;
 pub mod record;
 pub mod records;

@@ -227,6 +227,8 @@ pub struct Input {
     pub value: String,
     pub options: Vec<(String, String, bool)>,
     pub error: String,
+    /// Typing here asks for duplicates (see `merge::check`).
+    pub dup: bool,
 }
 
 #[derive(Template)]
@@ -246,10 +248,13 @@ async fn inputs(
     values: &HashMap<String, Vec<String>>,
 ) -> Vec<Input> {
     let schema = st.app.schema().await.ok();
+    let watched = schema.as_ref().map(|s| crate::http::merge::watched(s, obj)).unwrap_or_default();
     let mut out = Vec::new();
     for f in obj.active().filter(|f| u.actor.can_write_field(obj, f) && f.api_name != "owner") {
         let selected = values.get(&f.api_name).cloned().unwrap_or_default();
-        out.push(input_for(st, u, schema.as_deref(), f, selected, form.e(&f.api_name).to_string()).await);
+        let mut i = input_for(st, u, schema.as_deref(), f, selected, form.e(&f.api_name).to_string()).await;
+        i.dup = watched.contains(&f.api_name);
+        out.push(i);
     }
     out
 }
@@ -324,6 +329,7 @@ pub async fn input_for(
         value,
         options,
         error,
+        dup: false,
     }
 }
 
