@@ -409,6 +409,8 @@ async fn admin_manages_people(t: TestWeb) {
         ("obj.contact.scope", "own"),
         ("obj.company.read", "on"),
         ("obj.company.scope", "team"),
+        ("obj.activity.read", "on"),
+        ("obj.activity.scope", "own"),
         ("field.contact.phone", "none"),
         ("field.contact.email", "r"),
     ];
