@@ -51,6 +51,9 @@ struct SeedField {
     options: FieldOptions,
     #[serde(default)]
     target_object: Option<String>,
+    /// A default list column (see the settings page "Objects & fields").
+    #[serde(default)]
+    in_list: bool,
 }
 
 /// Seed version of the customer objects in `schema_migrations`.
@@ -75,6 +78,7 @@ pub async fn seed(db: &Db) -> Result<()> {
             plural: o.plural,
             icon: o.icon,
             is_system: true,
+            archived: false,
             fields: Vec::new(),
         };
         let fields: Vec<FieldDef> = o
@@ -102,6 +106,8 @@ pub async fn seed(db: &Db) -> Result<()> {
                     options,
                     position: i as i32,
                     archived: false,
+                    in_form: true,
+                    in_list: f.in_list,
                     builtin: false,
                     readonly: false,
                 }
