@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 use std::sync::Arc;
 
 mod custom;
-pub use custom::{ObjectPatch, ObjectSummary};
+pub use custom::{ObjectPatch, ObjectSummary, ICONS};
 
 /// A request to create an object.
 #[derive(Debug, Clone, Deserialize)]

@@ -66,7 +66,7 @@ impl Shell {
                 let icon = match o.api_name.as_str() {
                     "company" => "building",
                     "contact" => "user",
-                    _ => "box",
+                    _ => kehu_app::metadata::ICONS.iter().copied().find(|i| *i == o.icon).unwrap_or("box"),
                 };
                 shell.nav.push(item(label, format!("/o/{}", o.api_name), icon));
                 if actor.check(o, Action::Create).is_ok() {
@@ -84,6 +84,9 @@ impl Shell {
             shell.admin_nav.push(item(shell.t("nav-teams"), "/admin/teams".into(), "tree"));
             shell.admin_nav.push(item(shell.t("nav-roles"), "/admin/roles".into(), "shield"));
             shell.admin_nav.push(item(shell.t("nav-mail"), "/admin/mail".into(), "mail"));
+        }
+        if actor.can_manage_metadata() {
+            shell.admin_nav.push(item(shell.t("custom-nav"), "/settings/objects".into(), "settings"));
         }
         shell.admin_nav.push(item(shell.t("nav-api-docs"), "/api/docs".into(), "code"));
         shell

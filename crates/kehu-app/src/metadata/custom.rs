@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// Icons an object may take (sprites in the web layer's icon sheet).
 pub const ICONS: [&str; 12] =
-    ["box", "building", "user", "users", "folder", "briefcase", "star", "flag", "tag", "calendar", "truck", "file"];
+    ["box", "building", "user", "users", "tree", "mail", "globe", "key", "shield", "code", "home", "settings"];
 
 /// An audit entry for a metadata change (`subject` is the object or field id).
 pub(crate) async fn audit(

@@ -239,7 +239,9 @@ async fn inputs(
     let lang = u.ctx.lang.code();
     let schema = st.app.schema().await.ok();
     let mut out = Vec::new();
-    for f in obj.active().filter(|f| u.actor.can_write_field(obj, f) && f.api_name != "owner") {
+    // Fields chosen for the form under Settings → Objects & fields; required ones always.
+    let shown = |f: &FieldDef| f.in_form || f.required;
+    for f in obj.active().filter(|f| shown(f) && u.actor.can_write_field(obj, f) && f.api_name != "owner") {
         let selected = values.get(&f.api_name).cloned().unwrap_or_default();
         let value = selected.first().cloned().unwrap_or_default();
         let (kind, options) = match f.ftype {
@@ -256,6 +258,7 @@ async fn inputs(
                 f.options
                     .choices
                     .iter()
+                    .filter(|c| !c.archived || selected.contains(&c.key))
                     .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
                     .collect(),
             ),
@@ -264,6 +267,7 @@ async fn inputs(
                 f.options
                     .choices
                     .iter()
+                    .filter(|c| !c.archived || selected.contains(&c.key))
                     .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
                     .collect(),
             ),
