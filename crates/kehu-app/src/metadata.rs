@@ -96,6 +96,23 @@ fn physical_name(prefix: &str) -> String {
     s
 }
 
+/// Every field error of several checks at once (a form shows them all together).
+fn all_errors<const N: usize>(checks: [Result<()>; N]) -> Result<()> {
+    let mut fields = Vec::new();
+    for c in checks {
+        match c {
+            Ok(()) => {}
+            Err(e) if !e.fields.is_empty() => fields.extend(e.fields),
+            Err(e) => return Err(e),
+        }
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::fields(fields))
+    }
+}
+
 pub(crate) fn check_admin(actor: &Actor) -> Result<()> {
     if actor.can_manage_metadata() {
         Ok(())
@@ -122,8 +139,10 @@ impl App {
     /// Create a custom object: its table, and a required `name` field that titles its records.
     pub async fn create_object(&self, actor: &Actor, req: NewObject) -> Result<Arc<ObjectDef>> {
         check_admin(actor)?;
-        validate_api_name(&req.api_name, "api_name")?;
-        validate_labels(&[("label", &req.label), ("plural", &req.plural)])?;
+        all_errors([
+            validate_api_name(&req.api_name, "api_name"),
+            validate_labels(&[("label", &req.label), ("plural", &req.plural)]),
+        ])?;
         let schema = self.schema().await?;
         if schema.object_any(&req.api_name).is_some() {
             return Err(AppError::field("api_name", "meta.api_name_taken"));
@@ -207,11 +226,12 @@ impl App {
         check_admin(actor)?;
         let schema = self.schema().await?;
         let obj = schema.object(object)?.clone();
-        validate_api_name(&req.api_name, "api_name")?;
-        if obj.field_any(&req.api_name).is_some() {
-            return Err(AppError::field("api_name", "meta.api_name_taken"));
-        }
-        validate_labels(&[("label", &req.label)])?;
+        let taken = if obj.field_any(&req.api_name).is_some() {
+            Err(AppError::field("api_name", "meta.api_name_taken"))
+        } else {
+            validate_api_name(&req.api_name, "api_name")
+        };
+        all_errors([taken, validate_labels(&[("label", &req.label)])])?;
         if let Some(h) = &req.help {
             validate_labels(&[("help", h)])?;
         }

@@ -7,5 +7,7 @@ mod support;
 mod api;
 mod auth;
 mod browser;
+mod browser_custom;
+mod custom;
 mod i18n;
 mod ops;

@@ -154,7 +154,7 @@ pub async fn create_object(State(st): State<AppState>, u: UserCtx, axum::Form(p)
     let icon = Some(first(&p, "icon").to_string()).filter(|i| ICONS.contains(&i.as_str()));
     let req = NewObject { api_name: api.clone(), label, plural, icon };
     match st.app.create_object(&u.actor, req).await {
-        Ok(o) => Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{}", o.api_name), "custom-flash-object-created")),
+        Ok(o) => Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{}", o.api_name), "flash-custom-object-created")),
         Err(e) if e.kind != ErrorKind::Forbidden => {
             let mut form = Form { values: values_of(&p), ..Default::default() }.fail(&st.i18n, u.ctx.lang, &e);
             form.values.insert("api_name".into(), api);
@@ -280,7 +280,7 @@ pub async fn delete_object(
 ) -> WebResult {
     need_admin(&u.actor)?;
     match st.app.delete_object(&u.actor, &api, first(&p, "confirm")).await {
-        Ok(()) => Ok(redirect_flash(&u.ctx, "/settings/objects", "custom-flash-object-deleted")),
+        Ok(()) => Ok(redirect_flash(&u.ctx, "/settings/objects", "flash-custom-object-deleted")),
         Err(e) if e.kind == ErrorKind::Invalid => {
             let form = Form::default().fail(&st.i18n, u.ctx.lang, &e);
             fail_status(object_with(&st, &u, &api, Some(form)).await, &e)
@@ -292,7 +292,7 @@ pub async fn delete_object(
 /// `POST /settings/objects/{object}/restore`
 pub async fn restore_object(State(st): State<AppState>, u: UserCtx, Path(api): Path<String>) -> WebResult {
     st.app.restore_object(&u.actor, &api).await?;
-    Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{api}"), "custom-flash-object-restored"))
+    Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{api}"), "flash-custom-object-restored"))
 }
 
 /// `POST /settings/objects/{object}/order` — `order` repeated, from the drag-and-drop list.
@@ -328,7 +328,7 @@ pub async fn archive_field(
     let archived = first(&p, "archived") == "true";
     let patch = FieldPatch { archived: Some(archived), ..Default::default() };
     st.app.update_field(&u.actor, &api, &field, patch).await?;
-    let key = if archived { "custom-flash-field-archived" } else { "custom-flash-field-restored" };
+    let key = if archived { "flash-custom-field-archived" } else { "flash-custom-field-restored" };
     Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{api}"), key))
 }
 
@@ -590,7 +590,7 @@ pub async fn add_field(State(st): State<AppState>, u: UserCtx, Path(api): Path<S
     }
     .await;
     match res {
-        Ok(_) => Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{api}"), "custom-flash-field-added")),
+        Ok(_) => Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{api}"), "flash-custom-field-added")),
         Err(e) if e.kind != ErrorKind::Forbidden => {
             let mut form = Form { values: values_of(&p), ..Default::default() }.fail(&st.i18n, u.ctx.lang, &e);
             form.values.insert("api_name".into(), api_name);
