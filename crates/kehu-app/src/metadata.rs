@@ -188,8 +188,15 @@ impl App {
             "record.duplicate" => AppError::field("api_name", "meta.api_name_taken"),
             _ => e,
         })?;
-        custom::audit(&mut tx, actor, obj.id, obj.id, "meta.object_created", serde_json::json!({"api_name": obj.api_name}))
-            .await?;
+        custom::audit(
+            &mut tx,
+            actor,
+            obj.id,
+            obj.id,
+            "metadata.object_created",
+            serde_json::json!({"api_name": obj.api_name}),
+        )
+        .await?;
         tx.commit().await?;
         let schema = self.reload_schema().await?;
         Ok(schema.object(&obj.api_name)?.clone())
@@ -289,7 +296,7 @@ impl App {
         let stmts = ddl::add_field(tx.backend(), &obj.table, &field);
         run_ddl(&mut tx, &stmts).await?;
         let details = serde_json::json!({"api_name": field.api_name, "type": field.ftype.as_str()});
-        custom::audit(&mut tx, actor, obj.id, field.id, "meta.field_added", details).await?;
+        custom::audit(&mut tx, actor, obj.id, field.id, "metadata.field_added", details).await?;
         meta_store::bump_epoch(&mut tx).await?;
         tx.commit().await?;
         let schema = self.reload_schema().await?;
@@ -335,6 +342,11 @@ impl App {
             removed = f.options.choices.iter().filter(|old| !c.iter().any(|n| n.key == old.key)).cloned().collect();
             f.options.choices = c;
         }
+        if !removed.is_empty() {
+            let mut tx = self.db.begin().await?;
+            refuse_used_choices(&mut tx, &obj, &f, &removed).await?;
+            tx.rollback().await?;
+        }
         if let Some(m) = patch.max_length {
             f.options.max_length = Some(m);
         }
@@ -359,13 +371,8 @@ impl App {
         f.filterable = patch.filterable.unwrap_or(f.filterable);
         let mut tx = self.db.begin().await?;
         lock(&mut tx).await?;
-        for c in &removed {
-            let multi = f.ftype == FieldType::MultiSelect;
-            let uses = meta_store::choice_uses(&mut tx, &obj.table, &f.column, &c.key, multi).await?;
-            if uses > 0 {
-                return Err(AppError::field("choices", "meta.choice_in_use"));
-            }
-        }
+        // Checked again under the lock, so a value written meanwhile is not orphaned.
+        refuse_used_choices(&mut tx, &obj, &f, &removed).await?;
         meta_store::update_field(&mut tx, &f).await.map_err(|e| match e {
             kehu_db::DbError::Unique { .. } => AppError::field("api_name", "meta.api_name_taken"),
             other => other.into(),
@@ -382,9 +389,9 @@ impl App {
             })?;
         }
         let action = match (cur.archived, f.archived) {
-            (false, true) => "meta.field_archived",
-            (true, false) => "meta.field_restored",
-            _ => "meta.field_updated",
+            (false, true) => "metadata.field_archived",
+            (true, false) => "metadata.field_restored",
+            _ => "metadata.field_updated",
         };
         custom::audit(&mut tx, actor, obj.id, f.id, action, serde_json::json!({"api_name": f.api_name})).await?;
         meta_store::bump_epoch(&mut tx).await?;
@@ -393,6 +400,22 @@ impl App {
         let obj = schema.object(object)?;
         obj.field_any(&f.api_name).cloned().ok_or_else(|| AppError::internal("field vanished"))
     }
+}
+
+/// Refuse to remove select options that records (deleted ones included) still hold.
+async fn refuse_used_choices(
+    tx: &mut Tx,
+    obj: &ObjectDef,
+    f: &FieldDef,
+    removed: &[kehu_core::meta::Choice],
+) -> Result<()> {
+    for c in removed {
+        let multi = f.ftype == FieldType::MultiSelect;
+        if meta_store::choice_uses(tx, &obj.table, &f.column, &c.key, multi).await? > 0 {
+            return Err(AppError::field("choices", "meta.choice_in_use"));
+        }
+    }
+    Ok(())
 }
 
 /// Create an object's table, its metadata row and its initial fields inside `tx` (used by

@@ -240,16 +240,9 @@ pub async fn set_positions(tx: &mut Tx, positions: &[(uuid::Uuid, i32)]) -> DbRe
 /// How many records (deleted ones included: they can be restored) hold `key` in a select or
 /// multi-select column. `table` and `column` come from metadata.
 pub async fn choice_uses(tx: &mut Tx, table: &str, column: &str, key: &str, multi: bool) -> DbResult<i64> {
-    let cond = if multi {
-        crate::query::list_has(tx.backend(), column, key)
-    } else {
-        Expr::col(Alias::new(column)).eq(key)
-    };
-    let q = Query::select()
-        .expr(Expr::cust("COUNT(*)"))
-        .from(Alias::new(table))
-        .and_where(cond)
-        .to_owned();
+    let cond =
+        if multi { crate::query::list_has(tx.backend(), column, key) } else { Expr::col(Alias::new(column)).eq(key) };
+    let q = Query::select().expr(Expr::cust("COUNT(*)")).from(Alias::new(table)).and_where(cond).to_owned();
     Ok(tx.one(&q).await?.and_then(|r| r.i64(0)).unwrap_or(0))
 }
 

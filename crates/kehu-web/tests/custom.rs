@@ -107,14 +107,20 @@ async fn select_field_everywhere(t: TestWeb) {
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     let data = list.json()["data"].as_array().cloned().unwrap();
     assert_eq!(data.len(), 1);
-    assert_eq!((data[0]["fields"]["name"].as_str(), data[0]["fields"]["customer_tier"].as_str()), (Some("李雷"), Some("a")));
+    assert_eq!(
+        (data[0]["fields"]["name"].as_str(), data[0]["fields"]["customer_tier"].as_str()),
+        (Some("李雷"), Some("a"))
+    );
     let meta = api.get("/api/v1/meta/objects/contact").await.json();
     let tf = tier_field(&meta).expect("tier in metadata");
     assert_eq!((tf["in_form"].as_bool(), tf["in_list"].as_bool()), (Some(true), Some(false)));
     assert_eq!(tf["options"]["choices"][0]["color"], "red");
     // OpenAPI: an enum of the choices.
     let doc = api.get("/api/openapi.json").await.json();
-    assert_eq!(doc["components"]["schemas"]["contact.fields"]["properties"]["customer_tier"]["enum"], json!(["a", "b", "c"]));
+    assert_eq!(
+        doc["components"]["schemas"]["contact.fields"]["properties"]["customer_tier"]["enum"],
+        json!(["a", "b", "c"])
+    );
     // Search finds the searchable text field's value.
     let hits = api.post("/api/v1/contact/search", json!({"q": "Zephyrine"})).await;
     assert_eq!(hits.status, StatusCode::OK, "{}", hits.body);
@@ -125,7 +131,7 @@ async fn select_field_everywhere(t: TestWeb) {
     let audited = t
         .app
         .db
-        .one(&kehu_db::Raw::new("SELECT COUNT(*) FROM audit_log WHERE action = 'meta.field_added'", vec![]))
+        .one(&kehu_db::Raw::new("SELECT COUNT(*) FROM audit_log WHERE action = 'metadata.field_added'", vec![]))
         .await
         .unwrap()
         .and_then(|r| r.i64(0));
@@ -195,7 +201,14 @@ async fn custom_object_lifecycle(t: TestWeb) {
     let r = b
         .post_form(
             "/settings/objects",
-            &[("label_zh", "项目"), ("label_en", "Project"), ("plural_zh", ""), ("plural_en", "Projects"), ("api_name", ""), ("icon", "tree")],
+            &[
+                ("label_zh", "项目"),
+                ("label_en", "Project"),
+                ("plural_zh", ""),
+                ("plural_en", "Projects"),
+                ("api_name", ""),
+                ("icon", "tree"),
+            ],
         )
         .await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/settings/objects/project"), "{}", r.body);
@@ -203,7 +216,14 @@ async fn custom_object_lifecycle(t: TestWeb) {
     let r = b
         .post_form(
             "/settings/objects/project/fields",
-            &[("type", "text"), ("label_zh", "编号"), ("label_en", "Code"), ("api_name", ""), ("in_form", "on"), ("in_list", "on")],
+            &[
+                ("type", "text"),
+                ("label_zh", "编号"),
+                ("label_en", "Code"),
+                ("api_name", ""),
+                ("in_form", "on"),
+                ("in_list", "on"),
+            ],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -276,8 +296,14 @@ async fn rep_changes_nothing(t: TestWeb) {
     for (path, form) in [
         ("/settings/objects", vec![("label_zh", "项目"), ("label_en", "Project")]),
         ("/settings/objects/contact", vec![("label_zh", "人"), ("label_en", "People"), ("icon", "box")]),
-        ("/settings/objects/contact/fields", TIER.iter().map(|(k, v)| (*k, if *k == "label_zh" { "等级2" } else { *v })).collect()),
-        ("/settings/objects/contact/fields/customer_tier", vec![("label_zh", "x"), ("label_en", "x"), ("api_name", "x")]),
+        (
+            "/settings/objects/contact/fields",
+            TIER.iter().map(|(k, v)| (*k, if *k == "label_zh" { "等级2" } else { *v })).collect(),
+        ),
+        (
+            "/settings/objects/contact/fields/customer_tier",
+            vec![("label_zh", "x"), ("label_en", "x"), ("api_name", "x")],
+        ),
         ("/settings/objects/contact/fields/customer_tier/move", vec![("dir", "up")]),
         ("/settings/objects/contact/fields/customer_tier/archive", vec![("archived", "true")]),
         ("/settings/objects/contact/order", vec![("order", "customer_tier")]),
@@ -290,7 +316,11 @@ async fn rep_changes_nothing(t: TestWeb) {
     let label = json!({"en": "X", "zh-CN": "X"});
     for (m, path, body) in [
         (Method::POST, "/api/v1/meta/objects", Some(json!({"api_name": "x", "label": label, "plural": label}))),
-        (Method::POST, "/api/v1/meta/objects/contact/fields", Some(json!({"api_name": "x", "type": "text", "label": label}))),
+        (
+            Method::POST,
+            "/api/v1/meta/objects/contact/fields",
+            Some(json!({"api_name": "x", "type": "text", "label": label})),
+        ),
         (Method::PATCH, "/api/v1/meta/objects/contact/fields/customer_tier", Some(json!({"archived": true}))),
         (Method::PATCH, "/api/v1/meta/objects/contact", Some(json!({"label": label}))),
         (Method::PUT, "/api/v1/meta/objects/contact/fields/order", Some(json!({"order": ["customer_tier"]}))),
@@ -301,7 +331,15 @@ async fn rep_changes_nothing(t: TestWeb) {
     }
     // Even an admin-scoped token needs a role that manages metadata.
     if let Ok((admin_scoped, _)) = t.app.create_api_token(rep_id, "rep2", &[TokenScope::Admin], None).await {
-        let r = t.api(&admin_scoped).call(Method::PUT, "/api/v1/meta/objects/contact/fields/order", Some(json!({"order": ["customer_tier"]})), &[]).await;
+        let r = t
+            .api(&admin_scoped)
+            .call(
+                Method::PUT,
+                "/api/v1/meta/objects/contact/fields/order",
+                Some(json!({"order": ["customer_tier"]})),
+                &[],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
     }
     assert_eq!(meta_state(&t).await, before, "nothing changed");
@@ -323,7 +361,10 @@ async fn bad_input_and_options(t: TestWeb) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("请填写名称") && r.body.contains("has-error"), "{}", r.body);
     let r = b
-        .post_form("/settings/objects/contact/fields", &[("type", "text"), ("label_zh", "邮箱2"), ("label_en", "Mail"), ("api_name", "email")])
+        .post_form(
+            "/settings/objects/contact/fields",
+            &[("type", "text"), ("label_zh", "邮箱2"), ("label_en", "Mail"), ("api_name", "email")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("该 API 名称已被使用"));
@@ -342,16 +383,24 @@ async fn bad_input_and_options(t: TestWeb) {
     let r = b.post_form("/settings/objects", &[("label_zh", ""), ("label_en", ""), ("api_name", "contact")]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("该 API 名称已被使用") || r.body.contains("请填写名称"));
-    let r = b.post_form("/settings/objects", &[("label_zh", "联系人2"), ("label_en", "Contact"), ("api_name", "contact")]).await;
+    let r = b
+        .post_form("/settings/objects", &[("label_zh", "联系人2"), ("label_en", "Contact"), ("api_name", "contact")])
+        .await;
     assert!(r.body.contains("该 API 名称已被使用"), "{}", r.body);
     // Through the API: the same field error, in the user's language.
     let body = json!({"api_name": "x1", "type": "select", "label": {"en": "X", "zh-CN": "X"},
         "options": {"choices": [{"key": "a", "label": {"en": "A", "zh-CN": "A"}, "color": "neon"}]}});
     let r = api.post("/api/v1/meta/objects/contact/fields", body).await;
-    assert_eq!((r.status, r.json()["error"]["fields"][0]["message"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("未知的颜色。")));
+    assert_eq!(
+        (r.status, r.json()["error"]["fields"][0]["message"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("未知的颜色。"))
+    );
     assert_eq!(meta_state(&t).await, before, "nothing written");
     // Options: one in use cannot be removed; unused ones can; relabel, recolour, reorder, add.
-    assert_eq!(api.post("/api/v1/contact", json!({"name": "用A的人", "customer_tier": "a"})).await.status, StatusCode::CREATED);
+    assert_eq!(
+        api.post("/api/v1/contact", json!({"name": "用A的人", "customer_tier": "a"})).await.status,
+        StatusCode::CREATED
+    );
     let edit = b.get("/settings/objects/contact/fields/customer_tier").await;
     assert_eq!(edit.status, StatusCode::OK);
     let base = [
@@ -362,10 +411,21 @@ async fn bad_input_and_options(t: TestWeb) {
         ("filterable", "on"),
     ];
     let row = |k: &'static str, pos: &'static str, zh: &'static str, color: &'static str, state: &'static str| {
-        [("choice_key", k), ("choice_pos", pos), ("choice_zh", zh), ("choice_en", zh), ("choice_color", color), ("choice_state", state)]
+        [
+            ("choice_key", k),
+            ("choice_pos", pos),
+            ("choice_zh", zh),
+            ("choice_en", zh),
+            ("choice_color", color),
+            ("choice_state", state),
+        ]
     };
     let mut remove_a: Vec<(&str, &str)> = base.to_vec();
-    for r in [row("a", "1", "A", "red", "remove"), row("b", "2", "B", "green", "active"), row("c", "3", "C", "blue", "active")] {
+    for r in [
+        row("a", "1", "A", "red", "remove"),
+        row("b", "2", "B", "green", "active"),
+        row("c", "3", "C", "blue", "active"),
+    ] {
         remove_a.extend(r);
     }
     let r = b.post_form("/settings/objects/contact/fields/customer_tier", &remove_a).await;

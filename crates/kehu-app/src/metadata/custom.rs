@@ -25,7 +25,8 @@ pub(crate) async fn audit(
     action: &str,
     details: serde_json::Value,
 ) -> Result<()> {
-    let e = AuditEntry { at: now_micros(), actor: actor.user_id, object_id, record_id: subject, action, changes: details };
+    let e =
+        AuditEntry { at: now_micros(), actor: actor.user_id, object_id, record_id: subject, action, changes: details };
     journal::audit(tx, &[e]).await?;
     Ok(())
 }
@@ -74,7 +75,7 @@ impl App {
         }
         let mut tx = self.db.begin().await?;
         meta_store::update_object(&mut tx, &obj).await?;
-        audit(&mut tx, actor, obj.id, obj.id, "meta.object_updated", serde_json::json!({"api_name": obj.api_name}))
+        audit(&mut tx, actor, obj.id, obj.id, "metadata.object_updated", serde_json::json!({"api_name": obj.api_name}))
             .await?;
         meta_store::bump_epoch(&mut tx).await?;
         tx.commit().await?;
@@ -106,7 +107,7 @@ impl App {
         lock(&mut tx).await?;
         meta_store::set_positions(&mut tx, &positions).await?;
         let names: Vec<&str> = order.iter().map(String::as_str).collect();
-        audit(&mut tx, actor, obj.id, obj.id, "meta.fields_reordered", serde_json::json!({"order": names})).await?;
+        audit(&mut tx, actor, obj.id, obj.id, "metadata.fields_reordered", serde_json::json!({"order": names})).await?;
         meta_store::bump_epoch(&mut tx).await?;
         tx.commit().await?;
         self.reload_schema().await?;
@@ -148,7 +149,7 @@ impl App {
             return Err(AppError::invalid("meta.object_referenced"));
         }
         obj.archived = true;
-        self.set_object_archived(actor, &obj, "meta.object_deleted").await
+        self.set_object_archived(actor, &obj, "metadata.object_deleted").await
     }
 
     /// Bring a deleted custom object back with all its records.
@@ -162,7 +163,7 @@ impl App {
             .ok_or_else(|| AppError::not_found("object.not_found"))?)
         .clone();
         obj.archived = false;
-        self.set_object_archived(actor, &obj, "meta.object_restored").await
+        self.set_object_archived(actor, &obj, "metadata.object_restored").await
     }
 
     async fn set_object_archived(&self, actor: &Actor, obj: &ObjectDef, action: &str) -> Result<()> {

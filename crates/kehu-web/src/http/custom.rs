@@ -154,7 +154,9 @@ pub async fn create_object(State(st): State<AppState>, u: UserCtx, axum::Form(p)
     let icon = Some(first(&p, "icon").to_string()).filter(|i| ICONS.contains(&i.as_str()));
     let req = NewObject { api_name: api.clone(), label, plural, icon };
     match st.app.create_object(&u.actor, req).await {
-        Ok(o) => Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{}", o.api_name), "flash-custom-object-created")),
+        Ok(o) => {
+            Ok(redirect_flash(&u.ctx, &format!("/settings/objects/{}", o.api_name), "flash-custom-object-created"))
+        }
         Err(e) if e.kind != ErrorKind::Forbidden => {
             let mut form = Form { values: values_of(&p), ..Default::default() }.fail(&st.i18n, u.ctx.lang, &e);
             form.values.insert("api_name".into(), api);
@@ -199,10 +201,13 @@ async fn object_with(st: &AppState, u: &UserCtx, api: &str, form: Option<Form>) 
     let schema = st.app.schema().await?;
     let obj = schema.object(api)?.clone();
     let lang = u.ctx.lang.code();
+    // The object's own fields in their order, then the owner (other built-ins are not editable
+    // and not worth the room).
     let fields = obj
         .fields
         .iter()
-        .filter(|f| f.api_name != "created_by" && f.api_name != "updated_by")
+        .filter(|f| !f.builtin)
+        .chain(obj.fields.iter().filter(|f| f.builtin && f.api_name == "owner"))
         .map(|f| FieldRow {
             api: f.api_name.clone(),
             label: f.label.get(lang).to_string(),
@@ -444,7 +449,8 @@ fn to_choices(rows: &[(ChoiceRow, bool)]) -> Vec<Choice> {
             continue;
         }
         let key = if r.key.is_empty() {
-            let base = Some(derive_api_name(&r.en)).filter(|s| !s.is_empty()).unwrap_or_else(|| format!("opt{}", n + 1));
+            let base =
+                Some(derive_api_name(&r.en)).filter(|s| !s.is_empty()).unwrap_or_else(|| format!("opt{}", n + 1));
             let mut k = base.clone();
             let mut i = 2;
             while used.contains(&k) {
@@ -558,7 +564,12 @@ fn default_of(p: &[(String, String)]) -> Option<Json> {
 }
 
 /// `POST /settings/objects/{object}/fields` — add a field.
-pub async fn add_field(State(st): State<AppState>, u: UserCtx, Path(api): Path<String>, axum::Form(p): Pairs) -> WebResult {
+pub async fn add_field(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(api): Path<String>,
+    axum::Form(p): Pairs,
+) -> WebResult {
     need_admin(&u.actor)?;
     let schema = st.app.schema().await?;
     let obj = schema.object(&api)?.clone();
@@ -631,11 +642,17 @@ fn field_form(f: &FieldDef, schema_targets: Option<String>) -> Form {
     ])
 }
 
-async fn editable_field(st: &AppState, u: &UserCtx, api: &str, field: &str) -> Result<(Arc<ObjectDef>, Arc<FieldDef>), AppError> {
+async fn editable_field(
+    st: &AppState,
+    u: &UserCtx,
+    api: &str,
+    field: &str,
+) -> Result<(Arc<ObjectDef>, Arc<FieldDef>), AppError> {
     need_admin(&u.actor)?;
     let schema = st.app.schema().await?;
     let obj = schema.object(api)?.clone();
-    let f = obj.field_any(field).filter(|f| !f.builtin).cloned().ok_or_else(|| AppError::not_found("field.not_found"))?;
+    let f =
+        obj.field_any(field).filter(|f| !f.builtin).cloned().ok_or_else(|| AppError::not_found("field.not_found"))?;
     Ok((obj, f))
 }
 
