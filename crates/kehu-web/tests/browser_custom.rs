@@ -60,6 +60,10 @@ async fn objects_and_fields_in_the_browser() {
     d.go(&format!("{base}/settings/objects/contact/fields/customer_tier")).await;
     d.wait_for("choice-rows").await;
     d.screenshot("custom-field-editor-phone").await;
+    let script = "var w = document.documentElement.clientWidth, out = []; document.querySelectorAll('body *').forEach(function (e) { var r = e.getBoundingClientRect(); if (r.right > w + 1) out.push(e.tagName + '.' + e.className + ' ' + (e.textContent || '').slice(0, 20) + ':' + Math.round(r.right)); }); return out.slice(0, 8).join(' | ');";
+    let wide =
+        d.cmd(reqwest::Method::POST, "/execute/sync", Some(serde_json::json!({"script": script, "args": []}))).await;
+    assert_eq!(wide.as_str(), Some(""), "nothing wider than the phone");
     d.size(1280, 900).await;
 
     // The new-contact form shows it; a contact is created with tier B.
