@@ -14,6 +14,9 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
+mod custom;
+pub use custom::{ObjectPatch, ObjectSummary, ICONS};
+
 /// A request to create an object.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +55,12 @@ pub struct NewField {
     pub target_object: Option<String>,
     #[serde(default)]
     pub position: Option<i32>,
+    /// Shown in the create form (default true; required fields always are).
+    #[serde(default)]
+    pub in_form: Option<bool>,
+    /// A default list column.
+    #[serde(default)]
+    pub in_list: bool,
 }
 
 /// A change to a field; absent members stay as they are.
@@ -70,6 +79,8 @@ pub struct FieldPatch {
     pub max_length: Option<u32>,
     pub position: Option<i32>,
     pub archived: Option<bool>,
+    pub in_form: Option<bool>,
+    pub in_list: Option<bool>,
 }
 
 /// A short random name for a table or column: `<prefix>` + 10 base-32 characters.
@@ -85,7 +96,24 @@ fn physical_name(prefix: &str) -> String {
     s
 }
 
-fn check_admin(actor: &Actor) -> Result<()> {
+/// Every field error of several checks at once (a form shows them all together).
+fn all_errors<const N: usize>(checks: [Result<()>; N]) -> Result<()> {
+    let mut fields = Vec::new();
+    for c in checks {
+        match c {
+            Ok(()) => {}
+            Err(e) if !e.fields.is_empty() => fields.extend(e.fields),
+            Err(e) => return Err(e),
+        }
+    }
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::fields(fields))
+    }
+}
+
+pub(crate) fn check_admin(actor: &Actor) -> Result<()> {
     if actor.can_manage_metadata() {
         Ok(())
     } else {
@@ -93,14 +121,14 @@ fn check_admin(actor: &Actor) -> Result<()> {
     }
 }
 
-async fn run_ddl(tx: &mut Tx, stmts: &[String]) -> Result<()> {
+pub(crate) async fn run_ddl(tx: &mut Tx, stmts: &[String]) -> Result<()> {
     for s in stmts {
         tx.ddl(s).await?;
     }
     Ok(())
 }
 
-async fn lock(tx: &mut Tx) -> Result<()> {
+pub(crate) async fn lock(tx: &mut Tx) -> Result<()> {
     if tx.backend() == kehu_db::Backend::Postgres {
         tx.ddl(&format!("SELECT pg_advisory_xact_lock({})", kehu_db::migrate::DDL_LOCK)).await?;
     }
@@ -111,10 +139,12 @@ impl App {
     /// Create a custom object: its table, and a required `name` field that titles its records.
     pub async fn create_object(&self, actor: &Actor, req: NewObject) -> Result<Arc<ObjectDef>> {
         check_admin(actor)?;
-        validate_api_name(&req.api_name, "api_name")?;
-        validate_labels(&[("label", &req.label), ("plural", &req.plural)])?;
+        all_errors([
+            validate_api_name(&req.api_name, "api_name"),
+            validate_labels(&[("label", &req.label), ("plural", &req.plural)]),
+        ])?;
         let schema = self.schema().await?;
-        if schema.object(&req.api_name).is_ok() {
+        if schema.object_any(&req.api_name).is_some() {
             return Err(AppError::field("api_name", "meta.api_name_taken"));
         }
         let obj = ObjectDef {
@@ -128,6 +158,7 @@ impl App {
                 .filter(|i| i.len() <= 40 && i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
                 .unwrap_or_else(|| "box".into()),
             is_system: false,
+            archived: false,
             fields: Vec::new(),
         };
         let name = FieldDef {
@@ -146,6 +177,8 @@ impl App {
             options: FieldOptions::default(),
             position: 0,
             archived: false,
+            in_form: true,
+            in_list: true,
             builtin: false,
             readonly: false,
         };
@@ -155,6 +188,15 @@ impl App {
             "record.duplicate" => AppError::field("api_name", "meta.api_name_taken"),
             _ => e,
         })?;
+        custom::audit(
+            &mut tx,
+            actor,
+            obj.id,
+            obj.id,
+            "metadata.object_created",
+            serde_json::json!({"api_name": obj.api_name}),
+        )
+        .await?;
         tx.commit().await?;
         let schema = self.reload_schema().await?;
         Ok(schema.object(&obj.api_name)?.clone())
@@ -191,11 +233,12 @@ impl App {
         check_admin(actor)?;
         let schema = self.schema().await?;
         let obj = schema.object(object)?.clone();
-        validate_api_name(&req.api_name, "api_name")?;
-        if obj.field_any(&req.api_name).is_some() {
-            return Err(AppError::field("api_name", "meta.api_name_taken"));
-        }
-        validate_labels(&[("label", &req.label)])?;
+        let taken = if obj.field_any(&req.api_name).is_some() {
+            Err(AppError::field("api_name", "meta.api_name_taken"))
+        } else {
+            validate_api_name(&req.api_name, "api_name")
+        };
+        all_errors([taken, validate_labels(&[("label", &req.label)])])?;
         if let Some(h) = &req.help {
             validate_labels(&[("help", h)])?;
         }
@@ -235,6 +278,8 @@ impl App {
             options,
             position,
             archived: false,
+            in_form: req.in_form.unwrap_or(true),
+            in_list: req.in_list,
             builtin: false,
             readonly: false,
         };
@@ -250,6 +295,8 @@ impl App {
         })?;
         let stmts = ddl::add_field(tx.backend(), &obj.table, &field);
         run_ddl(&mut tx, &stmts).await?;
+        let details = serde_json::json!({"api_name": field.api_name, "type": field.ftype.as_str()});
+        custom::audit(&mut tx, actor, obj.id, field.id, "metadata.field_added", details).await?;
         meta_store::bump_epoch(&mut tx).await?;
         tx.commit().await?;
         let schema = self.reload_schema().await?;
@@ -289,13 +336,16 @@ impl App {
             validate_labels(&[("help", &h)])?;
             f.help = Some(h);
         }
+        // Options removed by this change; refused below (inside the transaction) if records use them.
+        let mut removed = Vec::new();
         if let Some(c) = patch.choices {
-            // Removing an option that records still use would orphan their values: only additions
-            // and relabelling are allowed.
-            if f.options.choices.iter().any(|old| !c.iter().any(|n| n.key == old.key)) {
-                return Err(AppError::field("choices", "meta.choice_in_use"));
-            }
+            removed = f.options.choices.iter().filter(|old| !c.iter().any(|n| n.key == old.key)).cloned().collect();
             f.options.choices = c;
+        }
+        if !removed.is_empty() {
+            let mut tx = self.db.begin().await?;
+            refuse_used_choices(&mut tx, &obj, &f, &removed).await?;
+            tx.rollback().await?;
         }
         if let Some(m) = patch.max_length {
             f.options.max_length = Some(m);
@@ -305,6 +355,8 @@ impl App {
         f.searchable = patch.searchable.unwrap_or(f.searchable);
         f.position = patch.position.unwrap_or(f.position);
         f.archived = patch.archived.unwrap_or(f.archived);
+        f.in_form = patch.in_form.unwrap_or(f.in_form);
+        f.in_list = patch.in_list.unwrap_or(f.in_list);
         if let Some(d) = patch.default {
             if d.is_null() {
                 f.default = None;
@@ -319,6 +371,8 @@ impl App {
         f.filterable = patch.filterable.unwrap_or(f.filterable);
         let mut tx = self.db.begin().await?;
         lock(&mut tx).await?;
+        // Checked again under the lock, so a value written meanwhile is not orphaned.
+        refuse_used_choices(&mut tx, &obj, &f, &removed).await?;
         meta_store::update_field(&mut tx, &f).await.map_err(|e| match e {
             kehu_db::DbError::Unique { .. } => AppError::field("api_name", "meta.api_name_taken"),
             other => other.into(),
@@ -334,12 +388,34 @@ impl App {
                 }
             })?;
         }
+        let action = match (cur.archived, f.archived) {
+            (false, true) => "metadata.field_archived",
+            (true, false) => "metadata.field_restored",
+            _ => "metadata.field_updated",
+        };
+        custom::audit(&mut tx, actor, obj.id, f.id, action, serde_json::json!({"api_name": f.api_name})).await?;
         meta_store::bump_epoch(&mut tx).await?;
         tx.commit().await?;
         let schema = self.reload_schema().await?;
         let obj = schema.object(object)?;
         obj.field_any(&f.api_name).cloned().ok_or_else(|| AppError::internal("field vanished"))
     }
+}
+
+/// Refuse to remove select options that records (deleted ones included) still hold.
+async fn refuse_used_choices(
+    tx: &mut Tx,
+    obj: &ObjectDef,
+    f: &FieldDef,
+    removed: &[kehu_core::meta::Choice],
+) -> Result<()> {
+    for c in removed {
+        let multi = f.ftype == FieldType::MultiSelect;
+        if meta_store::choice_uses(tx, &obj.table, &f.column, &c.key, multi).await? > 0 {
+            return Err(AppError::field("choices", "meta.choice_in_use"));
+        }
+    }
+    Ok(())
 }
 
 /// Create an object's table, its metadata row and its initial fields inside `tx` (used by

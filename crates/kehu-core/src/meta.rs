@@ -172,6 +172,13 @@ pub struct Choice {
     pub label: Label,
     #[serde(default = "default_color")]
     pub color: String,
+    /// An archived option keeps the values records hold but is no longer offered for input.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub archived: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_color() -> String {
@@ -226,6 +233,10 @@ pub struct FieldDef {
     pub options: FieldOptions,
     pub position: i32,
     pub archived: bool,
+    /// Shown in the create form (required fields always are).
+    pub in_form: bool,
+    /// Shown as a column of the list by default.
+    pub in_list: bool,
     /// Built-in columns every object has (owner, created_at, …); not stored in meta_fields.
     pub builtin: bool,
     /// Built-in fields other than the owner cannot be written.
@@ -268,6 +279,8 @@ pub struct ObjectDef {
     pub plural: Label,
     pub icon: String,
     pub is_system: bool,
+    /// A deleted custom object: hidden everywhere, its table and records kept, restorable.
+    pub archived: bool,
     /// All fields, built-in first, then by position; archived ones included (see `active`).
     pub fields: Vec<Arc<FieldDef>>,
 }
@@ -323,6 +336,8 @@ impl ObjectDef {
                     options: FieldOptions::default(),
                     position: -10 + i as i32,
                     archived: false,
+                    in_form: false,
+                    in_list: *api == "owner",
                     builtin: true,
                     readonly: *api != "owner",
                 })
@@ -358,7 +373,10 @@ impl ObjectDef {
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     pub epoch: i64,
+    /// Objects in use (archived ones left out: they vanish from navigation, API and search).
     objects: Vec<Arc<ObjectDef>>,
+    /// Deleted (archived) custom objects, for the settings page that restores them.
+    archived: Vec<Arc<ObjectDef>>,
     by_api: HashMap<String, usize>,
     by_id: HashMap<Uuid, usize>,
 }
@@ -368,13 +386,23 @@ impl Schema {
         for o in &mut objects {
             o.fields.sort_by_key(|f| (!f.builtin, f.position));
         }
+        let (archived, objects): (Vec<ObjectDef>, Vec<ObjectDef>) = objects.into_iter().partition(|o| o.archived);
         let objects: Vec<Arc<ObjectDef>> = objects.into_iter().map(Arc::new).collect();
+        let archived: Vec<Arc<ObjectDef>> = archived.into_iter().map(Arc::new).collect();
         let by_api = objects.iter().enumerate().map(|(i, o)| (o.api_name.clone(), i)).collect();
         let by_id = objects.iter().enumerate().map(|(i, o)| (o.id, i)).collect();
-        Self { epoch, objects, by_api, by_id }
+        Self { epoch, objects, archived, by_api, by_id }
     }
     pub fn objects(&self) -> &[Arc<ObjectDef>] {
         &self.objects
+    }
+    /// Deleted (archived) custom objects.
+    pub fn archived_objects(&self) -> &[Arc<ObjectDef>] {
+        &self.archived
+    }
+    /// An object by api name, archived ones included.
+    pub fn object_any(&self, api: &str) -> Option<&Arc<ObjectDef>> {
+        self.object(api).ok().or_else(|| self.archived.iter().find(|o| o.api_name == api))
     }
     pub fn object(&self, api: &str) -> Result<&Arc<ObjectDef>> {
         self.by_api.get(api).map(|&i| &self.objects[i]).ok_or_else(|| AppError::not_found("object.not_found"))

@@ -470,7 +470,12 @@ mod tests {
         f.builtin = false;
         f.api_name = "x".into();
         f.options = FieldOptions {
-            choices: vec![Choice { key: "vip".into(), label: Label::new("VIP", "重要"), color: "red".into() }],
+            choices: vec![Choice {
+                key: "vip".into(),
+                label: Label::new("VIP", "重要"),
+                color: "red".into(),
+                archived: false,
+            }],
             ..Default::default()
         };
         f

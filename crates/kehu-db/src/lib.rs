@@ -10,6 +10,7 @@ pub mod ddl;
 pub mod journal;
 mod m004_auth;
 mod m008_activity;
+pub mod m006_custom;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

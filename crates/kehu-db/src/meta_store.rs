@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 const OBJECT_COLS: [&str; 8] =
     ["id", "api_name", "table_name", "label_en", "label_zh", "plural_en", "plural_zh", "icon"];
-const FIELD_COLS: [&str; 19] = [
+const FIELD_COLS: [&str; 21] = [
     "id",
     "object_id",
     "api_name",
@@ -28,6 +28,8 @@ const FIELD_COLS: [&str; 19] = [
     "options",
     "position",
     "archived",
+    "in_form",
+    "in_list",
     "created_at",
     "updated_at",
 ];
@@ -47,7 +49,7 @@ pub async fn bump_epoch(tx: &mut Tx) -> DbResult<()> {
     tx.exec(&q).await.map(|_| ())
 }
 
-fn parse_object(r: &DbRow, is_system: bool) -> DbResult<ObjectDef> {
+fn parse_object(r: &DbRow, is_system: bool, archived: bool) -> DbResult<ObjectDef> {
     let id = r.uuid(0).ok_or_else(|| DbError::Other("bad object id".into()))?;
     Ok(ObjectDef {
         id,
@@ -57,6 +59,7 @@ fn parse_object(r: &DbRow, is_system: bool) -> DbResult<ObjectDef> {
         plural: Label::new(r.string(5).unwrap_or_default(), r.string(6).unwrap_or_default()),
         icon: r.string(7).unwrap_or_default(),
         is_system,
+        archived,
         fields: ObjectDef::builtin_fields(id),
     })
 }
@@ -85,6 +88,8 @@ fn parse_field(r: &DbRow) -> DbResult<FieldDef> {
         options,
         position: r.i64(15).unwrap_or(0) as i32,
         archived: r.bool(16).unwrap_or(false),
+        in_form: r.bool(17).unwrap_or(true),
+        in_list: r.bool(18).unwrap_or(false),
         builtin: false,
         readonly: false,
     })
@@ -98,11 +103,11 @@ pub async fn load(db: &Db) -> DbResult<Schema> {
     for c in OBJECT_COLS {
         q.column(Alias::new(c));
     }
-    q.column(Alias::new("is_system")).order_by(Alias::new("created_at"), Order::Asc);
+    q.column(Alias::new("is_system")).column(Alias::new("archived")).order_by(Alias::new("created_at"), Order::Asc);
     let mut objects = Vec::new();
     let mut idx = HashMap::new();
     for r in db.all(&q).await? {
-        let o = parse_object(&r, r.bool(8).unwrap_or(false))?;
+        let o = parse_object(&r, r.bool(8).unwrap_or(false), r.bool(9).unwrap_or(false))?;
         idx.insert(o.id, objects.len());
         objects.push(o);
     }
@@ -154,6 +159,7 @@ pub async fn update_object(tx: &mut Tx, o: &ObjectDef) -> DbResult<()> {
             (Alias::new("plural_en"), o.plural.en.clone().into()),
             (Alias::new("plural_zh"), o.plural.zh.clone().into()),
             (Alias::new("icon"), o.icon.clone().into()),
+            (Alias::new("archived"), o.archived.into()),
             (Alias::new("updated_at"), now_micros().into()),
         ])
         .and_where(Expr::col(Alias::new("id")).eq(o.id))
@@ -182,6 +188,8 @@ fn field_values(f: &FieldDef) -> DbResult<Vec<sea_query::SimpleExpr>> {
         opts.into(),
         (f.position as i64).into(),
         f.archived.into(),
+        f.in_form.into(),
+        f.in_list.into(),
     ])
 }
 
@@ -212,4 +220,38 @@ pub async fn update_field(tx: &mut Tx, f: &FieldDef) -> DbResult<()> {
     }
     q.value(Alias::new("updated_at"), now_micros()).and_where(Expr::col(Alias::new("id")).eq(f.id));
     tx.exec(&q).await.map(|_| ())
+}
+
+/// Set the positions of an object's fields (the caller's transaction makes it one change).
+pub async fn set_positions(tx: &mut Tx, positions: &[(uuid::Uuid, i32)]) -> DbResult<()> {
+    let now = now_micros();
+    for (id, pos) in positions {
+        let q = Query::update()
+            .table(Alias::new("meta_fields"))
+            .value(Alias::new("position"), *pos as i64)
+            .value(Alias::new("updated_at"), now)
+            .and_where(Expr::col(Alias::new("id")).eq(*id))
+            .to_owned();
+        tx.exec(&q).await?;
+    }
+    Ok(())
+}
+
+/// How many records (deleted ones included: they can be restored) hold `key` in a select or
+/// multi-select column. `table` and `column` come from metadata.
+pub async fn choice_uses(tx: &mut Tx, table: &str, column: &str, key: &str, multi: bool) -> DbResult<i64> {
+    let cond =
+        if multi { crate::query::list_has(tx.backend(), column, key) } else { Expr::col(Alias::new(column)).eq(key) };
+    let q = Query::select().expr(Expr::cust("COUNT(*)")).from(Alias::new(table)).and_where(cond).to_owned();
+    Ok(tx.one(&q).await?.and_then(|r| r.i64(0)).unwrap_or(0))
+}
+
+/// Live (not deleted) records of each object table, for the settings overview.
+pub async fn record_count(db: &Db, table: &str) -> DbResult<i64> {
+    let q = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from(Alias::new(table))
+        .and_where(Expr::col(Alias::new("deleted_at")).is_null())
+        .to_owned();
+    Ok(db.one(&q).await?.and_then(|r| r.i64(0)).unwrap_or(0))
 }

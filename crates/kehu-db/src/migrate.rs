@@ -10,7 +10,14 @@ use sea_query::{Alias, ColumnDef, Index, Query, Table, TableCreateStatement};
 
 /// Core migrations, in order: (version, name).
 pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, "core_tables"), (2, "search_index"), (3, "default_roles"), (4, "auth_tables"), (8, "activity_tables")];
+    &[
+        (1, "core_tables"),
+        (2, "search_index"),
+        (3, "default_roles"),
+        (4, "auth_tables"),
+        (6, "custom"),
+        (8, "activity_tables"),
+    ];
 
 /// Lock key for migrations and runtime DDL on PostgreSQL.
 pub const DDL_LOCK: i64 = 0x4b45_4855; // "KEHU"
@@ -30,6 +37,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             2 => search_index(&mut tx).await?,
             3 => default_roles(&mut tx).await?,
             4 => crate::m004_auth::up(&mut tx).await?,
+            6 => crate::m006_custom::up(&mut tx).await?,
             8 => crate::m008_activity::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }

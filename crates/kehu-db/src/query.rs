@@ -39,7 +39,7 @@ fn ilike(b: Backend, column: &str, pattern: String) -> SimpleExpr {
 }
 
 /// `position(needle in column) > 0`, case-sensitive, for JSON-encoded lists.
-fn list_has(b: Backend, column: &str, key: &str) -> SimpleExpr {
+pub(crate) fn list_has(b: Backend, column: &str, key: &str) -> SimpleExpr {
     let needle = serde_json::to_string(key).unwrap_or_default();
     let f = match b {
         Backend::Sqlite => "instr",

@@ -60,6 +60,7 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("en", "admin", include_str!("../locales/en/admin.ftl")),
     ("en", "errors", include_str!("../locales/en/errors.ftl")),
     ("en", "record", include_str!("../locales/en/record.ftl")),
+    ("en", "custom", include_str!("../locales/en/custom.ftl")),
     ("zh-CN", "shell", include_str!("../locales/zh-CN/shell.ftl")),
     ("zh-CN", "auth", include_str!("../locales/zh-CN/auth.ftl")),
     ("zh-CN", "admin", include_str!("../locales/zh-CN/admin.ftl")),
@@ -67,6 +68,7 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("zh-CN", "record", include_str!("../locales/zh-CN/record.ftl")),
     ("en", "merge", include_str!("../locales/en/merge.ftl")),
     ("zh-CN", "merge", include_str!("../locales/zh-CN/merge.ftl")),
+    ("zh-CN", "custom", include_str!("../locales/zh-CN/custom.ftl")),
 ];
 
 pub struct I18n {

@@ -2,7 +2,7 @@
 //! from their `#[utoipa::path]` annotations, so a route cannot exist without its documentation.
 
 use crate::api::{self, meta, records};
-use crate::http::{account, admin, auth, home, ops};
+use crate::http::{account, admin, auth, custom, home, ops};
 use crate::{assets, ctx, AppState, WebConfig};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
@@ -26,6 +26,9 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(meta::add_field))
         .routes(routes!(meta::update_field))
         .routes(routes!(meta::me))
+        .routes(routes!(api::custom::update_object, api::custom::delete_object))
+        .routes(routes!(api::custom::restore_object))
+        .routes(routes!(api::custom::reorder_fields))
         .routes(routes!(api::openapi::openapi_json))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -93,6 +96,16 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/o/{object}/duplicates", get(crate::http::merge::duplicates))
         .route("/o/{object}/duplicates/check", get(crate::http::merge::check))
         .route("/o/{object}/merge", get(crate::http::merge::merge_page).post(crate::http::merge::merge))
+        .route("/settings/objects", get(custom::objects).post(custom::create_object))
+        .route("/settings/objects/{object}", get(custom::object).post(custom::update_object))
+        .route("/settings/objects/{object}/delete", post(custom::delete_object))
+        .route("/settings/objects/{object}/restore", post(custom::restore_object))
+        .route("/settings/objects/{object}/order", post(custom::reorder))
+        .route("/settings/objects/{object}/fields", post(custom::add_field))
+        .route("/settings/objects/{object}/fields/new", get(custom::new_field))
+        .route("/settings/objects/{object}/fields/{field}", get(custom::edit_field).post(custom::save_field))
+        .route("/settings/objects/{object}/fields/{field}/move", post(custom::move_field))
+        .route("/settings/objects/{object}/fields/{field}/archive", post(custom::archive_field))
         .route("/api/docs", get(api::docs::docs))
         .route("/assets/{file}", get(assets::serve));
     pages.merge(api).fallback(not_found).layer(from_fn_with_state(state.clone(), ctx::context)).with_state(state)

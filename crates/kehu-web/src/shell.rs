@@ -70,7 +70,7 @@ impl Shell {
                     "company" => "building",
                     "contact" => "user",
                     "activity" => "activity",
-                    _ => "box",
+                    _ => kehu_app::metadata::ICONS.iter().copied().find(|i| *i == o.icon).unwrap_or("box"),
                 };
                 shell.nav.push(item(label, format!("/o/{}", o.api_name), icon));
                 if actor.check(o, Action::Create).is_ok() {
@@ -88,6 +88,9 @@ impl Shell {
             shell.admin_nav.push(item(shell.t("nav-teams"), "/admin/teams".into(), "tree"));
             shell.admin_nav.push(item(shell.t("nav-roles"), "/admin/roles".into(), "shield"));
             shell.admin_nav.push(item(shell.t("nav-mail"), "/admin/mail".into(), "mail"));
+        }
+        if actor.can_manage_metadata() {
+            shell.admin_nav.push(item(shell.t("custom-nav"), "/settings/objects".into(), "settings"));
         }
         shell.admin_nav.push(item(shell.t("nav-api-docs"), "/api/docs".into(), "code"));
         shell

@@ -8,6 +8,8 @@ mod api;
 mod auth;
 mod browser;
 mod browser_merge;
+mod browser_custom;
+mod custom;
 mod i18n;
 mod merge;
 mod ops;

@@ -58,6 +58,9 @@ struct SeedField {
     options: FieldOptions,
     #[serde(default)]
     target_object: Option<String>,
+    /// A default list column (see the settings page "Objects & fields").
+    #[serde(default)]
+    in_list: bool,
 }
 
 /// Create the standard objects unless they exist.
@@ -96,6 +99,7 @@ async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> 
             plural: o.plural,
             icon: o.icon,
             is_system: true,
+            archived: false,
             fields: Vec::new(),
         };
         let fields: Vec<FieldDef> = o
@@ -123,6 +127,8 @@ async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> 
                     options,
                     position: i as i32,
                     archived: false,
+                    in_form: true,
+                    in_list: f.in_list,
                     builtin: false,
                     readonly: false,
                 }

@@ -46,6 +46,10 @@ pub struct FieldDoc {
     pub options: JVal,
     pub position: i32,
     pub archived: bool,
+    /// Shown in the create form (required fields always are).
+    pub in_form: bool,
+    /// A default list column.
+    pub in_list: bool,
     pub builtin: bool,
     pub readonly: bool,
 }
@@ -94,6 +98,10 @@ pub struct NewFieldDoc {
     /// For relations: the api name of the target object.
     target_object: Option<String>,
     position: Option<i32>,
+    /// Shown in the create form (default true).
+    in_form: Option<bool>,
+    /// A default list column (default false).
+    in_list: Option<bool>,
 }
 
 /// `PATCH /api/v1/meta/objects/{object}/fields/{field}` (absent members stay as they are)
@@ -114,6 +122,8 @@ pub struct FieldPatchDoc {
     max_length: Option<u32>,
     position: Option<i32>,
     archived: Option<bool>,
+    in_form: Option<bool>,
+    in_list: Option<bool>,
 }
 
 /// A field as the API shows it (internal ids left out).

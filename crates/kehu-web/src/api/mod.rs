@@ -2,6 +2,7 @@
 //! OpenAPI document generated from these handlers plus object metadata. Errors are JSON
 //! `{"error": {"code", "message", "fields"?}}` in the caller's language.
 
+pub mod custom;
 pub mod docs;
 pub mod merge;
 pub mod meta;

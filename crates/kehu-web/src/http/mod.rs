@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod custom;
 pub mod home;
 pub mod merge;
 pub mod ops;

@@ -250,7 +250,9 @@ async fn inputs(
     let schema = st.app.schema().await.ok();
     let watched = schema.as_ref().map(|s| crate::http::merge::watched(s, obj)).unwrap_or_default();
     let mut out = Vec::new();
-    for f in obj.active().filter(|f| u.actor.can_write_field(obj, f) && f.api_name != "owner") {
+    // Fields chosen for the form under Settings → Objects & fields; required ones always.
+    let shown = |f: &FieldDef| f.in_form || f.required;
+    for f in obj.active().filter(|f| shown(f) && u.actor.can_write_field(obj, f) && f.api_name != "owner") {
         let selected = values.get(&f.api_name).cloned().unwrap_or_default();
         let mut i = input_for(st, u, schema.as_deref(), f, selected, form.e(&f.api_name).to_string()).await;
         i.dup = watched.contains(&f.api_name);
