@@ -184,10 +184,10 @@ async fn migrations_are_recorded_and_idempotent(t: TestApp) {
     let rows =
         t.db.all(&kehu_db::Raw::new("SELECT version FROM schema_migrations ORDER BY version", vec![])).await.unwrap();
     let versions: Vec<i64> = rows.iter().filter_map(|r| r.i64(0)).collect();
-    assert_eq!(versions, [1, 2, 3, 4, 6, 1001]);
+    assert_eq!(versions, [1, 2, 3, 4, 6, 8, 1001, 1002]);
     assert!(kehu_db::migrate::run(&t.db).await.unwrap().is_empty(), "nothing left to apply");
     kehu_app::customers::seed(&t.db).await.unwrap();
-    assert_eq!(count(&t, "meta_objects").await, 2, "seeding twice creates nothing");
+    assert_eq!(count(&t, "meta_objects").await, 3, "seeding twice creates nothing");
     assert!(kehu_db::migrate::pending(&t.db).await.unwrap().is_empty());
     t.ready().await.unwrap();
     if t.db.backend() == kehu_db::Backend::Sqlite {

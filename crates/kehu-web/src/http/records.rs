@@ -286,6 +286,7 @@ pub async fn input_for(
             f.options
                 .choices
                 .iter()
+                .filter(|c| !c.archived || selected.contains(&c.key))
                 .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
                 .collect(),
         ),
@@ -294,6 +295,7 @@ pub async fn input_for(
             f.options
                 .choices
                 .iter()
+                .filter(|c| !c.archived || selected.contains(&c.key))
                 .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
                 .collect(),
         ),
