@@ -9,6 +9,7 @@ pub mod conn;
 pub mod ddl;
 pub mod journal;
 mod m004_auth;
+mod m005_lists;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

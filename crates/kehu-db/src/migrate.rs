@@ -10,7 +10,7 @@ use sea_query::{Alias, ColumnDef, Index, Query, Table, TableCreateStatement};
 
 /// Core migrations, in order: (version, name).
 pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, "core_tables"), (2, "search_index"), (3, "default_roles"), (4, "auth_tables")];
+    &[(1, "core_tables"), (2, "search_index"), (3, "default_roles"), (4, "auth_tables"), (5, "lists")];
 
 /// Lock key for migrations and runtime DDL on PostgreSQL.
 pub const DDL_LOCK: i64 = 0x4b45_4855; // "KEHU"
@@ -30,6 +30,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             2 => search_index(&mut tx).await?,
             3 => default_roles(&mut tx).await?,
             4 => crate::m004_auth::up(&mut tx).await?,
+            5 => crate::m005_lists::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;
