@@ -5,6 +5,7 @@
 mod support;
 mod engine;
 mod fields;
+mod lists;
 mod filters;
 mod mail;
 mod pagination;
