@@ -59,10 +59,12 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("en", "auth", include_str!("../locales/en/auth.ftl")),
     ("en", "admin", include_str!("../locales/en/admin.ftl")),
     ("en", "errors", include_str!("../locales/en/errors.ftl")),
+    ("en", "lists", include_str!("../locales/en/lists.ftl")),
     ("zh-CN", "shell", include_str!("../locales/zh-CN/shell.ftl")),
     ("zh-CN", "auth", include_str!("../locales/zh-CN/auth.ftl")),
     ("zh-CN", "admin", include_str!("../locales/zh-CN/admin.ftl")),
     ("zh-CN", "errors", include_str!("../locales/zh-CN/errors.ftl")),
+    ("zh-CN", "lists", include_str!("../locales/zh-CN/lists.ftl")),
 ];
 
 pub struct I18n {
