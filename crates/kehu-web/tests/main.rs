@@ -8,4 +8,5 @@ mod api;
 mod auth;
 mod browser;
 mod i18n;
+mod lists;
 mod ops;
