@@ -95,6 +95,9 @@
   document.addEventListener("click", function (e) {
     var rm = e.target.closest && e.target.closest("[data-remove-cond]");
     if (rm) { var c = rm.closest(".cond"); if (c) c.remove(); return; }
+    document.querySelectorAll("details.panel[open]").forEach(function (d) {
+      if (!d.contains(e.target)) d.removeAttribute("open");
+    });
     var b = e.target.closest && e.target.closest("button[data-confirm]");
     if (b && !window.confirm(b.getAttribute("data-confirm"))) { e.preventDefault(); e.stopPropagation(); }
   }, true);

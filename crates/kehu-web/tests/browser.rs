@@ -16,7 +16,7 @@ use std::time::Duration;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-struct Driver {
+pub(crate) struct Driver {
     http: reqwest::Client,
     base: String,
     session: String,
@@ -43,7 +43,7 @@ fn find(cmds: &[&str]) -> Option<PathBuf> {
 }
 
 impl Driver {
-    async fn start() -> Option<Driver> {
+    pub(crate) async fn start() -> Option<Driver> {
         let required = std::env::var("KEHU_BROWSER_TESTS").is_ok_and(|v| v == "required");
         let (Some(driver), Some(chromium)) = (find(&["chromedriver"]), find(&["chromium", "chromium-browser"])) else {
             assert!(!required, "KEHU_BROWSER_TESTS=required but chromium/chromedriver are missing");
@@ -92,16 +92,16 @@ impl Driver {
         v["value"].clone()
     }
 
-    async fn go(&self, url: &str) {
+    pub(crate) async fn go(&self, url: &str) {
         self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
     }
-    async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         self.cmd(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or("").to_string()
     }
-    async fn source(&self) -> String {
+    pub(crate) async fn source(&self) -> String {
         self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or("").to_string()
     }
-    async fn el(&self, css: &str) -> String {
+    pub(crate) async fn el(&self, css: &str) -> String {
         for _ in 0..50 {
             let r = self
                 .http
@@ -118,16 +118,16 @@ impl Driver {
         }
         panic!("no element {css} on {}", self.url().await);
     }
-    async fn type_in(&self, css: &str, text: &str) {
+    pub(crate) async fn type_in(&self, css: &str, text: &str) {
         let e = self.el(css).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/clear"), Some(json!({}))).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
     }
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let e = self.el(css).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
     }
-    async fn wait_for(&self, what: &str) {
+    pub(crate) async fn wait_for(&self, what: &str) {
         for _ in 0..50 {
             if self.source().await.contains(what) {
                 return;
@@ -136,10 +136,10 @@ impl Driver {
         }
         panic!("page never showed {what:?}: {}", self.url().await);
     }
-    async fn size(&self, w: u32, h: u32) {
+    pub(crate) async fn size(&self, w: u32, h: u32) {
         self.cmd(reqwest::Method::POST, "/window/rect", Some(json!({"width": w, "height": h}))).await;
     }
-    async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;
         let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
         let bytes = base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap_or("")).expect("png");
@@ -150,7 +150,7 @@ impl Driver {
         assert!(bytes.len() > 5_000, "{name}: an empty-looking screenshot");
         p
     }
-    async fn quit(&self) {
+    pub(crate) async fn quit(&self) {
         let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
     }
 }

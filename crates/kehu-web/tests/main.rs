@@ -7,6 +7,7 @@ mod support;
 mod api;
 mod auth;
 mod browser;
+mod browser_lists;
 mod i18n;
 mod lists;
 mod ops;

@@ -181,7 +181,7 @@ pub async fn save_view(
     let schema = st.app.schema().await?;
     let obj = schema.object(&object)?.clone();
     let v = st.app.create_view(&u.actor, &object, &view_input(&obj, &pairs)).await?;
-    Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}?view={}", v.id), "lists-view-saved"))
+    Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}?view={}", v.id), "flash-lists-view-saved"))
 }
 
 /// `POST /o/{object}/views/{id}` — replace a view's columns, filter and sort (and name).
@@ -202,13 +202,13 @@ pub async fn update_view(
         input.team_id = cur.team_id;
     }
     st.app.update_view(&u.actor, &object, id, &input).await?;
-    Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}?view={id}"), "lists-view-saved"))
+    Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}?view={id}"), "flash-lists-view-saved"))
 }
 
 /// `POST /o/{object}/views/{id}/delete`
 pub async fn delete_view(State(st): State<AppState>, u: UserCtx, Path((object, id)): Path<(String, Uuid)>) -> WebResult {
     st.app.delete_view(&u.actor, &object, id).await?;
-    Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}"), "lists-view-deleted"))
+    Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}"), "flash-lists-view-deleted"))
 }
 
 #[derive(Template)]
