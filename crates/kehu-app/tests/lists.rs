@@ -13,7 +13,8 @@ use kehu_db::Raw;
 use serde_json::json;
 
 async fn audits(t: &TestApp, id: Uuid, action: &str) -> i64 {
-    let q = Raw::new("SELECT COUNT(*) FROM audit_log WHERE record_id = $1 AND action = $2", vec![id.into(), action.into()]);
+    let q =
+        Raw::new("SELECT COUNT(*) FROM audit_log WHERE record_id = $1 AND action = $2", vec![id.into(), action.into()]);
     t.db.one(&q).await.unwrap().and_then(|r| r.i64(0)).unwrap_or(-1)
 }
 
@@ -79,7 +80,8 @@ async fn bulk_changes_only_permitted_records(t: TestApp) {
     }
     assert_eq!(owner_of(&t, all[4]).await, o.manager_other.user_id);
     // A rep deletes "all": only their own records go to the recycle bin.
-    let del = BulkRequest { object: "contact".into(), action: BulkAction::Delete, selection: Selection::Ids(all.clone()) };
+    let del =
+        BulkRequest { object: "contact".into(), action: BulkAction::Delete, selection: Selection::Ids(all.clone()) };
     let BulkOutcome::Done(c) = t.bulk(&o.rep_east2, &del).await.unwrap() else { panic!("inline") };
     assert_eq!((c.done, c.skipped), (4, 1));
     assert!(t.get(&system(), "contact", all[4]).await.is_ok());
@@ -181,7 +183,10 @@ async fn saved_views_personal_and_shared(t: TestApp) {
     assert_eq!(t.delete_view(&o.rep_east2, "contact", shared.id).await.unwrap_err().code, "view.not_editable");
     // Sharing with another team is refused for a rep.
     let north = o.rep_north.teams[0];
-    assert_eq!(t.create_view(&o.rep_east1, "contact", &input("n", Some(north))).await.unwrap_err().code, "view.team_denied");
+    assert_eq!(
+        t.create_view(&o.rep_east1, "contact", &input("n", Some(north))).await.unwrap_err().code,
+        "view.team_denied"
+    );
     // Bad content is refused.
     let mut bad = input("bad", None);
     bad.columns.push("nope".into());
@@ -189,7 +194,10 @@ async fn saved_views_personal_and_shared(t: TestApp) {
     let mut bad = input("bad", None);
     bad.filter = Some(json!({"field": "city", "op": "gt", "value": 1}));
     assert!(t.create_view(&o.rep_east1, "contact", &bad).await.is_err());
-    assert_eq!(t.create_view(&o.rep_east1, "contact", &input(" ", None)).await.unwrap_err().fields[0].code, "view.name_required");
+    assert_eq!(
+        t.create_view(&o.rep_east1, "contact", &input(" ", None)).await.unwrap_err().fields[0].code,
+        "view.name_required"
+    );
     // The owner updates; an administrator may delete a shared view.
     let up = t.update_view(&o.rep_east1, "contact", shared.id, &input("华东共享2", Some(east))).await.unwrap();
     assert_eq!(up.name, "华东共享2");
@@ -228,7 +236,10 @@ async fn export_csv_scope_masking_audit(t: TestApp) {
     let text = String::from_utf8(csv).unwrap();
     assert!(text.contains("138****8000") && !text.contains("13800138000"), "{text}");
     // The export is audited with its count.
-    let q = Raw::new("SELECT changes FROM audit_log WHERE action = 'records.exported' AND actor_id = $1", vec![o.manager_sales.user_id.unwrap().into()]);
+    let q = Raw::new(
+        "SELECT changes FROM audit_log WHERE action = 'records.exported' AND actor_id = $1",
+        vec![o.manager_sales.user_id.unwrap().into()],
+    );
     let rows = t.db.all(&q).await.unwrap();
     assert_eq!(rows.len(), 2);
     let changes: serde_json::Value = serde_json::from_str(rows[0].str(0).unwrap()).unwrap();

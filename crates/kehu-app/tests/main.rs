@@ -5,8 +5,8 @@
 mod support;
 mod engine;
 mod fields;
-mod lists;
 mod filters;
+mod lists;
 mod mail;
 mod pagination;
 mod permissions;

@@ -26,7 +26,10 @@ async fn filter_save_view_and_bulk_assign() {
     d.click("#setup-form button[type=submit]").await;
     d.wait_for("王小明，您好").await;
     let me = app.user_choices().await.unwrap()[0].0;
-    let li = app.create_user_with_password("li@huaxia.test", "李娜", "purple elephant dances 天天", "sales_rep").await.unwrap();
+    let li = app
+        .create_user_with_password("li@huaxia.test", "李娜", "purple elephant dances 天天", "sales_rep")
+        .await
+        .unwrap();
     let people = [
         ("张伟", "上海", "lead", "+8613800138000", &["vip"][..]),
         ("刘洋", "上海", "lead", "13900139000", &[][..]),

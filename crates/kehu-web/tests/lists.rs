@@ -43,13 +43,15 @@ async fn list_filters_sort_pages_views_bulk(t: TestWeb) {
     let sh2 = contact(&t, "<b>李雷</b>", "上海", "customer", me).await;
     let bj = contact(&t, "王芳", "北京", "lead", me).await;
     // AND: city = 上海 and lifecycle lead (chip).
-    let r = admin.get("/o/contact?st=1&cols=name,city,lifecycle_stage&cf=city&co=eq&cv=%E4%B8%8A%E6%B5%B7&lc=lead").await;
+    let r =
+        admin.get("/o/contact?st=1&cols=name,city,lifecycle_stage&cf=city&co=eq&cv=%E4%B8%8A%E6%B5%B7&lc=lead").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(rows(&r.body), 1);
     assert!(r.body.contains("张伟") && !r.body.contains("王芳"));
     assert!(r.body.contains("<span class=\"badge c-"), "lifecycle badge");
     // OR: 上海 or 北京.
-    let r = admin.get("/o/contact?st=1&m=or&cf=city&co=eq&cv=%E4%B8%8A%E6%B5%B7&cf=city&co=eq&cv=%E5%8C%97%E4%BA%AC").await;
+    let r =
+        admin.get("/o/contact?st=1&m=or&cf=city&co=eq&cv=%E4%B8%8A%E6%B5%B7&cf=city&co=eq&cv=%E5%8C%97%E4%BA%AC").await;
     assert_eq!(rows(&r.body), 3, "{}", r.body);
     assert!(r.body.contains("李雷"), "markup shown as text");
     assert!(!r.body.contains("<b>李雷</b>"));
@@ -60,7 +62,8 @@ async fn list_filters_sort_pages_views_bulk(t: TestWeb) {
     let first = r.body.find("客户00").unwrap();
     assert!(first < r.body.find("客户01").unwrap(), "sorted");
     let next = r.body.split("id=\"next-page\"").next().unwrap();
-    let href = next.rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&amp;", "&").replace("&#38;", "&");
+    let href =
+        next.rsplit("href=\"").next().unwrap().split('"').next().unwrap().replace("&amp;", "&").replace("&#38;", "&");
     assert!(href.contains("cols=name%2Ccity%2Clifecycle_stage%2Cowner") && href.contains("sort=name"), "{href}");
     let r2 = admin.get(&href).await;
     assert_eq!(rows(&r2.body), 8, "{href}");

@@ -206,7 +206,11 @@ pub async fn update_view(
 }
 
 /// `POST /o/{object}/views/{id}/delete`
-pub async fn delete_view(State(st): State<AppState>, u: UserCtx, Path((object, id)): Path<(String, Uuid)>) -> WebResult {
+pub async fn delete_view(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path((object, id)): Path<(String, Uuid)>,
+) -> WebResult {
     st.app.delete_view(&u.actor, &object, id).await?;
     Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}"), "flash-lists-view-deleted"))
 }

@@ -8,7 +8,7 @@
 mod actions;
 mod state;
 
-pub use actions::{bulk, export, job, save_view, update_view, delete_view, value_input};
+pub use actions::{bulk, delete_view, export, job, save_view, update_view, value_input};
 pub use state::{Cond, ListState};
 
 use crate::ctx::UserCtx;
@@ -120,7 +120,14 @@ pub struct CondRow {
 }
 
 /// The value widget for a field (options for selects, users and related records).
-pub async fn value_widget(st: &AppState, u: &UserCtx, obj: &ObjectDef, f: &FieldDef, name: &str, value: &str) -> ValueInput {
+pub async fn value_widget(
+    st: &AppState,
+    u: &UserCtx,
+    obj: &ObjectDef,
+    f: &FieldDef,
+    name: &str,
+    value: &str,
+) -> ValueInput {
     let lang = u.ctx.lang.code();
     let sel = |k: &str| k == value;
     let (kind, options) = match f.ftype {
@@ -150,7 +157,11 @@ pub async fn value_widget(st: &AppState, u: &UserCtx, obj: &ObjectDef, f: &Field
             let target = f.options.target.and_then(|t| schema.as_ref()?.object_by_id(t).cloned());
             let mut o = Vec::new();
             if let Some(t) = target {
-                let req = ListRequest { limit: Some(200), sort: Some(serde_json::json!("-updated_at")), ..Default::default() };
+                let req = ListRequest {
+                    limit: Some(200),
+                    sort: Some(serde_json::json!("-updated_at")),
+                    ..Default::default()
+                };
                 if let Ok(page) = st.app.list(&u.actor, &t.api_name, &req).await {
                     let tf = t.title_field().map(|f| f.api_name.clone()).unwrap_or_default();
                     for r in page.records {
@@ -176,10 +187,19 @@ async fn cond_row(st: &AppState, u: &UserCtx, obj: &ObjectDef, c: &Cond) -> Cond
     let fields: Vec<Arc<FieldDef>> = readable(obj, &u.actor).into_iter().filter(|f| f.filterable).collect();
     let field = fields.iter().find(|f| f.api_name == c.field).or_else(|| fields.first()).cloned();
     let Some(field) = field else {
-        return CondRow { object: obj.api_name.clone(), fields: vec![], ops: vec![], input: ValueInput { name: "cv".into(), kind: "none", value: String::new(), options: vec![] } };
+        return CondRow {
+            object: obj.api_name.clone(),
+            fields: vec![],
+            ops: vec![],
+            input: ValueInput { name: "cv".into(), kind: "none", value: String::new(), options: vec![] },
+        };
     };
     let ops = ops_for(field.ftype);
-    let op = if ops.contains(&c.op.as_str()) { c.op.clone() } else { ops.first().map(|s| s.to_string()).unwrap_or_default() };
+    let op = if ops.contains(&c.op.as_str()) {
+        c.op.clone()
+    } else {
+        ops.first().map(|s| s.to_string()).unwrap_or_default()
+    };
     let mut input = value_widget(st, u, obj, &field, "cv", &c.value).await;
     if op == "is_empty" || op == "is_not_empty" {
         input.kind = "none";
@@ -187,7 +207,12 @@ async fn cond_row(st: &AppState, u: &UserCtx, obj: &ObjectDef, c: &Cond) -> Cond
     CondRow {
         object: obj.api_name.clone(),
         fields: fields.iter().map(|f| (f.api_name.clone(), f.label.get(lang).to_string(), f.id == field.id)).collect(),
-        ops: ops.iter().map(|o| (o.to_string(), st.i18n.get(u.ctx.lang, &format!("lists-op-{}", o.replace('_', "-")), &[]), *o == op)).collect(),
+        ops: ops
+            .iter()
+            .map(|o| {
+                (o.to_string(), st.i18n.get(u.ctx.lang, &format!("lists-op-{}", o.replace('_', "-")), &[]), *o == op)
+            })
+            .collect(),
         input,
     }
 }
@@ -284,7 +309,12 @@ async fn resolve_state(
 }
 
 /// `GET /o/{object}`
-pub async fn list(State(st): State<AppState>, u: UserCtx, Path(object): Path<String>, RawQuery(raw): RawQuery) -> WebResult {
+pub async fn list(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(object): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> WebResult {
     let schema = st.app.schema().await?;
     let obj = schema.object(&object)?.clone();
     u.actor.check(&obj, Action::Read)?;
@@ -381,20 +411,21 @@ pub async fn list(State(st): State<AppState>, u: UserCtx, Path(object): Path<Str
         })
         .collect();
     // Chips: lifecycle stages and tags (tags seen on this page and the chosen one).
-    let lifecycle = match obj.field(LIFECYCLE).filter(|f| f.ftype == FieldType::Select && u.actor.can_read_field(&obj, f)) {
-        Some(f) => f
-            .options
-            .choices
-            .iter()
-            .map(|c| Link {
-                label: c.label.get(lang).to_string(),
-                href: href(&s.with(|t| t.lc = if t.lc == c.key { String::new() } else { c.key.clone() })),
-                active: s.lc == c.key,
-                color: c.color.clone(),
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let lifecycle =
+        match obj.field(LIFECYCLE).filter(|f| f.ftype == FieldType::Select && u.actor.can_read_field(&obj, f)) {
+            Some(f) => f
+                .options
+                .choices
+                .iter()
+                .map(|c| Link {
+                    label: c.label.get(lang).to_string(),
+                    href: href(&s.with(|t| t.lc = if t.lc == c.key { String::new() } else { c.key.clone() })),
+                    active: s.lc == c.key,
+                    color: c.color.clone(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
     let tag_field = obj.field(TAGS).filter(|f| f.ftype == FieldType::Tags && u.actor.can_read_field(&obj, f)).cloned();
     let mut tag_names: Vec<String> = Vec::new();
     if tag_field.is_some() {
@@ -460,7 +491,13 @@ pub async fn list(State(st): State<AppState>, u: UserCtx, Path(object): Path<Str
         .collect();
     let plural = obj.plural.get(lang).to_string();
     let shell = Shell::new(&st, &u.ctx, &u.session, &u.actor, plural.clone()).await.crumb(plural.clone(), None);
-    let next = next.map(|c| format!("/o/{object}?{}&cursor={}", state, url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()));
+    let next = next.map(|c| {
+        format!(
+            "/o/{object}?{}&cursor={}",
+            state,
+            url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+        )
+    });
     let first = (!s.cursor.is_empty()).then(|| href(&s));
     let state_pairs = pairs(Some(&state));
     let search_pairs = pairs(Some(&s.with(|t| t.q.clear()).query()));
@@ -508,9 +545,8 @@ fn cell(d: &Display, f: &FieldDef, v: &serde_json::Value, lang: &str, masked: bo
         (FieldType::MultiSelect, serde_json::Value::Array(a)) => {
             badges.extend(a.iter().filter_map(|k| k.as_str()).map(|k| badge(f, k, lang)))
         }
-        (FieldType::Tags, serde_json::Value::Array(a)) => badges.extend(
-            a.iter().filter_map(|k| k.as_str()).map(|k| Badge { label: k.to_string(), color: "gray".into() }),
-        ),
+        (FieldType::Tags, serde_json::Value::Array(a)) => badges
+            .extend(a.iter().filter_map(|k| k.as_str()).map(|k| Badge { label: k.to_string(), color: "gray".into() })),
         _ => {}
     }
     Cell {

@@ -178,11 +178,7 @@ impl ListState {
                 Some(Json::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
             };
-            Some(Cond {
-                field: m.get("field")?.as_str()?.to_string(),
-                op: m.get("op")?.as_str()?.to_string(),
-                value,
-            })
+            Some(Cond { field: m.get("field")?.as_str()?.to_string(), op: m.get("op")?.as_str()?.to_string(), value })
         };
         if let Some(c) = simple(f) {
             self.conds.push(c);
