@@ -7,13 +7,18 @@ pub mod activity;
 pub mod admin;
 pub mod auth;
 pub mod bench;
+pub mod bulk;
 pub mod customers;
 pub mod demo;
+pub mod display;
+pub mod export;
+pub mod jobs;
 pub mod mail;
 pub mod metadata;
 pub mod records;
 pub mod rich;
 pub mod users;
+pub mod views;
 
 use kehu_core::meta::Schema;
 use kehu_core::AppError;

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str)] =
         (2, "search_index"),
         (3, "default_roles"),
         (4, "auth_tables"),
+        (5, "lists"),
         (6, "custom"),
         (8, "activity_tables"),
     ];
@@ -37,6 +38,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             2 => search_index(&mut tx).await?,
             3 => default_roles(&mut tx).await?,
             4 => crate::m004_auth::up(&mut tx).await?,
+            5 => crate::m005_lists::up(&mut tx).await?,
             6 => crate::m006_custom::up(&mut tx).await?,
             8 => crate::m008_activity::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),

@@ -61,6 +61,7 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("en", "errors", include_str!("../locales/en/errors.ftl")),
     ("en", "record", include_str!("../locales/en/record.ftl")),
     ("en", "custom", include_str!("../locales/en/custom.ftl")),
+    ("en", "lists", include_str!("../locales/en/lists.ftl")),
     ("zh-CN", "shell", include_str!("../locales/zh-CN/shell.ftl")),
     ("zh-CN", "auth", include_str!("../locales/zh-CN/auth.ftl")),
     ("zh-CN", "admin", include_str!("../locales/zh-CN/admin.ftl")),
@@ -69,6 +70,7 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("en", "merge", include_str!("../locales/en/merge.ftl")),
     ("zh-CN", "merge", include_str!("../locales/zh-CN/merge.ftl")),
     ("zh-CN", "custom", include_str!("../locales/zh-CN/custom.ftl")),
+    ("zh-CN", "lists", include_str!("../locales/zh-CN/lists.ftl")),
 ];
 
 pub struct I18n {

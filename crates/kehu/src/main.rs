@@ -314,6 +314,8 @@ async fn serve(cfg: Config) -> Result<()> {
             }
         });
     }
+    // Background jobs (bulk actions over many records).
+    tokio::spawn(app.clone().job_worker());
     if let Some(url) = &cfg.smtp_url {
         app.set_mail_enabled(true);
         let mailer =

@@ -3,7 +3,7 @@
 //! in one transaction writes the row, the audit entry, the field history, the outbox event
 //! and the search document. Reads apply the actor's record scope and field permissions.
 
-mod input;
+pub(crate) mod input;
 mod merge;
 mod read;
 mod write;

@@ -164,7 +164,7 @@ impl App {
     }
 
     /// Read the current row inside a write transaction, within the actor's scope.
-    pub(super) async fn load_for_write(
+    pub(crate) async fn load_for_write(
         &self,
         tx: &mut Tx,
         obj: &ObjectDef,
@@ -202,12 +202,33 @@ impl App {
         if cur.version != version {
             return Err(AppError::conflict("record.version_conflict"));
         }
+        let after = self.update_loaded(&mut tx, actor, &schema, &obj, &scope, cur, vals).await?;
+        tx.commit().await?;
+        Ok(view(actor, &obj, &after))
+    }
+
+    /// Inside `tx`: change the values of a record already loaded within the actor's update
+    /// scope (`cur`), writing the row, audit entry, field history, outbox event and search
+    /// document; returns the record as written (unchanged when no value differs). Bulk
+    /// actions call this for every record of a batch in the batch's one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn update_loaded(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        schema: &kehu_core::meta::Schema,
+        obj: &ObjectDef,
+        scope: &kehu_core::perm::ScopeFilter,
+        cur: Record,
+        vals: Values,
+    ) -> Result<Record> {
+        let id = cur.id;
+        let version = cur.version;
         let changed: Values = vals.into_iter().filter(|(f, v)| cur.get(&f.api_name) != v).collect();
         if changed.is_empty() {
-            tx.rollback().await?;
-            return Ok(view(actor, &obj, &cur));
+            return Ok(cur);
         }
-        check_refs(self, &mut tx, actor, &schema, &scope, &[(String::new(), &changed)]).await?;
+        check_refs(self, tx, actor, schema, scope, &[(String::new(), &changed)]).await?;
         let now = now_micros();
         let mut q = Query::update();
         q.table(Alias::new(&obj.table));
@@ -222,7 +243,7 @@ impl App {
             .and_where(col("id").eq(id))
             .and_where(col("version").eq(version))
             .and_where(col("deleted_at").is_null());
-        if tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))? != 1 {
+        if tx.exec(&q).await.map_err(|e| unique_error(obj, e, ""))? != 1 {
             return Err(AppError::conflict("record.version_conflict"));
         }
         let mut changes = Map::new();
@@ -237,16 +258,14 @@ impl App {
             });
             changes.insert(f.api_name.clone(), json!([old, new]));
         }
-        journal::field_history(&mut tx, now, actor.user_id, obj.id, id, &history).await?;
+        journal::field_history(tx, now, actor.user_id, obj.id, id, &history).await?;
         let payload = json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes});
-        record_journal(&mut tx, actor, &obj, id, now, ("update", "record.updated"), Json::Object(changes), payload)
-            .await?;
+        record_journal(tx, actor, obj, id, now, ("update", "record.updated"), Json::Object(changes), payload).await?;
         let old_vals = (obj.api_name == crate::activity::OBJECT).then(|| cur.values.clone());
         let after = after_write(cur, &changed, now, actor, None);
-        search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
-        crate::activity::on_write(&mut tx, actor, &obj, id, old_vals.as_deref(), &after.values).await?;
-        tx.commit().await?;
-        Ok(view(actor, &obj, &after))
+        search::upsert(tx, &[search_doc(obj, id, &after.values, |_| true)]).await?;
+        crate::activity::on_write(tx, actor, obj, id, old_vals.as_deref(), &after.values).await?;
+        Ok(after)
     }
 
     /// Move a record to the recycle bin. With `version`, only if it is still that version.
@@ -282,6 +301,23 @@ impl App {
         if version.is_some_and(|v| v != cur.version) {
             return Err(AppError::conflict("record.version_conflict"));
         }
+        let after = self.recycle_loaded(&mut tx, actor, &obj, cur, delete).await?;
+        tx.commit().await?;
+        Ok(view(actor, &obj, &after))
+    }
+
+    /// Inside `tx`: move a record already loaded within the actor's delete scope into
+    /// (`delete`) or out of the recycle bin, with its audit entry, outbox event and search
+    /// document. Bulk deletes call this for every record of a batch.
+    pub(crate) async fn recycle_loaded(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        obj: &ObjectDef,
+        cur: Record,
+        delete: bool,
+    ) -> Result<Record> {
+        let id = cur.id;
         let now = now_micros();
         let by = sea_query::Value::from(actor.user_id);
         let mut q = Query::update();
@@ -297,19 +333,18 @@ impl App {
         q.value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
             .and_where(col("id").eq(id))
             .and_where(col("version").eq(cur.version));
-        if tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))? != 1 {
+        if tx.exec(&q).await.map_err(|e| unique_error(obj, e, ""))? != 1 {
             return Err(AppError::conflict("record.version_conflict"));
         }
         let (action, event) = if delete { ("delete", "record.deleted") } else { ("restore", "record.restored") };
         let payload = json!({"object": obj.api_name, "id": id});
-        record_journal(&mut tx, actor, &obj, id, now, (action, event), json!({}), payload).await?;
+        record_journal(tx, actor, obj, id, now, (action, event), json!({}), payload).await?;
         let after = after_write(cur, &[], now, actor, Some(delete));
         if delete {
-            search::remove(&mut tx, id).await?;
+            search::remove(tx, id).await?;
         } else {
-            search::upsert(&mut tx, &[search_doc(&obj, id, &after.values, |_| true)]).await?;
+            search::upsert(tx, &[search_doc(obj, id, &after.values, |_| true)]).await?;
         }
-        tx.commit().await?;
-        Ok(view(actor, &obj, &after))
+        Ok(after)
     }
 }

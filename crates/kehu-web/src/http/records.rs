@@ -1,5 +1,5 @@
-//! Generic record pages for every object (standard and custom), driven by metadata: the list
-//! (paged, quick search), the create form with per-field errors, and the record page with
+//! Generic record pages for every object (standard and custom), driven by metadata: the
+//! create form with per-field errors, and the record page with
 //! masked contact details that a permitted user can reveal (audited).
 
 use crate::ctx::UserCtx;
@@ -8,14 +8,12 @@ use crate::shell::{render, Form, Shell};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use kehu_app::{Count, ListRequest, RecordView};
+use kehu_app::{ListRequest, RecordView};
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
 use kehu_core::perm::{Action, Actor};
 use kehu_core::Uuid;
-use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// A field as a column or a row of the record page.
 pub struct Col {
@@ -32,18 +30,7 @@ pub struct Row {
 
 /// The list of the records of `object` the signed-in user owns.
 pub fn mine_href(object: &str) -> String {
-    format!("/o/{object}?owner=me")
-}
-
-/// Fields shown in the list: the title field first, then up to five short data fields.
-fn list_fields(obj: &ObjectDef, actor: &Actor) -> Vec<Arc<FieldDef>> {
-    let title = obj.title_field().map(|f| f.id);
-    obj.data_fields()
-        .filter(|f| Some(f.id) != title && actor.can_read_field(obj, f))
-        .filter(|f| !matches!(f.ftype, FieldType::LongText))
-        .take(5)
-        .cloned()
-        .collect()
+    format!("/o/{object}?view=mine")
 }
 
 /// Text for a value as a user reads it (labels of options, names of users and records).
@@ -128,93 +115,6 @@ pub(crate) async fn title_of(st: &AppState, object: &str, r: &RecordView) -> Str
     let tf =
         schema.as_ref().and_then(|s| s.object(object).ok()).and_then(|o| o.title_field().map(|f| f.api_name.clone()));
     tf.and_then(|f| r.get(&f).as_str().map(str::to_owned)).filter(|s| !s.is_empty()).unwrap_or_else(|| "—".into())
-}
-
-#[derive(Template)]
-#[template(path = "records/list.html")]
-struct ListPage {
-    shell: Shell,
-    object: String,
-    plural: String,
-    cols: Vec<Col>,
-    rows: Vec<Row>,
-    total: String,
-    next: Option<String>,
-    q: String,
-    can_create: bool,
-}
-
-#[derive(Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    q: Option<String>,
-}
-
-/// `GET /o/{object}`
-pub async fn list(
-    State(st): State<AppState>,
-    u: UserCtx,
-    Path(object): Path<String>,
-    Query(lq): Query<ListQuery>,
-) -> WebResult {
-    let schema = st.app.schema().await?;
-    let obj = schema.object(&object)?.clone();
-    let lang = u.ctx.lang.code();
-    let fields = list_fields(&obj, &u.actor);
-    let q = lq.q.clone().unwrap_or_default();
-    let (records, total, next) = if q.trim().is_empty() {
-        let req =
-            ListRequest { cursor: lq.cursor.clone(), count: Count::Capped, limit: Some(50), ..Default::default() };
-        let page = st.app.list(&u.actor, &object, &req).await?;
-        let total = match (page.total, page.total_is_capped) {
-            (Some(n), true) => format!("{n}+"),
-            (Some(n), false) => n.to_string(),
-            _ => String::new(),
-        };
-        (page.records, total, page.next_cursor)
-    } else {
-        let hits = st.app.search(&u.actor, &q, Some(&[object.as_str()]), 50).await?;
-        let mut recs = Vec::new();
-        for h in hits {
-            if let Ok(r) = st.app.get(&u.actor, &object, h.id).await {
-                recs.push(r);
-            }
-        }
-        let n = recs.len().to_string();
-        (recs, n, None)
-    };
-    let names = names(&st, &u.actor, &obj, &records).await;
-    let d = Display { lang, names: &names, tz: u.session.user.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai) };
-    let title_field = obj.title_field().cloned();
-    let rows = records
-        .iter()
-        .map(|r| Row {
-            id: r.id,
-            title: title_field
-                .as_ref()
-                .map(|f| d.value(f, r.get(&f.api_name)))
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "—".into()),
-            cells: fields.iter().map(|f| d.value(f, r.get(&f.api_name))).collect(),
-        })
-        .collect();
-    let plural = obj.plural.get(lang).to_string();
-    let shell = Shell::new(&st, &u.ctx, &u.session, &u.actor, plural.clone()).await.crumb(plural.clone(), None);
-    render(&ListPage {
-        shell,
-        object: object.clone(),
-        plural,
-        cols: fields.iter().map(|f| Col { api: f.api_name.clone(), label: f.label.get(lang).to_string() }).collect(),
-        rows,
-        total,
-        next: next.map(|c| {
-            format!("/o/{object}?cursor={}", url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>())
-        }),
-        q,
-        can_create: u.actor.check(&obj, Action::Create).is_ok(),
-    })
 }
 
 /// One input of the generated form.

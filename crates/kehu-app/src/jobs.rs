@@ -1,0 +1,244 @@
+//! Background jobs: bulk actions too large for one request. A job row keeps the request
+//! (`params`), its state (`pending` → `running` → `done` | `failed`), the progress counts and
+//! the cursor (the last record id handled). Every batch is one transaction that changes its
+//! records through the engine AND advances the cursor and counts, so a crash loses or repeats
+//! nothing: the next run continues after the last committed batch.
+//!
+//! A batch first touches its job row (`UPDATE … WHERE state IN (pending, running)`), which
+//! takes the row lock on PostgreSQL (SQLite has one writer anyway): two servers working on the
+//! same job take turns batch by batch and each reads the cursor the other committed.
+//!
+//! The job runs as the user who asked, re-read at every batch: a disabled user's job stops,
+//! a changed role applies at once.
+
+use crate::bulk::{BulkCounts, BulkRequest};
+use crate::{App, Result};
+use kehu_core::{new_id, now_micros, AppError, Uuid};
+use kehu_db::records::col;
+use kehu_db::Raw;
+use sea_query::{Alias, Order, Query};
+use serde::Serialize;
+
+/// A job as its owner sees it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct JobView {
+    pub id: Uuid,
+    pub kind: String,
+    pub object: String,
+    pub state: String,
+    pub total: u64,
+    pub counts: BulkCounts,
+    pub error: Option<String>,
+}
+
+impl JobView {
+    pub fn finished(&self) -> bool {
+        self.state == "done" || self.state == "failed"
+    }
+    /// Progress in percent (0–100).
+    pub fn percent(&self) -> u64 {
+        let handled = self.counts.done + self.counts.skipped + self.counts.failed;
+        if self.finished() || self.total == 0 {
+            100
+        } else {
+            (handled * 100 / self.total).min(99)
+        }
+    }
+}
+
+const JOB_COLS: [&str; 10] =
+    ["id", "kind", "object", "state", "total", "done", "skipped", "failed", "error", "actor_id"];
+
+fn job_from_row(r: &kehu_db::DbRow) -> Option<(JobView, Uuid)> {
+    let n = |i| r.i64(i).unwrap_or(0).max(0) as u64;
+    Some((
+        JobView {
+            id: r.uuid(0)?,
+            kind: r.string(1)?,
+            object: r.string(2)?,
+            state: r.string(3)?,
+            total: n(4),
+            counts: BulkCounts { done: n(5), skipped: n(6), failed: n(7) },
+            error: r.string(8),
+        },
+        r.uuid(9)?,
+    ))
+}
+
+impl App {
+    /// Queue a bulk request as a job for `actor`.
+    pub(crate) async fn enqueue_job(
+        &self,
+        actor: &kehu_core::perm::Actor,
+        req: &BulkRequest,
+        total: u64,
+    ) -> Result<Uuid> {
+        let me = actor.user_id.ok_or_else(|| AppError::forbidden("permission.denied"))?;
+        let id = new_id();
+        let now = now_micros();
+        let params = serde_json::to_string(req).map_err(|e| AppError::internal(e.to_string()))?;
+        let q = Query::insert()
+            .into_table(Alias::new("jobs"))
+            .columns(
+                [
+                    "id",
+                    "kind",
+                    "actor_id",
+                    "object",
+                    "params",
+                    "state",
+                    "total",
+                    "done",
+                    "failed",
+                    "skipped",
+                    "cursor",
+                    "batches",
+                    "created_at",
+                    "updated_at",
+                ]
+                .map(Alias::new),
+            )
+            .values_panic([
+                id.into(),
+                "bulk".into(),
+                me.into(),
+                req.object.clone().into(),
+                params.into(),
+                "pending".into(),
+                (total as i64).into(),
+                0i64.into(),
+                0i64.into(),
+                0i64.into(),
+                "".into(),
+                0i64.into(),
+                now.into(),
+                now.into(),
+            ])
+            .to_owned();
+        self.db.write(&q).await?;
+        Ok(id)
+    }
+
+    /// A job of the actor (administrators see every job).
+    pub async fn job(&self, actor: &kehu_core::perm::Actor, id: Uuid) -> Result<JobView> {
+        let q = Query::select()
+            .columns(JOB_COLS.map(Alias::new))
+            .from(Alias::new("jobs"))
+            .and_where(col("id").eq(id))
+            .to_owned();
+        let (job, owner) = self
+            .db
+            .one(&q)
+            .await?
+            .as_ref()
+            .and_then(job_from_row)
+            .ok_or_else(|| AppError::not_found("job.not_found"))?;
+        if actor.user_id != Some(owner) && !actor.is_admin() {
+            return Err(AppError::not_found("job.not_found"));
+        }
+        Ok(job)
+    }
+
+    /// Run one batch of a job in one transaction. Returns whether more work remains.
+    pub async fn run_job_batch(&self, id: Uuid) -> Result<bool> {
+        let row = self
+            .db
+            .one(&Raw::new("SELECT actor_id, params, state FROM jobs WHERE id = $1", vec![id.into()]))
+            .await?
+            .ok_or_else(|| AppError::not_found("job.not_found"))?;
+        if !matches!(row.str(2), Some("pending" | "running")) {
+            return Ok(false);
+        }
+        // Check the request again as the user is now (before the batch's transaction: the
+        // checks read the database on their own connections).
+        let prepared = async {
+            let actor = self.actor(row.uuid(0).ok_or_else(|| AppError::internal("job without actor"))?).await?;
+            let req: BulkRequest = serde_json::from_str(row.str(1).unwrap_or(""))
+                .map_err(|e| AppError::internal(format!("job params: {e}")))?;
+            let p = self.prepare_bulk(&actor, &req).await?;
+            Ok::<_, AppError>((actor, p))
+        }
+        .await;
+        let now = now_micros();
+        let (actor, p) = match prepared {
+            Ok(x) => x,
+            Err(e) if e.kind == kehu_core::ErrorKind::Internal => return Err(e),
+            Err(e) => {
+                // The user was disabled, lost the permission, or the field is gone: stop.
+                self.db
+                    .write(&Raw::new(
+                        "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3",
+                        vec![e.code.clone().into(), now.into(), id.into()],
+                    ))
+                    .await?;
+                return Ok(false);
+            }
+        };
+        let mut tx = self.db.begin().await?;
+        // Take the job (and, on PostgreSQL, its row lock) before reading where it stands.
+        let touched = tx
+            .exec(&Raw::new(
+                "UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2 AND state IN ('pending', 'running')",
+                vec![now.into(), id.into()],
+            ))
+            .await?;
+        if touched != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let cursor = tx
+            .one(&Raw::new("SELECT cursor FROM jobs WHERE id = $1", vec![id.into()]))
+            .await?
+            .and_then(|r| r.string(0))
+            .unwrap_or_default();
+        let after = if cursor.is_empty() { None } else { cursor.parse::<Uuid>().ok() };
+        let r = self.bulk_batch(&mut tx, &actor, &p, after).await?;
+        let cursor = r.last.map(|u| u.to_string()).unwrap_or(cursor);
+        let state = if r.more { "running" } else { "done" };
+        tx.exec(&Raw::new(
+            "UPDATE jobs SET cursor = $1, done = done + $2, skipped = skipped + $3, failed = failed + $4, \
+             batches = batches + 1, state = $5, updated_at = $6 WHERE id = $7",
+            vec![
+                cursor.into(),
+                (r.counts.done as i64).into(),
+                (r.counts.skipped as i64).into(),
+                (r.counts.failed as i64).into(),
+                state.into(),
+                now_micros().into(),
+                id.into(),
+            ],
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(r.more)
+    }
+
+    /// Run every pending or unfinished job to completion (the worker calls this; tests too).
+    /// Returns the number of jobs worked on.
+    pub async fn run_jobs(&self) -> Result<usize> {
+        let q = Query::select()
+            .column(Alias::new("id"))
+            .from(Alias::new("jobs"))
+            .and_where(col("state").is_in(["pending", "running"]))
+            .order_by(Alias::new("created_at"), Order::Asc)
+            .limit(20)
+            .to_owned();
+        let ids: Vec<Uuid> = self.db.all(&q).await?.iter().filter_map(|r| r.uuid(0)).collect();
+        for id in &ids {
+            while self.run_job_batch(*id).await? {}
+        }
+        Ok(ids.len())
+    }
+
+    /// The worker loop `kehu serve` starts: run jobs, then wait a moment.
+    pub async fn job_worker(self: std::sync::Arc<Self>) {
+        loop {
+            match self.run_jobs().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "jobs"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
