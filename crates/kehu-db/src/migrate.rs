@@ -9,16 +9,15 @@ use kehu_core::{new_id, now_micros};
 use sea_query::{Alias, ColumnDef, Index, Query, Table, TableCreateStatement};
 
 /// Core migrations, in order: (version, name).
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[
-        (1, "core_tables"),
-        (2, "search_index"),
-        (3, "default_roles"),
-        (4, "auth_tables"),
-        (5, "lists"),
-        (6, "custom"),
-        (8, "activity_tables"),
-    ];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, "core_tables"),
+    (2, "search_index"),
+    (3, "default_roles"),
+    (4, "auth_tables"),
+    (5, "lists"),
+    (6, "custom"),
+    (8, "activity_tables"),
+];
 
 /// Lock key for migrations and runtime DDL on PostgreSQL.
 pub const DDL_LOCK: i64 = 0x4b45_4855; // "KEHU"

@@ -89,8 +89,11 @@ async fn field_rows(
     let names = names(st, actor, obj, std::slice::from_ref(r)).await;
     let d = Display { lang, names: &names, tz: tz(u) };
     let can_edit = actor.check(obj, Action::Update).is_ok();
-    obj.active()
-        .filter(|f| r.fields.contains_key(&f.api_name))
+    // What a user typed first, then the owner, then the system's stamps.
+    let mut fields: Vec<&Arc<FieldDef>> = obj.active().filter(|f| r.fields.contains_key(&f.api_name)).collect();
+    fields.sort_by_key(|f| (f.builtin, f.api_name != "owner"));
+    fields
+        .into_iter()
         .map(|f| {
             let v = r.get(&f.api_name);
             FieldRow {
