@@ -294,6 +294,7 @@ pub async fn demo(app: &App, contacts: usize, seed: u64, progress: impl Fn(usize
         }
     }
     // Contacts.
+    let mut links: Vec<(Uuid, Uuid)> = Vec::with_capacity(BATCH);
     for i in 0..contacts {
         let (city, province) = *pick(&mut rng, CITIES);
         let (name, local) = if rng.gen_ratio(85, 100) {
@@ -338,9 +339,38 @@ pub async fn demo(app: &App, contacts: usize, seed: u64, progress: impl Fn(usize
             m.insert("wechat".into(), json!(format!("wx_{local}{}", rng.gen_range(0..1000))));
         }
         batch.push(m);
+        links.push((company, owner));
         if batch.len() == BATCH || i + 1 == contacts {
-            app.create_many(&sys, "contact", &batch).await?;
+            let ids = app.create_many(&sys, "contact", &batch).await?;
             batch.clear();
+            // One contact in five has a short history: a call and a note or a task.
+            let mut acts = Vec::new();
+            for (id, (company, owner)) in ids.into_iter().zip(links.drain(..)) {
+                if !rng.gen_ratio(1, 5) {
+                    continue;
+                }
+                let (subject, outcome) = *pick(&mut rng, CALLS);
+                acts.push(obj(json!({
+                    "kind": "call", "subject": subject, "outcome": outcome,
+                    "contact": id.to_string(), "company": company.to_string(), "owner": owner.to_string(),
+                })));
+                let (kind, text) = *pick(&mut rng, FOLLOW_UPS);
+                let mut a = obj(json!({
+                    "kind": kind, "contact": id.to_string(), "company": company.to_string(), "owner": owner.to_string(),
+                }));
+                if kind == "task" {
+                    a.insert("subject".into(), json!(text));
+                    a.insert("due_at".into(), json!(kehu_core::value::format_datetime(
+                        kehu_core::now_micros() + rng.gen_range(-5i64..10) * 86_400_000_000,
+                    )));
+                } else {
+                    a.insert("body".into(), json!(format!("<p>{text}</p>")));
+                }
+                acts.push(a);
+            }
+            if !acts.is_empty() {
+                app.create_many(&sys, "activity", &acts).await?;
+            }
             progress(i + 1, contacts);
         }
     }
@@ -350,6 +380,24 @@ pub async fn demo(app: &App, contacts: usize, seed: u64, progress: impl Fn(usize
     }
     Ok(DemoSummary { users, companies: n_companies, contacts })
 }
+
+/// Calls a salesperson logs: subject and outcome.
+const CALLS: &[(&str, &str)] = &[
+    ("首次电话沟通", "connected"),
+    ("跟进报价", "interested"),
+    ("回访", "no_answer"),
+    ("确认需求", "connected"),
+    ("Intro call", "left_message"),
+];
+
+/// What follows a call: a note or a task.
+const FOLLOW_UPS: &[(&str, &str)] = &[
+    ("note", "客户对私有化部署感兴趣，预算待确认。"),
+    ("note", "需要中文界面和数据导入，下周演示。"),
+    ("task", "发送报价单"),
+    ("task", "安排产品演示"),
+    ("note", "Asked for a trial licence for 20 users."),
+];
 
 fn obj(v: Json) -> Map<String, Json> {
     match v {

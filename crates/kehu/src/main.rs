@@ -287,6 +287,39 @@ async fn web_bench(
         }
         out.push(kehu_app::bench::stat(name, samples));
     }
+    // The HTML pages a salesperson opens all day, with a signed-in session: the contact list
+    // filtered and sorted (50 rows, names resolved, total counted) and a contact's record
+    // page (details, related lists, composer, timeline).
+    const PW: &str = "Bench-Pages-Kehu-2026!";
+    let email = "bench-pages@kehu.local";
+    let _ = app.create_user_with_password(email, "Bench pages", PW, "admin").await;
+    let client = kehu_app::auth::Client { ip: Some("127.0.0.1"), user_agent: Some("kehu bench") };
+    let login = app.login(email, PW, &client).await.map_err(|e| anyhow::anyhow!("bench login: {e}"))?;
+    let cookie = format!("kehu_session={}", login.session.token);
+    let list_page = format!(
+        "/o/contact?st=1&cf=city&co=eq&cv={}&lc=lead&sort=-updated_at",
+        url::form_urlencoded::byte_serialize("上海".as_bytes()).collect::<String>()
+    );
+    for (name, kind) in [("page: contact list 50", 0), ("page: contact record", 1)] {
+        let mut samples = Vec::with_capacity(iterations);
+        for i in 0..iterations {
+            let path = if kind == 0 { list_page.clone() } else { format!("/o/contact/{}", ids[i % ids.len()]) };
+            let req = axum::http::Request::get(&path)
+                .header("cookie", &cookie)
+                .header("connection", "keep-alive")
+                .body(Body::empty())
+                .context("request")?;
+            let t = std::time::Instant::now();
+            let res = router.clone().oneshot(req).await.context("router")?;
+            let status = res.status();
+            let body = axum::body::to_bytes(res.into_body(), 64 << 20).await.context("body")?;
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(status.is_success(), "{path}: {status}");
+            anyhow::ensure!(kind == 1 || body.len() > 10_000, "{path}: list page without rows");
+        }
+        out.push(kehu_app::bench::stat(name, samples));
+    }
+    let _ = app.logout(&login.session.token).await;
     Ok(out)
 }
 
@@ -316,6 +349,19 @@ async fn serve(cfg: Config) -> Result<()> {
     }
     // Background jobs (bulk actions over many records).
     tokio::spawn(app.clone().job_worker());
+    // Task reminders: each is sent once (a unique key per task and time), so a restart or a
+    // second server running this too sends nothing twice.
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = app.send_reminders(kehu_core::now_micros()).await {
+                    tracing::warn!(error = %e, "reminders");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
+        });
+    }
     if let Some(url) = &cfg.smtp_url {
         app.set_mail_enabled(true);
         let mailer =
