@@ -360,9 +360,12 @@ pub async fn demo(app: &App, contacts: usize, seed: u64, progress: impl Fn(usize
                 }));
                 if kind == "task" {
                     a.insert("subject".into(), json!(text));
-                    a.insert("due_at".into(), json!(kehu_core::value::format_datetime(
-                        kehu_core::now_micros() + rng.gen_range(-5i64..10) * 86_400_000_000,
-                    )));
+                    a.insert(
+                        "due_at".into(),
+                        json!(kehu_core::value::format_datetime(
+                            kehu_core::now_micros() + rng.gen_range(-5i64..10) * 86_400_000_000,
+                        )),
+                    );
                 } else {
                     a.insert("body".into(), json!(format!("<p>{text}</p>")));
                 }

@@ -18,20 +18,6 @@ fn rows(body: &str) -> usize {
     body.matches("name=\"ids\"").count()
 }
 
-async fn htmx_post(b: &Browser, path: &str, fields: &[(&str, &str)]) -> Resp {
-    let token = b.csrf.lock().unwrap().clone();
-    let mut all: Vec<(&str, &str)> = vec![("_csrf", token.as_str())];
-    all.extend_from_slice(fields);
-    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&all).finish();
-    b.send(
-        Method::POST,
-        path,
-        &[("content-type", "application/x-www-form-urlencoded"), ("hx-request", "true")],
-        Body::from(body),
-    )
-    .await
-}
-
 async fn list_filters_sort_pages_views_bulk(t: TestWeb) {
     let admin = t.admin().await;
     let me = t.app.user_choices().await.unwrap()[0].0;

@@ -15,3 +15,4 @@ mod i18n;
 mod lists;
 mod merge;
 mod ops;
+mod record;

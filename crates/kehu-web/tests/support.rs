@@ -270,3 +270,18 @@ pub async fn count(t: &TestWeb, table: &str) -> i64 {
     let r = t.app.db.one(&kehu_db::Raw::new(format!("SELECT COUNT(*) FROM {table}"), vec![])).await.expect("count");
     r.and_then(|r| r.i64(0)).unwrap_or(-1)
 }
+
+/// A form POST as htmx sends it (with the page's CSRF token and `HX-Request`).
+pub async fn htmx_post(b: &Browser, path: &str, fields: &[(&str, &str)]) -> Resp {
+    let token = b.csrf.lock().unwrap().clone();
+    let mut all: Vec<(&str, &str)> = vec![("_csrf", token.as_str())];
+    all.extend_from_slice(fields);
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&all).finish();
+    b.send(
+        Method::POST,
+        path,
+        &[("content-type", "application/x-www-form-urlencoded"), ("hx-request", "true")],
+        Body::from(body),
+    )
+    .await
+}

@@ -784,7 +784,18 @@ pub async fn log_activity(
 
 /// Ask the page to show a toast once htmx has swapped the answer in.
 pub fn toast_trigger(resp: &mut Response, message: &str) {
-    let v = json!({"kehu:toast": {"kind": "ok", "message": message}}).to_string();
+    // Header values are ASCII: everything else goes as JSON \u escapes.
+    let mut v = String::new();
+    for c in json!({"kehu:toast": {"kind": "ok", "message": message}}).to_string().chars() {
+        if c.is_ascii() {
+            v.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for u in c.encode_utf16(&mut buf) {
+                v.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
     if let Ok(h) = HeaderValue::from_str(&v) {
         resp.headers_mut().insert(HeaderName::from_static("hx-trigger"), h);
     }
