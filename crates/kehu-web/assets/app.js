@@ -246,7 +246,9 @@
           closePop();
         }
       });
-      ed.addEventListener("blur", function () { setTimeout(closePop, 150); });
+      ed.addEventListener("blur", function () {
+        setTimeout(function () { if (document.activeElement !== ed) closePop(); }, 150);
+      });
       var form = ta.form;
       if (form) {
         form.addEventListener("submit", function (e) {

@@ -123,6 +123,11 @@ impl Driver {
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/clear"), Some(json!({}))).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
     }
+    /// Type into an element without clearing it first (keys such as Enter are `\u{E007}`).
+    pub(crate) async fn keys(&self, css: &str, text: &str) {
+        let e = self.el(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{e}/value"), Some(json!({"text": text}))).await;
+    }
     pub(crate) async fn click(&self, css: &str) {
         let e = self.el(css).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
@@ -153,6 +158,19 @@ impl Driver {
     pub(crate) async fn quit(&self) {
         let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
     }
+}
+
+/// Create the first administrator (王小明) through the setup page and land on home.
+pub(crate) async fn first_admin(d: &Driver, base: &str) {
+    d.go(&format!("{base}/")).await;
+    d.wait_for("setup-form").await;
+    d.type_in("#org_name", "华夏科技有限公司").await;
+    d.type_in("#name", "王小明").await;
+    d.type_in("#email", "wang@huaxia.test").await;
+    d.type_in("#password", "Sturdy-Lantern-Harbor-42").await;
+    d.click("#locale option[value='zh-CN']").await;
+    d.click("#setup-form button[type=submit]").await;
+    d.wait_for("王小明").await;
 }
 
 /// Serve the real app on a free port; returns its base URL.

@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod browser;
 mod browser_custom;
+mod browser_day;
 mod browser_lists;
 mod browser_merge;
 mod custom;
