@@ -161,6 +161,8 @@ async fn a_day_in_the_crm() {
 
     // The phone layout of the record page and the home page.
     d.size(390, 844).await;
+    d.go(&format!("{base}/o/contact/{zhang}")).await;
+    d.wait_for("timeline").await;
     d.screenshot("day-record-phone").await;
     d.go(&format!("{base}/")).await;
     d.wait_for("my-tasks").await;
