@@ -269,3 +269,14 @@ async fn recent_and_rich_text(t: TestApp) {
     assert_eq!(e.unwrap().get("body"), &json!(null));
 }
 both!(recent_and_rich_text);
+
+async fn western_names_compose(t: TestApp) {
+    let o = org(&t).await;
+    let c = t.create(&o.rep_east1, "contact", &obj(json!({"first_name": "Emily", "last_name": "Chen"}))).await.unwrap();
+    assert_eq!(c.get("name"), &json!("Emily Chen"));
+    let z = t.create(&o.rep_east1, "contact", &obj(json!({"name": "张伟", "first_name": "Wei"}))).await.unwrap();
+    assert_eq!(z.get("name"), &json!("张伟"), "a given name wins");
+    let e = t.create(&o.rep_east1, "contact", &obj(json!({"job_title": "经理"}))).await.unwrap_err();
+    assert_eq!(e.fields[0].field, "name", "still required without any name");
+}
+both!(western_names_compose);

@@ -61,6 +61,9 @@ struct SeedField {
     /// A default list column (see the settings page "Objects & fields").
     #[serde(default)]
     in_list: bool,
+    /// Shown in the create form (default true; the rest are edited on the record page).
+    #[serde(default = "yes")]
+    in_form: bool,
 }
 
 /// Create the standard objects unless they exist.
@@ -127,7 +130,7 @@ async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> 
                     options,
                     position: i as i32,
                     archived: false,
-                    in_form: true,
+                    in_form: f.in_form,
                     in_list: f.in_list,
                     builtin: false,
                     readonly: false,
@@ -138,4 +141,8 @@ async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> 
     }
     tx.commit().await?;
     Ok(())
+}
+
+fn yes() -> bool {
+    true
 }

@@ -77,6 +77,24 @@ pub(super) fn after_write(
     rec
 }
 
+/// A Chinese name is one field; a Western one may come as first and last name. When `name` is
+/// missing and the object has `first_name`/`last_name`, the name is "First Last".
+fn with_full_name<'a>(obj: &ObjectDef, input: &'a Map<String, Json>) -> std::borrow::Cow<'a, Map<String, Json>> {
+    let has = |k: &str| input.get(k).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty());
+    if has("name") || obj.field("first_name").is_none() || obj.field("last_name").is_none() {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let part = |k: &str| input.get(k).and_then(Json::as_str).map(str::trim).unwrap_or("");
+    let full =
+        [part("first_name"), part("last_name")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
+    if full.is_empty() {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let mut m = input.clone();
+    m.insert("name".into(), Json::String(full));
+    std::borrow::Cow::Owned(m)
+}
+
 impl App {
     /// Create one record.
     pub async fn create(&self, actor: &Actor, object: &str, input: &Map<String, Json>) -> Result<RecordView> {
@@ -96,7 +114,8 @@ impl App {
         let mut rows: Vec<(String, Values)> = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
             let prefix = if inputs.len() > 1 { format!("{i}.") } else { String::new() };
-            let mut vals = parse_fields(actor, &obj, input, Mode::Create, &prefix, &mut errors, &mut denied);
+            let input = with_full_name(&obj, input);
+            let mut vals = parse_fields(actor, &obj, &input, Mode::Create, &prefix, &mut errors, &mut denied);
             // The owner stays among the values: checked as a reference, indexed, journaled.
             if !vals.iter().any(|(f, _)| f.id == owner_field.id) {
                 vals.push((owner_field.clone(), actor.user_id.map(Value::Ref).unwrap_or(Value::Null)));
