@@ -84,6 +84,7 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/o/{object}/filter-row", get(crate::http::lists::filter_row))
         .route("/o/{object}/bulk-value", get(crate::http::lists::value_input))
         .route("/o/{object}/bulk", post(crate::http::lists::bulk))
+        .route("/o/{object}/count", get(crate::http::lists::count))
         .route("/o/{object}/export", get(crate::http::lists::export))
         .route("/o/{object}/views", post(crate::http::lists::save_view))
         .route("/o/{object}/views/{id}", post(crate::http::lists::update_view))

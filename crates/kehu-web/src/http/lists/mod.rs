@@ -315,6 +315,36 @@ async fn resolve_state(
     Ok((s, current))
 }
 
+#[derive(Template)]
+#[template(path = "lists/count.html")]
+struct CountPartial {
+    total: String,
+    label: String,
+}
+
+/// `GET /o/{object}/count?<list state>` — the list's total (capped), swapped into the header
+/// and the "all N matching" label.
+pub async fn count(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(object): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> WebResult {
+    let schema = st.app.schema().await?;
+    let obj = schema.object(&object)?.clone();
+    u.actor.check(&obj, Action::Read)?;
+    let (s, _) = resolve_state(&st, &u.actor, &obj, ListState::parse(&pairs(raw.as_deref()))).await?;
+    let req = ListRequest { filter: s.filter(&obj), count: Count::Capped, limit: Some(1), ..Default::default() };
+    let page = st.app.list(&u.actor, &object, &req).await?;
+    let total = match (page.total, page.total_is_capped) {
+        (Some(n), true) => format!("{n}+"),
+        (Some(n), false) => n.to_string(),
+        _ => String::new(),
+    };
+    let label = st.i18n.get(u.ctx.lang, "lists-bulk-all", &[("total", &total)]);
+    render(&CountPartial { total, label })
+}
+
 /// `GET /o/{object}`
 pub async fn list(
     State(st): State<AppState>,
@@ -342,7 +372,9 @@ pub async fn list(
             filter: filter.clone(),
             sort: sort.clone().map(serde_json::Value::String),
             cursor: (!s.cursor.is_empty()).then(|| s.cursor.clone()),
-            count: Count::Capped,
+            // The total comes in a second request (`/o/{object}/count`) once the rows are on
+            // screen: counting up to the cap can read far more than the 50 rows shown.
+            count: Count::None,
             limit: Some(PAGE),
             deleted: false,
         };
