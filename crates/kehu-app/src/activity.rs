@@ -261,15 +261,27 @@ impl App {
 
     /// The user's notifications, newest first.
     pub async fn notifications(&self, actor: &Actor, limit: u64) -> Result<Vec<Notification>> {
+        self.notifications_where(actor, None, limit).await
+    }
+
+    /// One notification of the user.
+    pub async fn notification(&self, actor: &Actor, id: Uuid) -> Result<Notification> {
+        let mut list = self.notifications_where(actor, Some(id), 1).await?;
+        list.pop().ok_or_else(|| AppError::not_found("notification.not_found"))
+    }
+
+    async fn notifications_where(&self, actor: &Actor, id: Option<Uuid>, limit: u64) -> Result<Vec<Notification>> {
         let Some(user) = actor.user_id else { return Ok(Vec::new()) };
         let schema = self.schema().await?;
-        let q = Query::select()
-            .columns(["id", "kind", "actor_id", "object_id", "record_id", "at", "read_at"].map(Alias::new))
+        let mut q = Query::select();
+        q.columns(["id", "kind", "actor_id", "object_id", "record_id", "at", "read_at"].map(Alias::new))
             .from(Alias::new("notifications"))
             .and_where(col("user_id").eq(user))
             .order_by(Alias::new("at"), Order::Desc)
-            .limit(limit)
-            .to_owned();
+            .limit(limit);
+        if let Some(id) = id {
+            q.and_where(col("id").eq(id));
+        }
         let rows = self.db.all(&q).await?;
         let actors: Vec<Uuid> = rows.iter().filter_map(|r| r.uuid(2)).collect();
         let names = self.user_names(&actors).await?;

@@ -173,6 +173,16 @@ pub(crate) async fn first_admin(d: &Driver, base: &str) {
     d.wait_for("王小明").await;
 }
 
+/// A fresh app on a temporary SQLite file, served on a free port: the app, its base URL, and
+/// the directory to keep alive for the test.
+pub(crate) async fn fresh_app() -> (std::sync::Arc<App>, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kehu.db").display());
+    let app = App::open(&url, &ConnectOptions { max_connections: 4, pg_schema: None }).await.unwrap();
+    let base = serve(app.clone()).await;
+    (app, base, dir)
+}
+
 /// Serve the real app on a free port; returns its base URL.
 pub async fn serve(app: std::sync::Arc<App>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -187,10 +197,7 @@ pub async fn serve(app: std::sync::Arc<App>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_sign_out_sign_in_switch_language() {
     let Some(d) = Driver::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("kehu.db").display());
-    let app = App::open(&url, &ConnectOptions { max_connections: 4, pg_schema: None }).await.unwrap();
-    let base = serve(app.clone()).await;
+    let (_app, base, _dir) = fresh_app().await;
 
     // First run: the setup page.
     d.go(&format!("{base}/")).await;

@@ -3,26 +3,13 @@
 //! create the custom object 项目 with a text field and a record of it. Screenshots of the
 //! object and field editors at desktop and phone width go to `target/screenshots/`.
 
-use crate::browser::{serve, Driver};
-use kehu_app::App;
-use kehu_db::conn::ConnectOptions;
+use crate::browser::{first_admin, fresh_app, Driver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_and_fields_in_the_browser() {
     let Some(d) = Driver::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("kehu.db").display());
-    let app = App::open(&url, &ConnectOptions { max_connections: 4, pg_schema: None }).await.unwrap();
-    let base = serve(app.clone()).await;
-    d.go(&format!("{base}/")).await;
-    d.wait_for("setup-form").await;
-    d.type_in("#org_name", "华夏科技").await;
-    d.type_in("#name", "王小明").await;
-    d.type_in("#email", "wang@huaxia.test").await;
-    d.type_in("#password", "Sturdy-Lantern-Harbor-42").await;
-    d.click("#locale option[value='zh-CN']").await;
-    d.click("#setup-form button[type=submit]").await;
-    d.wait_for("王小明，您好").await;
+    let (_app, base, _dir) = fresh_app().await;
+    first_admin(&d, &base).await;
 
     // Settings → Objects & fields → Contact.
     d.click("a[href='/settings/objects']").await;

@@ -9,10 +9,8 @@
 //! walked in `browser_lists`; building the field and a custom object in the settings pages in
 //! `browser_custom`; the duplicate warning while typing in `browser_merge`.)
 
-use crate::browser::{first_admin, serve, Driver};
-use kehu_app::App;
+use crate::browser::{first_admin, fresh_app, Driver};
 use kehu_core::perm::Actor;
-use kehu_db::conn::ConnectOptions;
 use serde_json::json;
 use std::time::Duration;
 
@@ -35,10 +33,7 @@ fn id_in(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_in_the_crm() {
     let Some(d) = Driver::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("kehu.db").display());
-    let app = App::open(&url, &ConnectOptions { max_connections: 4, pg_schema: None }).await.unwrap();
-    let base = serve(app.clone()).await;
+    let (app, base, _dir) = fresh_app().await;
     first_admin(&d, &base).await;
     let li =
         app.create_user_with_password("li@huaxia.test", "李娜", "purple elephant dances 天天", "admin").await.unwrap();

@@ -2,29 +2,16 @@
 //! the filter builder and a chip, save the view, reopen it, select three contacts and assign
 //! them to another user; screenshots of the list at desktop and phone width.
 
-use crate::browser::{serve, Driver};
-use kehu_app::App;
+use crate::browser::{first_admin, fresh_app, Driver};
 use kehu_core::perm::Actor;
-use kehu_db::conn::ConnectOptions;
 use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filter_save_view_and_bulk_assign() {
     let Some(d) = Driver::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("kehu.db").display());
-    let app = App::open(&url, &ConnectOptions { max_connections: 4, pg_schema: None }).await.unwrap();
-    let base = serve(app.clone()).await;
-    d.go(&format!("{base}/")).await;
-    d.wait_for("setup-form").await;
-    d.type_in("#org_name", "华夏科技").await;
-    d.type_in("#name", "王小明").await;
-    d.type_in("#email", "wang@huaxia.test").await;
-    d.type_in("#password", "Sturdy-Lantern-Harbor-42").await;
-    d.click("#locale option[value='zh-CN']").await;
-    d.click("#setup-form button[type=submit]").await;
-    d.wait_for("王小明，您好").await;
+    let (app, base, _dir) = fresh_app().await;
+    first_admin(&d, &base).await;
     let me = app.user_choices().await.unwrap()[0].0;
     let li = app
         .create_user_with_password("li@huaxia.test", "李娜", "purple elephant dances 天天", "sales_rep")

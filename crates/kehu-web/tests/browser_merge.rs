@@ -3,9 +3,7 @@
 //! merge taking one value from each, landing on the survivor. Screenshots of the warning and
 //! the merge page at desktop and phone width go to `target/screenshots/`.
 
-use crate::browser::{serve, Driver};
-use kehu_app::App;
-use kehu_db::conn::ConnectOptions;
+use crate::browser::{first_admin, fresh_app, Driver};
 use std::time::Duration;
 
 /// Wait until the browser has left a page whose URL contains `path`.
@@ -22,20 +20,8 @@ async fn left(d: &Driver, path: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_warning_and_merge() {
     let Some(d) = Driver::start().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("kehu.db").display());
-    let app = App::open(&url, &ConnectOptions { max_connections: 4, pg_schema: None }).await.unwrap();
-    let base = serve(app.clone()).await;
-
-    d.go(&format!("{base}/")).await;
-    d.wait_for("setup-form").await;
-    d.type_in("#org_name", "华夏科技有限公司").await;
-    d.type_in("#name", "王小明").await;
-    d.type_in("#email", "wang@huaxia.test").await;
-    d.type_in("#password", "Sturdy-Lantern-Harbor-42").await;
-    d.click("#locale option[value='zh-CN']").await;
-    d.click("#setup-form button[type=submit]").await;
-    d.wait_for("王小明").await;
+    let (_app, base, _dir) = fresh_app().await;
+    first_admin(&d, &base).await;
 
     // The first contact.
     d.go(&format!("{base}/o/contact/new")).await;

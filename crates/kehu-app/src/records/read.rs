@@ -61,6 +61,17 @@ pub struct Page {
     pub total_is_capped: bool,
 }
 
+impl Page {
+    /// The total as a user reads it: `123`, `10000+` when capped, empty when not counted.
+    pub fn total_text(&self) -> String {
+        match (self.total, self.total_is_capped) {
+            (Some(n), true) => format!("{n}+"),
+            (Some(n), false) => n.to_string(),
+            (None, _) => String::new(),
+        }
+    }
+}
+
 /// A search hit as an actor sees it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SearchResult {

@@ -112,7 +112,7 @@ pub async fn home(State(st): State<AppState>, ctx: crate::ctx::Ctx) -> WebResult
             let list = st.app.my_tasks(&actor).await.unwrap_or_default();
             open_tasks = list.len();
             for r in list.iter().take(50) {
-                let mut item = task_item(&st, &u, act, r);
+                let mut item = task_item(&u, act, r, true);
                 item.link = task_link(&st, &u, &schema, r).await;
                 let slot = match activity::micros(r, "due_at") {
                     None => 3,

@@ -336,11 +336,7 @@ pub async fn count(
     let (s, _) = resolve_state(&st, &u.actor, &obj, ListState::parse(&pairs(raw.as_deref()))).await?;
     let req = ListRequest { filter: s.filter(&obj), count: Count::Capped, limit: Some(1), ..Default::default() };
     let page = st.app.list(&u.actor, &object, &req).await?;
-    let total = match (page.total, page.total_is_capped) {
-        (Some(n), true) => format!("{n}+"),
-        (Some(n), false) => n.to_string(),
-        _ => String::new(),
-    };
+    let total = page.total_text();
     let label = st.i18n.get(u.ctx.lang, "lists-bulk-all", &[("total", &total)]);
     render(&CountPartial { total, label })
 }
@@ -379,12 +375,8 @@ pub async fn list(
             deleted: false,
         };
         let page = st.app.list(&u.actor, &object, &req).await?;
-        let total = match (page.total, page.total_is_capped) {
-            (Some(n), true) => format!("{n}+"),
-            (Some(n), false) => n.to_string(),
-            _ => String::new(),
-        };
-        (page.records, total, page.next_cursor)
+        // Empty: the template asks `/o/{object}/count` for it.
+        (page.records, String::new(), page.next_cursor)
     };
     let names = st.app.resolve_names(&u.actor, &fields, &records).await?;
     let tz = u.session.user.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
