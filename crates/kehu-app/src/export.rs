@@ -1,4 +1,4 @@
-//! CSV export of a list: the chosen columns of every record the user can see that matches
+//! Export of a list as CSV or XLSX: the chosen columns of every record the user can see that matches
 //! the filter (or of a selection), as display values (option labels, names of users and
 //! related records), UTF-8 with a byte-order mark so spreadsheet programs read Chinese text.
 //! Needs the role's export permission; phone numbers and e-mails stay masked unless the user
@@ -6,10 +6,13 @@
 //!
 //! Cells that a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, tab or
 //! carriage return) get a leading `'` — except numbers and phone numbers such as
-//! `+8613800138000`, which stay readable.
+//! `+8613800138000`, which stay readable. The XLSX file holds every cell as typed text (never a
+//! formula) or, for number fields, as a number; its text cells get the same neutralisation so a
+//! copy saved as CSV stays safe.
 
 use crate::display::Display;
 use crate::{App, Count, ListRequest, RecordView, Result};
+use kehu_core::meta::FieldType;
 use kehu_core::perm::{Action, Actor};
 use kehu_core::{now_micros, AppError, Uuid};
 use kehu_db::journal::{self, AuditEntry};
@@ -42,12 +45,7 @@ fn numeric(s: &str) -> bool {
 
 /// One CSV cell: neutralised against formulas, quoted when needed.
 pub fn csv_cell(s: &str) -> String {
-    let danger = match s.chars().next() {
-        Some('=' | '@' | '\t' | '\r') => true,
-        Some('+' | '-') => !numeric(s),
-        _ => false,
-    };
-    let s = if danger { format!("'{s}") } else { s.to_string() };
+    let s = safe_text(s);
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -61,9 +59,137 @@ fn csv_line(out: &mut String, cells: impl Iterator<Item = String>) {
     out.push_str("\r\n");
 }
 
+/// The file format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    #[default]
+    Csv,
+    Xlsx,
+}
+
+impl ExportFormat {
+    pub fn parse(s: &str) -> Self {
+        if s.eq_ignore_ascii_case("xlsx") {
+            Self::Xlsx
+        } else {
+            Self::Csv
+        }
+    }
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Xlsx => "xlsx",
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
+}
+
+/// The neutralised text of a cell (no CSV quoting).
+pub fn safe_text(s: &str) -> String {
+    let danger = match s.chars().next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !numeric(s),
+        _ => false,
+    };
+    if danger {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Rows of an export: the header and the display texts, with which columns are numbers.
+struct Table {
+    header: Vec<String>,
+    numeric: Vec<bool>,
+    rows: Vec<Vec<String>>,
+}
+
+fn to_csv(t: &Table) -> Vec<u8> {
+    let mut out = String::from("\u{feff}");
+    csv_line(&mut out, t.header.iter().cloned());
+    for r in &t.rows {
+        csv_line(&mut out, r.iter().cloned());
+    }
+    out.into_bytes()
+}
+
+fn to_xlsx(t: &Table) -> Result<Vec<u8>> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let err = |e: rust_xlsxwriter::XlsxError| AppError::internal(format!("xlsx: {e}"));
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    let bold = Format::new().set_bold();
+    for (c, h) in t.header.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, safe_text(h), &bold).map_err(err)?;
+    }
+    for (i, r) in t.rows.iter().enumerate() {
+        let row = (i + 1) as u32;
+        for (c, v) in r.iter().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            let number = if t.numeric[c] { v.replace(',', "").trim_end_matches('%').parse::<f64>().ok() } else { None };
+            match number {
+                Some(n) if !v.ends_with('%') => ws.write_number(row, c as u16, n).map_err(err)?,
+                _ => ws.write_string(row, c as u16, safe_text(v)).map_err(err)?,
+            };
+        }
+    }
+    ws.set_freeze_panes(1, 0).map_err(err)?;
+    for c in 0..t.header.len() {
+        let widest = std::iter::once(&t.header[c])
+            .chain(t.rows.iter().take(200).map(|r| &r[c]))
+            .map(|s| s.chars().map(|ch| if ch.is_ascii() { 1.0 } else { 2.0 }).sum::<f64>())
+            .fold(8.0, f64::max);
+        ws.set_column_width(c as u16, widest.min(60.0) + 2.0).map_err(err)?;
+    }
+    wb.save_to_buffer().map_err(err)
+}
+
 impl App {
     /// Build the CSV; returns it with the number of records in it.
     pub async fn export_csv(&self, actor: &Actor, req: &ExportRequest) -> Result<(Vec<u8>, u64)> {
+        self.export(actor, req, ExportFormat::Csv).await
+    }
+
+    /// Build the file in `format`; returns it with the number of records in it.
+    pub async fn export(&self, actor: &Actor, req: &ExportRequest, format: ExportFormat) -> Result<(Vec<u8>, u64)> {
+        let (t, obj_id) = self.export_table(actor, req).await?;
+        let n = t.rows.len() as u64;
+        let bytes = match format {
+            ExportFormat::Csv => to_csv(&t),
+            ExportFormat::Xlsx => to_xlsx(&t)?,
+        };
+        let mut tx = self.db.begin().await?;
+        journal::audit(
+            &mut tx,
+            &[AuditEntry {
+                at: now_micros(),
+                actor: actor.user_id,
+                object_id: obj_id,
+                record_id: Uuid::nil(),
+                action: "records.exported",
+                changes: json!({
+                    "count": n,
+                    "format": format.extension(),
+                    "columns": req.columns,
+                    "filter": req.filter,
+                    "revealed": req.reveal,
+                }),
+            }],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((bytes, n))
+    }
+
+    async fn export_table(&self, actor: &Actor, req: &ExportRequest) -> Result<(Table, Uuid)> {
         let schema = self.schema().await?;
         let obj = schema.object(&req.object)?.clone();
         actor.check(&obj, Action::Export)?;
@@ -108,27 +234,13 @@ impl App {
         };
         let names = self.resolve_names(&reader, &fields, &records).await?;
         let d = Display { lang: &req.lang, names: &names, tz: req.tz.unwrap_or(chrono_tz::Asia::Shanghai) };
-        let mut out = String::from("\u{feff}");
-        csv_line(&mut out, fields.iter().map(|f| f.label.get(&req.lang).to_string()));
-        for r in &records {
-            csv_line(&mut out, fields.iter().map(|f| d.text(f, r.get(&f.api_name))));
-        }
-        let n = records.len() as u64;
-        let mut tx = self.db.begin().await?;
-        journal::audit(
-            &mut tx,
-            &[AuditEntry {
-                at: now_micros(),
-                actor: actor.user_id,
-                object_id: obj.id,
-                record_id: Uuid::nil(),
-                action: "records.exported",
-                changes: json!({"count": n, "columns": req.columns, "filter": req.filter, "revealed": req.reveal}),
-            }],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((out.into_bytes(), n))
+        let header = fields.iter().map(|f| f.label.get(&req.lang).to_string()).collect();
+        let numeric = fields
+            .iter()
+            .map(|f| matches!(f.ftype, FieldType::Integer | FieldType::Decimal | FieldType::Percent))
+            .collect();
+        let rows = records.iter().map(|r| fields.iter().map(|f| d.text(f, r.get(&f.api_name))).collect()).collect();
+        Ok((Table { header, numeric, rows }, obj.id))
     }
 }
 

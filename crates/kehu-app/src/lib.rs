@@ -103,7 +103,8 @@ impl App {
     }
 
     /// Periodic clean-up: expired sessions, old throttle counters, used or expired links, and
-    /// the bodies (which hold links) of mails that were sent, gave up, or outlived any link.
+    /// the bodies (which hold links) of mails that were sent, gave up, or outlived any link, and
+    /// records kept in the recycle bin longer than its retention.
     pub async fn housekeeping(&self) -> Result<()> {
         let now = kehu_core::now_micros();
         let day = 86_400_000_000i64;
@@ -126,6 +127,8 @@ impl App {
             tx.exec(&kehu_db::Raw::new(sql, v)).await?;
         }
         tx.commit().await?;
+        // Records deleted longer ago than the recycle bin's retention are purged.
+        self.purge_expired(now).await?;
         Ok(())
     }
 

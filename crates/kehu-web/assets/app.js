@@ -335,3 +335,14 @@
     refresh();
   });
 })();
+
+// ---- recycle bin ----
+// The header tick box ticks every row of the page.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.id !== "bin-select-page") return;
+    document.querySelectorAll('input[name="items"][form="bin-form"]').forEach(function (c) { c.checked = t.checked; });
+  });
+})();

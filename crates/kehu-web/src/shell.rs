@@ -83,6 +83,9 @@ impl Shell {
                 }
             }
         }
+        if st.app.bin_objects(actor).await.is_ok_and(|o| !o.is_empty()) {
+            shell.nav.push(item(shell.t("nav-recycle-bin"), "/recycle-bin".into(), "trash"));
+        }
         if actor.can_manage_users() {
             shell.admin_nav.push(item(shell.t("nav-users"), "/admin/users".into(), "users"));
             shell.admin_nav.push(item(shell.t("nav-teams"), "/admin/teams".into(), "tree"));

@@ -41,6 +41,7 @@ lists-view-delete-confirm = Delete this view for everyone who uses it?
 flash-lists-view-saved = View saved.
 flash-lists-view-deleted = View deleted.
 lists-export = Export CSV
+lists-export-xlsx = Export Excel
 lists-export-reveal = Unmasked
 lists-select-page = Select all on this page
 lists-first = First page

@@ -41,6 +41,7 @@ lists-view-delete-confirm = 删除此视图？使用它的所有人都将看不�
 flash-lists-view-saved = 视图已保存。
 flash-lists-view-deleted = 视图已删除。
 lists-export = 导出 CSV
+lists-export-xlsx = 导出 Excel
 lists-export-reveal = 不打码
 lists-select-page = 选择本页全部
 lists-first = 第一页

@@ -11,7 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use kehu_app::bulk::{BulkAction, BulkCounts, BulkOutcome, BulkRequest, Selection};
-use kehu_app::export::ExportRequest;
+use kehu_app::export::{ExportFormat, ExportRequest};
 use kehu_app::jobs::JobView;
 use kehu_app::views::ViewInput;
 use kehu_core::{AppError, Uuid};
@@ -121,7 +121,7 @@ pub async fn job(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -
     render(&JobPartial { job: Some(job), message, kind: "job" })
 }
 
-/// `GET /o/{object}/export?<list state>[&ids=…][&reveal=1]` — the list as CSV.
+/// `GET /o/{object}/export?<list state>[&ids=…][&reveal=1][&format=xlsx]` — the list as CSV or XLSX.
 pub async fn export(
     State(st): State<AppState>,
     u: UserCtx,
@@ -150,10 +150,11 @@ pub async fn export(
         lang: u.ctx.lang.code().to_string(),
         tz: u.session.user.time_zone.parse().ok(),
     };
-    let (csv, _) = st.app.export_csv(&u.actor, &req).await?;
-    let name = format!("{object}-{}.csv", chrono::Utc::now().format("%Y%m%d-%H%M"));
-    let mut r = csv.into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    let format = ExportFormat::parse(&form_get(&p, "format"));
+    let (bytes, _) = st.app.export(&u.actor, &req, format).await?;
+    let name = format!("{object}-{}.{}", chrono::Utc::now().format("%Y%m%d-%H%M"), format.extension());
+    let mut r = bytes.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }

@@ -4,9 +4,11 @@
 //! timeline (`timeline.rs`). Also the task tick-box used on the home page (`timeline.rs`) and
 //! the notification pages (`notifications.rs`).
 
+mod history;
 mod notifications;
 mod timeline;
 
+pub use history::{history, revert};
 pub use notifications::{notifications, open_notification, read_all};
 use timeline::{composer, timeline_partial, Composer, TimelinePartial};
 pub use timeline::{log_activity, task_done, task_item, task_link, timeline, Item};

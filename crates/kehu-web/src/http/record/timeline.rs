@@ -198,7 +198,7 @@ pub(super) async fn timeline_partial(
 }
 
 /// A changed value as text (rich text reduced to plain text, shortened).
-fn plain_value(d: &Display, f: &FieldDef, v: &Json) -> String {
+pub(super) fn plain_value(d: &Display, f: &FieldDef, v: &Json) -> String {
     let s = if f.options.rich { v.as_str().map(kehu_app::rich::plain).unwrap_or_default() } else { d.value(f, v) };
     if s.chars().count() > 80 {
         format!("{}…", s.chars().take(80).collect::<String>())
