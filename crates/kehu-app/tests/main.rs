@@ -12,4 +12,5 @@ mod mail;
 mod merge;
 mod pagination;
 mod permissions;
+mod recycle;
 mod search;

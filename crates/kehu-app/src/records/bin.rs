@@ -161,7 +161,7 @@ impl App {
             if let Some(pat) = &needle {
                 let Some(title) = obj.title_field().filter(|f| actor.can_read_field(&obj, f)) else { continue };
                 q.and_where(
-                    Expr::expr(Expr::cust_with_expr("LOWER($1)", Expr::col(Alias::new(&title.column))))
+                    Expr::expr(sea_query::Func::lower(Expr::col(Alias::new(&title.column))))
                         .like(sea_query::LikeExpr::new(pat.as_str()).escape('\\')),
                 );
             }
