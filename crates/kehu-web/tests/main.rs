@@ -17,3 +17,4 @@ mod lists;
 mod merge;
 mod ops;
 mod record;
+mod recycle;
