@@ -11,6 +11,7 @@ mod browser_custom;
 mod browser_day;
 mod browser_lists;
 mod browser_merge;
+mod browser_recycle;
 mod custom;
 mod i18n;
 mod lists;
