@@ -102,7 +102,10 @@ async fn purge_removes_for_good_and_clears_links(t: TestApp) {
     let q = Raw::new(format!("SELECT COUNT(*) FROM {table} WHERE id = $1"), vec![company.into()]);
     assert_eq!(t.db.one(&q).await.unwrap().and_then(|r| r.i64(0)), Some(0));
     assert_eq!(scalar(&t, "SELECT COUNT(*) FROM field_history WHERE record_id = $1", company).await, 0);
-    assert_eq!(scalar(&t, "SELECT COUNT(*) FROM audit_log WHERE record_id = $1 AND action = 'purge'", company).await, 1);
+    assert_eq!(
+        scalar(&t, "SELECT COUNT(*) FROM audit_log WHERE record_id = $1 AND action = 'purge'", company).await,
+        1
+    );
     // The contact no longer points at it, as a normal, journaled change.
     let c = t.get(&system(), "contact", linked).await.unwrap();
     assert!(c.get("company").is_null());
@@ -125,16 +128,22 @@ async fn retention_purges_only_old_deletions(t: TestApp) {
     let table = t.schema().await.unwrap().object("contact").unwrap().table.clone();
     let day = 86_400_000_000i64;
     let long_ago = kehu_core::now_micros() - 40 * day;
-    t.db.write(&Raw::new(format!("UPDATE {table} SET deleted_at = $1 WHERE id = $2"), vec![long_ago.into(), old.into()]))
-        .await
-        .unwrap();
+    t.db.write(&Raw::new(
+        format!("UPDATE {table} SET deleted_at = $1 WHERE id = $2"),
+        vec![long_ago.into(), old.into()],
+    ))
+    .await
+    .unwrap();
     assert_eq!(t.recycle_retention().await.unwrap(), 30);
     // Retention 0 keeps everything.
     t.set_recycle_retention(&o.admin, 0).await.unwrap();
     assert_eq!(t.purge_expired(kehu_core::now_micros()).await.unwrap(), 0);
     // Non-admins and nonsense are refused.
     assert_eq!(t.set_recycle_retention(&o.manager_sales, 5).await.unwrap_err().code, "permission.denied");
-    assert_eq!(t.set_recycle_retention(&o.admin, 100_000).await.unwrap_err().fields[0].code, "recycle.invalid_retention");
+    assert_eq!(
+        t.set_recycle_retention(&o.admin, 100_000).await.unwrap_err().fields[0].code,
+        "recycle.invalid_retention"
+    );
     t.set_recycle_retention(&o.admin, 30).await.unwrap();
     t.housekeeping().await.unwrap();
     let left: Vec<Uuid> = t.recycle_bin(&o.admin, &all(50)).await.unwrap().items.iter().map(|i| i.record.id).collect();
@@ -145,10 +154,12 @@ both!(retention_purges_only_old_deletions);
 async fn history_lists_masks_and_reverts(t: TestApp) {
     let o = org(&t).await;
     let id = contact(&t, "历史", &o.rep_east1, json!({"phone": "13800138000", "city": "上海"})).await;
-    let r = t.update(&o.rep_east1, "contact", id, 1, &obj(json!({"city": "杭州", "phone": "13900139000"}))).await.unwrap();
+    let r =
+        t.update(&o.rep_east1, "contact", id, 1, &obj(json!({"city": "杭州", "phone": "13900139000"}))).await.unwrap();
     let r = t.update(&o.rep_east1, "contact", id, r.version, &obj(json!({"city": "北京"}))).await.unwrap();
     let h = t.field_history(&o.rep_east1, "contact", id, None, None, 50).await.unwrap();
-    let cities: Vec<_> = h.changes.iter().filter(|c| c.field.api_name == "city").map(|c| (c.old.clone(), c.new.clone())).collect();
+    let cities: Vec<_> =
+        h.changes.iter().filter(|c| c.field.api_name == "city").map(|c| (c.old.clone(), c.new.clone())).collect();
     assert_eq!(cities, vec![(json!("杭州"), json!("北京")), (json!("上海"), json!("杭州"))]);
     let phone = h.changes.iter().find(|c| c.field.api_name == "phone").unwrap();
     assert_eq!(phone.old, json!("138****8000"), "masked like everywhere else");
@@ -199,7 +210,13 @@ async fn revert_money_and_relations(t: TestApp) {
         .unwrap()
         .id;
     let r = t
-        .update(&a, "contact", id, 1, &obj(json!({"company": c2.to_string(), "budget": {"amount": "99", "currency": "USD"}})))
+        .update(
+            &a,
+            "contact",
+            id,
+            1,
+            &obj(json!({"company": c2.to_string(), "budget": {"amount": "99", "currency": "USD"}})),
+        )
         .await
         .unwrap();
     let h = t.field_history(&a, "contact", id, None, None, 50).await.unwrap();

@@ -124,6 +124,58 @@ async fn export_xlsx_over_http(t: TestWeb) {
     assert!(r.headers.get("content-disposition").unwrap().to_str().unwrap().ends_with(".xlsx\""));
     assert!(r.body.starts_with("PK"), "a zip file");
     let csv = admin.get("/o/contact/export?format=csv").await;
-    assert!(csv.body.contains("张伟") && csv.headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/csv"));
+    assert!(
+        csv.body.contains("张伟") && csv.headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/csv")
+    );
 }
 both!(export_xlsx_over_http);
+
+async fn history_and_purge_api(t: TestWeb) {
+    use kehu_app::auth::TokenScope;
+    t.admin().await;
+    let admin = t.user("admin2@kehu.test", "admin").await;
+    let rep = t.user("rep@kehu.test", "sales_rep").await;
+    let scopes = [TokenScope::Read, TokenScope::Write, TokenScope::Admin];
+    let (tok, _) = t.app.create_api_token(admin, "api", &scopes, Some(30)).await.unwrap();
+    let (rep_tok, _) = t.app.create_api_token(rep, "api", &scopes[..2], Some(30)).await.unwrap();
+    let api = t.api(&tok);
+    let c = api.post("/api/v1/contact", json!({"name": "接口", "city": "上海", "phone": "13800138000"})).await.json();
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = api
+        .call(
+            axum::http::Method::PATCH,
+            &format!("/api/v1/contact/{id}"),
+            Some(json!({"city": "杭州"})),
+            &[("if-match", "1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let h = api.get(&format!("/api/v1/contact/{id}/history")).await;
+    assert_eq!(h.status, StatusCode::OK);
+    let changes = h.json()["changes"].clone();
+    assert_eq!((changes[0]["field"].clone(), changes[0]["old"].clone()), (json!("city"), json!("上海")));
+    let change = changes[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/contact/{id}/history/{change}/revert");
+    // Without If-Match, or stale: refused.
+    assert_eq!(api.call(axum::http::Method::POST, &path, None, &[]).await.status, StatusCode::PRECONDITION_REQUIRED);
+    assert_eq!(
+        api.call(axum::http::Method::POST, &path, None, &[("if-match", "1")]).await.status,
+        StatusCode::PRECONDITION_FAILED
+    );
+    let r = api.call(axum::http::Method::POST, &path, None, &[("if-match", "2")]).await;
+    assert_eq!((r.status, r.json()["fields"]["city"].clone()), (StatusCode::OK, json!("上海")));
+    // Purge: only after delete, only for administrators.
+    let purge = format!("/api/v1/contact/{id}/purge");
+    assert_eq!(api.call(axum::http::Method::POST, &purge, None, &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call(axum::http::Method::DELETE, &format!("/api/v1/contact/{id}"), None, &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(t.api(&rep_tok).call(axum::http::Method::POST, &purge, None, &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.call(axum::http::Method::POST, &purge, None, &[]).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.call(axum::http::Method::POST, &format!("/api/v1/contact/{id}/restore"), None, &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+both!(history_and_purge_api);

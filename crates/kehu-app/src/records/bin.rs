@@ -291,8 +291,15 @@ impl App {
                         .to_owned();
                     tx.exec(&up).await?;
                     let old = Some(json!(id.to_string()).to_string());
-                    journal::field_history(tx, now, actor.user_id, o.id, rid, &[FieldChange { field_id: f.id, old, new: None }])
-                        .await?;
+                    journal::field_history(
+                        tx,
+                        now,
+                        actor.user_id,
+                        o.id,
+                        rid,
+                        &[FieldChange { field_id: f.id, old, new: None }],
+                    )
+                    .await?;
                     let changes = json!({ f.api_name.clone(): [id, null] });
                     let payload = json!({"object": o.api_name, "id": rid});
                     record_journal(tx, actor, o, rid, now, ("update", "record.updated"), changes, payload).await?;

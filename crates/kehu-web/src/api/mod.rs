@@ -4,6 +4,7 @@
 
 pub mod custom;
 pub mod docs;
+pub mod history;
 pub mod merge;
 pub mod meta;
 pub mod openapi;

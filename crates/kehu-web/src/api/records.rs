@@ -135,7 +135,7 @@ fn actor_for(c: &ApiCaller, reveal: Option<bool>) -> Result<Actor, AppError> {
     }
 }
 
-fn with_etag(r: RecordView, status: StatusCode) -> Response {
+pub(super) fn with_etag(r: RecordView, status: StatusCode) -> Response {
     let etag = format!("\"{}\"", r.version);
     let mut resp = (status, Json(RecordOut::from(r))).into_response();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -240,19 +240,19 @@ pub async fn get_record(
     Ok(with_etag(r, StatusCode::OK))
 }
 
-fn parse_id(s: &str) -> Result<Uuid, AppError> {
+pub(super) fn parse_id(s: &str) -> Result<Uuid, AppError> {
     s.parse().map_err(|_| AppError::not_found("record.not_found"))
 }
 
 /// The version in `If-Match` (`"3"`, `W/"3"` or `3`).
-fn if_match(h: &HeaderMap) -> Result<Option<i64>, AppError> {
+pub(super) fn if_match(h: &HeaderMap) -> Result<Option<i64>, AppError> {
     let Some(v) = h.get(header::IF_MATCH) else { return Ok(None) };
     let s = v.to_str().map_err(|_| AppError::invalid("request.bad_if_match"))?.trim();
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
     s.parse().map(Some).map_err(|_| AppError::invalid("request.bad_if_match"))
 }
 
-fn precondition(e: AppError) -> WebError {
+pub(super) fn precondition(e: AppError) -> WebError {
     if e.code == "record.version_conflict" {
         WebError(AppError::new(kehu_core::ErrorKind::Conflict, "record.precondition_failed"))
     } else {

@@ -9,5 +9,5 @@ pub mod lists;
 pub mod merge;
 pub mod ops;
 pub mod record;
-pub mod recycle;
 pub mod records;
+pub mod recycle;

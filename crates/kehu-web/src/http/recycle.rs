@@ -165,11 +165,8 @@ async fn act(st: AppState, u: UserCtx, pairs: Vec<(String, String)>, purge: bool
             return Ok(r.into_response());
         }
     };
-    let results = if purge {
-        st.app.purge_many(&u.actor, &items).await?
-    } else {
-        st.app.restore_many(&u.actor, &items).await?
-    };
+    let results =
+        if purge { st.app.purge_many(&u.actor, &items).await? } else { st.app.restore_many(&u.actor, &items).await? };
     let key = if purge { "bin-purged" } else { "bin-restored" };
     let (notice, failures) = outcome(&st, &u, &results, key);
     render(&page(&st, &u, &p, notice, failures).await?)
@@ -181,12 +178,20 @@ fn parse_form_params(pairs: &[(String, String)]) -> BinParams {
 }
 
 /// `POST /recycle-bin/restore` — `items=<object>:<id>` for each ticked record.
-pub async fn restore(State(st): State<AppState>, u: UserCtx, axum::Form(pairs): axum::Form<Vec<(String, String)>>) -> WebResult {
+pub async fn restore(
+    State(st): State<AppState>,
+    u: UserCtx,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> WebResult {
     act(st, u, pairs, false).await
 }
 
 /// `POST /recycle-bin/purge` — administrators only.
-pub async fn purge(State(st): State<AppState>, u: UserCtx, axum::Form(pairs): axum::Form<Vec<(String, String)>>) -> WebResult {
+pub async fn purge(
+    State(st): State<AppState>,
+    u: UserCtx,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> WebResult {
     act(st, u, pairs, true).await
 }
 
@@ -207,7 +212,10 @@ pub async fn retention(State(st): State<AppState>, u: UserCtx, axum::Form(f): ax
         Err(e) if e.kind == kehu_core::ErrorKind::Forbidden => return Err(e.into()),
         Err(e) => {
             let code = e.fields.first().map(|x| x.code.clone()).unwrap_or(e.code.clone());
-            let mut r = render(&page(&st, &u, &BinParams::default(), Some((false, st.i18n.error(u.ctx.lang, &code))), Vec::new()).await?)?;
+            let mut r = render(
+                &page(&st, &u, &BinParams::default(), Some((false, st.i18n.error(u.ctx.lang, &code))), Vec::new())
+                    .await?,
+            )?;
             *r.status_mut() = crate::error::status_of(&e);
             return Ok(r.into_response());
         }

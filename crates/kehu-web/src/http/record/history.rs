@@ -66,10 +66,7 @@ async fn page(
     let r = st.app.get(&u.actor, object, id).await?;
     let lang = u.ctx.lang.code();
     let field = obj.field(&hq.field).map(|f| f.api_name.clone()).unwrap_or_default();
-    let hp = st
-        .app
-        .field_history(&u.actor, object, id, Some(field.as_str()), Some(hq.before.as_str()), 50)
-        .await?;
+    let hp = st.app.field_history(&u.actor, object, id, Some(field.as_str()), Some(hq.before.as_str()), 50).await?;
     // Names of the people who changed things, of users and records the values point at.
     let mut users: Vec<Uuid> = hp.changes.iter().filter_map(|c| c.by).collect();
     let mut targets: Vec<(String, Uuid)> = Vec::new();
@@ -170,7 +167,8 @@ pub async fn revert(
         Ok(_) => (true, st.i18n.get(u.ctx.lang, "history-reverted", &[])),
         Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::Invalid) => {
             let code = e.fields.first().map(|x| x.code.clone()).unwrap_or_else(|| e.code.clone());
-            let mut resp = render(&page(&st, &u, &object, id, &hq, Some((false, st.i18n.error(u.ctx.lang, &code)))).await?)?;
+            let mut resp =
+                render(&page(&st, &u, &object, id, &hq, Some((false, st.i18n.error(u.ctx.lang, &code)))).await?)?;
             *resp.status_mut() = crate::error::status_of(&e);
             return Ok(resp.into_response());
         }
