@@ -150,7 +150,7 @@ pub async fn export(
         lang: u.ctx.lang.code().to_string(),
         tz: u.session.user.time_zone.parse().ok(),
     };
-    let format = ExportFormat::parse(&form_get(&p, "format"));
+    let format = ExportFormat::parse(form_get(&p, "format"));
     let (bytes, _) = st.app.export(&u.actor, &req, format).await?;
     let name = format!("{object}-{}.{}", chrono::Utc::now().format("%Y%m%d-%H%M"), format.extension());
     let mut r = bytes.into_response();

@@ -86,9 +86,9 @@ async fn page(
     }
     let mut names = st.app.user_names(&users).await.unwrap_or_default();
     for (t, rid) in targets {
-        if !names.contains_key(&rid) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(rid) {
             if let Ok(rec) = st.app.get(&u.actor, &t, rid).await {
-                names.insert(rid, title_of(st, &t, &rec).await);
+                slot.insert(title_of(st, &t, &rec).await);
             }
         }
     }
