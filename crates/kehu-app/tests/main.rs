@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 mod activity;
+mod archive;
 mod engine;
 mod fields;
 mod filters;

@@ -31,7 +31,8 @@ pub struct Loaded {
 /// applied first; the archive must come from the same schema (`archive.schema_older` /
 /// `archive.schema_newer` otherwise).
 pub async fn import(db: &Db, path: &Path) -> Result<Loaded, AppError> {
-    let (header, _) = verify(path)?;
+    // The header first (a wrong version is named as such), then the whole file.
+    let header = Reader::open(path)?.header;
     let core: Vec<i64> = migrate::MIGRATIONS.iter().map(|m| m.0).collect();
     if header.migrations.iter().any(|v| *v < 1000 && !core.contains(v)) {
         return Err(AppError::invalid("archive.schema_newer").with_detail(format!("{:?}", header.migrations)));
@@ -39,6 +40,7 @@ pub async fn import(db: &Db, path: &Path) -> Result<Loaded, AppError> {
     if core.iter().any(|v| !header.migrations.contains(v)) {
         return Err(AppError::invalid("archive.schema_older").with_detail(format!("{:?}", header.migrations)));
     }
+    verify(path)?;
     migrate::run(db).await?;
     let mut tx = db.begin().await?;
     if tx.backend() == Backend::Postgres {
