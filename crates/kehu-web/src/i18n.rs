@@ -71,6 +71,9 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("zh-CN", "merge", include_str!("../locales/zh-CN/merge.ftl")),
     ("zh-CN", "custom", include_str!("../locales/zh-CN/custom.ftl")),
     ("zh-CN", "lists", include_str!("../locales/zh-CN/lists.ftl")),
+    // archive and backup (issue #5)
+    ("en", "backup", include_str!("../locales/en/backup.ftl")),
+    ("zh-CN", "backup", include_str!("../locales/zh-CN/backup.ftl")),
 ];
 
 pub struct I18n {
