@@ -136,9 +136,9 @@ impl App {
         let d = BackupSettings::default();
         let get = |v: Option<String>, dflt: u32| v.and_then(|s| s.parse().ok()).unwrap_or(dflt);
         Ok(BackupSettings {
-            enabled: self.setting("backup.enabled").await?.as_deref() == Some("true"),
-            every_hours: get(self.setting("backup.every_hours").await?, d.every_hours),
-            keep: get(self.setting("backup.keep").await?, d.keep),
+            enabled: self.setting("backup_enabled").await?.as_deref() == Some("true"),
+            every_hours: get(self.setting("backup_every_hours").await?, d.every_hours),
+            keep: get(self.setting("backup_keep").await?, d.keep),
         })
     }
 
@@ -158,9 +158,9 @@ impl App {
             return Err(AppError::fields(errs));
         }
         let mut tx = self.db.begin().await?;
-        App::put_setting(&mut tx, "backup.enabled", if s.enabled { "true" } else { "false" }).await?;
-        App::put_setting(&mut tx, "backup.every_hours", &s.every_hours.to_string()).await?;
-        App::put_setting(&mut tx, "backup.keep", &s.keep.to_string()).await?;
+        App::put_setting(&mut tx, "backup_enabled", if s.enabled { "true" } else { "false" }).await?;
+        App::put_setting(&mut tx, "backup_every_hours", &s.every_hours.to_string()).await?;
+        App::put_setting(&mut tx, "backup_keep", &s.keep.to_string()).await?;
         let changes = serde_json::json!({"enabled": s.enabled, "every_hours": s.every_hours, "keep": s.keep});
         tx.exec(&Raw::new(
             "INSERT INTO audit_log (id, at, actor_id, action, changes) VALUES ($1, $2, $3, $4, $5)",

@@ -17,8 +17,9 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// The database answers and every migration is applied. `backup` tells when the last backup
-/// succeeded (`"never"` without one); it informs, it does not decide readiness.
+/// The database answers and every migration is applied.
+// `backup` tells when the last backup succeeded (`"never"` without one); it informs, it does
+// not decide readiness.
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
