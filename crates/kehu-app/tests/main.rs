@@ -5,6 +5,7 @@
 mod support;
 mod activity;
 mod archive;
+mod backup;
 mod engine;
 mod fields;
 mod filters;
