@@ -6,6 +6,9 @@
 pub mod activity;
 pub mod admin;
 pub mod auth;
+// archive and backup (issue #5)
+pub mod backup;
+// end archive and backup
 pub mod bench;
 pub mod bulk;
 pub mod customers;
@@ -47,6 +50,8 @@ pub struct App {
     /// A mail server is configured: reset and invitation mails are queued only then (a link
     /// that can never be sent is not kept in the database).
     mail_enabled: std::sync::atomic::AtomicBool,
+    /// Where backups go (set by the server and the CLI from the configuration).
+    backup_target: RwLock<Option<backup::BackupTarget>>,
 }
 
 impl App {
@@ -64,6 +69,7 @@ impl App {
             db,
             cache: RwLock::new(SchemaCache { schema: Arc::new(schema), checked: Instant::now() }),
             mail_enabled: Default::default(),
+            backup_target: RwLock::new(None),
         }))
     }
 

@@ -4,6 +4,8 @@
 #[macro_use]
 mod support;
 mod activity;
+mod archive;
+mod backup;
 mod engine;
 mod fields;
 mod filters;

@@ -64,7 +64,7 @@ impl From<DbError> for AppError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
-fn map_err(e: sqlx::Error) -> DbError {
+pub(crate) fn map_err(e: sqlx::Error) -> DbError {
     if let sqlx::Error::Database(d) = &e {
         if d.kind() == sqlx::error::ErrorKind::UniqueViolation {
             // PostgreSQL names the index (`ux_<table>_<column>`); SQLite says
@@ -185,7 +185,7 @@ impl DbRow {
     }
 }
 
-fn sqlite_args(values: Values) -> DbResult<SqliteArguments<'static>> {
+pub(crate) fn sqlite_args(values: Values) -> DbResult<SqliteArguments<'static>> {
     let mut a = SqliteArguments::default();
     for v in values.0 {
         let r = match v {
@@ -212,7 +212,7 @@ fn sqlite_args(values: Values) -> DbResult<SqliteArguments<'static>> {
     Ok(a)
 }
 
-fn pg_args(values: Values) -> DbResult<PgArguments> {
+pub(crate) fn pg_args(values: Values) -> DbResult<PgArguments> {
     let mut a = PgArguments::default();
     for v in values.0 {
         let r = match v {
@@ -239,7 +239,7 @@ fn pg_args(values: Values) -> DbResult<PgArguments> {
     Ok(a)
 }
 
-fn decode_sqlite(row: &SqliteRow) -> DbRow {
+pub(crate) fn decode_sqlite(row: &SqliteRow) -> DbRow {
     let mut out = Vec::with_capacity(row.len());
     for i in 0..row.len() {
         let v = match row.try_get_raw(i) {
@@ -257,7 +257,7 @@ fn decode_sqlite(row: &SqliteRow) -> DbRow {
     DbRow(out)
 }
 
-fn decode_pg(row: &PgRow) -> DbRow {
+pub(crate) fn decode_pg(row: &PgRow) -> DbRow {
     let mut out = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let is_null = row.try_get_raw(i).map(|r| r.is_null()).unwrap_or(true);

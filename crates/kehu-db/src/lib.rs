@@ -5,6 +5,11 @@
 //! Must never: take a table or column name from user input (names come from metadata), or
 //! format a value into SQL (values are always bound).
 
+// archive and backup (issue #5)
+pub mod archive;
+pub mod backup;
+pub mod snapshot;
+// end archive and backup
 pub mod conn;
 pub mod ddl;
 pub mod journal;
@@ -12,6 +17,7 @@ mod m004_auth;
 mod m005_lists;
 pub mod m006_custom;
 mod m008_activity;
+mod m010_backup;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

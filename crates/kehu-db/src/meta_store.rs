@@ -255,3 +255,14 @@ pub async fn record_count(db: &Db, table: &str) -> DbResult<i64> {
         .to_owned();
     Ok(db.one(&q).await?.and_then(|r| r.i64(0)).unwrap_or(0))
 }
+
+/// Every field row as the transaction sees it (the archive loader creates columns from them).
+pub(crate) async fn fields_in(tx: &mut Tx) -> DbResult<Vec<FieldDef>> {
+    let mut q = Query::select();
+    q.from(Alias::new("meta_fields"));
+    for c in FIELD_COLS {
+        q.column(Alias::new(c));
+    }
+    q.order_by(Alias::new("position"), Order::Asc).order_by(Alias::new("id"), Order::Asc);
+    tx.all(&q).await?.iter().map(parse_field).collect()
+}

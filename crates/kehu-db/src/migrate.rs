@@ -17,7 +17,26 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, "lists"),
     (6, "custom"),
     (8, "activity_tables"),
+    (10, "backups"),
 ];
+
+// archive and backup (issue #5)
+/// Migrations that change tables existing before them (ALTER, UPDATE of existing rows): an
+/// existing database is backed up before any of them is applied (`needs_backup`). A migration
+/// that only creates new tables needs no backup. Add a version here when its migration alters.
+pub const ALTERS_EXISTING: &[i64] = &[4, 6];
+
+/// The pending migrations that alter existing tables, when the database already holds a Kehu
+/// schema (a fresh, empty database needs no backup): the caller backs up before `run`.
+pub async fn needs_backup(db: &Db) -> DbResult<Vec<i64>> {
+    ensure_table(db).await?;
+    let applied = db.one(&Raw::new("SELECT COUNT(*) FROM schema_migrations", vec![])).await?.and_then(|r| r.i64(0));
+    if applied.unwrap_or(0) == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(pending(db).await?.into_iter().filter(|v| ALTERS_EXISTING.contains(v)).collect())
+}
+// end archive and backup
 
 /// Lock key for migrations and runtime DDL on PostgreSQL.
 pub const DDL_LOCK: i64 = 0x4b45_4855; // "KEHU"
@@ -40,6 +59,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             5 => crate::m005_lists::up(&mut tx).await?,
             6 => crate::m006_custom::up(&mut tx).await?,
             8 => crate::m008_activity::up(&mut tx).await?,
+            10 => crate::m010_backup::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;

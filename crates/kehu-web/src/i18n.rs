@@ -73,6 +73,9 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("zh-CN", "lists", include_str!("../locales/zh-CN/lists.ftl")),
     ("en", "recycle", include_str!("../locales/en/recycle.ftl")),
     ("zh-CN", "recycle", include_str!("../locales/zh-CN/recycle.ftl")),
+    // archive and backup (issue #5)
+    ("en", "backup", include_str!("../locales/en/backup.ftl")),
+    ("zh-CN", "backup", include_str!("../locales/zh-CN/backup.ftl")),
 ];
 
 pub struct I18n {

@@ -92,6 +92,10 @@ impl Shell {
             shell.admin_nav.push(item(shell.t("nav-roles"), "/admin/roles".into(), "shield"));
             shell.admin_nav.push(item(shell.t("nav-mail"), "/admin/mail".into(), "mail"));
         }
+        // archive and backup (issue #5)
+        if actor.is_admin() {
+            shell.admin_nav.push(item(shell.t("nav-backup"), "/admin/backup".into(), "clock"));
+        }
         if actor.can_manage_metadata() {
             shell.admin_nav.push(item(shell.t("custom-nav"), "/settings/objects".into(), "settings"));
         }

@@ -86,6 +86,7 @@ const NOT_ERRORS: &[&str] = &[
     "auth.setup",
     "auth.totp_disabled",
     "auth.totp_enabled",
+    "backup.settings",
     "record.created",
     "record.deleted",
     "record.restored",
@@ -103,7 +104,9 @@ const NOT_ERRORS: &[&str] = &[
     "user.updated",
 ];
 const PREFIXES: &[&str] = &[
+    "archive",
     "auth",
+    "backup",
     "bench",
     "csrf",
     "db",

@@ -6,6 +6,8 @@
 mod support;
 mod api;
 mod auth;
+// archive and backup (issue #5)
+mod backup;
 mod browser;
 mod browser_custom;
 mod browser_day;

@@ -1,5 +1,8 @@
 //! The `kehu` binary: one command runs the whole CRM.
 
+// archive and backup (issue #5)
+mod archive_cmd;
+// end archive and backup
 mod config;
 
 use anyhow::{Context, Result};
@@ -8,6 +11,7 @@ use config::Config;
 use kehu_app::App;
 use kehu_db::conn::ConnectOptions;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Kehu (客户) — an open-source CRM in one binary.
@@ -47,6 +51,41 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         iterations: usize,
     },
+    // archive and backup (issue #5)
+    /// Write everything (metadata, records, activities, users, roles, teams, audit log, field
+    /// history, settings) to one portable archive file, from a consistent snapshot (online).
+    ExportArchive {
+        /// The archive file to write (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load an archive into a fresh, empty instance on either database (how you move from
+    /// SQLite to PostgreSQL). Refused when the target has any user or record.
+    ImportArchive {
+        /// The archive file written by `export-archive`.
+        #[arg(long = "in")]
+        input: PathBuf,
+    },
+    /// Print the canonical dump of the database: byte-identical for the same data on SQLite
+    /// and PostgreSQL, to compare two instances.
+    Dump {
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Take a consistent online backup (SQLite: VACUUM INTO; PostgreSQL: pg_dump when
+    /// installed, else an archive). Default: a timestamped file in <data dir>/backups/.
+    Backup {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a backup: a SQLite file replaces the database (stop the server first; the old
+    /// file is kept as *.before-restore); a pg_dump file or an archive loads into an empty database.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+    },
+    // end archive and backup
     /// Manage users from the command line.
     User {
         #[command(subcommand)]
@@ -114,7 +153,15 @@ fn init_logging(cfg: &Config) {
 async fn open(cfg: &Config) -> Result<Arc<App>> {
     let url = cfg.database_url().context("creating the data directory")?;
     let opts = ConnectOptions { max_connections: cfg.max_connections, pg_schema: None };
-    App::open(&url, &opts).await.map_err(|e| anyhow::anyhow!("opening the database: {e}"))
+    let db = kehu_db::Db::connect(&url, &opts).await.map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
+    // archive and backup (issue #5): a backup before migrations that alter existing tables.
+    let target = archive_cmd::target(cfg, &url);
+    kehu_app::backup::before_migrations(&db, &target)
+        .await
+        .map_err(|e| anyhow::anyhow!("backup before migrating: {}", describe(&e)))?;
+    let app = App::with_db(db).await.map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
+    app.set_backup_target(target);
+    Ok(app)
 }
 
 #[tokio::main]
@@ -127,6 +174,16 @@ async fn main() -> Result<()> {
         Command::Migrate { status } => {
             let url = cfg.database_url()?;
             let db = kehu_db::Db::connect(&url, &ConnectOptions::default()).await?;
+            if !status {
+                // archive and backup (issue #5)
+                let target = archive_cmd::target(&cfg, &url);
+                if let Some(f) = kehu_app::backup::before_migrations(&db, &target)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("backup before migrating: {}", describe(&e)))?
+                {
+                    println!("backup before migrating: {}", f.display());
+                }
+            }
             if status {
                 let p = kehu_db::migrate::pending(&db).await?;
                 println!("pending migrations: {p:?}");
@@ -160,6 +217,13 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Bench { iterations } => bench(&cfg, iterations).await,
+        // archive and backup (issue #5)
+        Command::ExportArchive { out } => archive_cmd::export_archive(&cfg, &out).await,
+        Command::ImportArchive { input } => archive_cmd::import_archive(&cfg, &input).await,
+        Command::Dump { out } => archive_cmd::dump(&cfg, out.as_deref()).await,
+        Command::Backup { out } => archive_cmd::backup(&cfg, out).await,
+        Command::Restore { file } => archive_cmd::restore(&cfg, &file).await,
+        // end archive and backup
         Command::User { command: UserCommand::Create { email, name, admin, role, password_stdin: _ } } => {
             let mut pw = String::new();
             std::io::stdin().read_line(&mut pw).context("reading the password from standard input")?;
@@ -329,7 +393,27 @@ async fn web_bench(
 }
 
 async fn serve(cfg: Config) -> Result<()> {
+    // archive and backup (issue #5): hold the SQLite database so `kehu restore` cannot replace
+    // it under a running server.
+    let url = cfg.database_url().context("creating the data directory")?;
+    let _lock = match kehu_db::backup::sqlite_path(&url) {
+        Some(p) => Some(kehu_db::backup::ServerLock::acquire(&p).map_err(|e| anyhow::anyhow!("{}", describe(&e)))?),
+        None => None,
+    };
     let app = open(&cfg).await?;
+    // Scheduled backups (set on the admin page): each period once, checked every minute.
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = app.run_due_backup(kehu_core::now_micros()).await {
+                    tracing::warn!(error = %e, "scheduled backup");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
+        });
+    }
+    // end archive and backup
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;

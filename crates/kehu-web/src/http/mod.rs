@@ -3,6 +3,8 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+// archive and backup (issue #5)
+pub mod backup;
 pub mod custom;
 pub mod home;
 pub mod lists;

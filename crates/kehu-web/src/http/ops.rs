@@ -18,14 +18,38 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// The database answers and every migration is applied.
+// `backup` tells when the last backup succeeded (`"never"` without one); it informs, it does
+// not decide readiness.
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     match st.app.ready().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "database": st.app.db.backend().name()}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": st.app.db.backend().name(), "backup": backup_detail(&st).await})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not_ready", "code": e.code})))
+        }
+    }
+}
+
+// archive and backup (issue #5)
+async fn backup_detail(st: &AppState) -> serde_json::Value {
+    match st.app.last_backup().await {
+        Ok(Some(b)) => {
+            let at = b.finished_at.unwrap_or(b.started_at);
+            json!({
+                "last_success": chrono::DateTime::from_timestamp_micros(at).map(|d| d.to_rfc3339()),
+                "age_seconds": (kehu_core::now_micros() - at).max(0) / 1_000_000,
+                "size": b.size,
+            })
+        }
+        Ok(None) => json!("never"),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the last backup");
+            json!("unknown")
         }
     }
 }
