@@ -12,6 +12,7 @@ pub mod customers;
 pub mod demo;
 pub mod display;
 pub mod export;
+pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod metadata;

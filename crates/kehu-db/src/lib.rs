@@ -12,6 +12,7 @@ mod m004_auth;
 mod m005_lists;
 pub mod m006_custom;
 mod m008_activity;
+mod m009_import;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

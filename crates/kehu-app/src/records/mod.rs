@@ -6,7 +6,7 @@
 pub(crate) mod input;
 mod merge;
 mod read;
-mod write;
+pub(crate) mod write;
 
 pub use merge::MergeRequest;
 pub use read::{Count, ListRequest, Page, SearchResult};
