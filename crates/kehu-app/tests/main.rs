@@ -7,6 +7,7 @@ mod activity;
 mod engine;
 mod fields;
 mod filters;
+mod import;
 mod lists;
 mod mail;
 mod merge;
