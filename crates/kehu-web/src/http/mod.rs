@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod custom;
 pub mod home;
+pub mod import;
 pub mod lists;
 pub mod merge;
 pub mod ops;
