@@ -71,6 +71,8 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("zh-CN", "merge", include_str!("../locales/zh-CN/merge.ftl")),
     ("zh-CN", "custom", include_str!("../locales/zh-CN/custom.ftl")),
     ("zh-CN", "lists", include_str!("../locales/zh-CN/lists.ftl")),
+    ("en", "import", include_str!("../locales/en/import.ftl")),
+    ("zh-CN", "import", include_str!("../locales/zh-CN/import.ftl")),
 ];
 
 pub struct I18n {

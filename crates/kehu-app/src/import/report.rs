@@ -229,7 +229,7 @@ impl App {
         actor: &Actor,
         id: Uuid,
         zh: bool,
-        describe: &dyn Fn(&RowIssue) -> String,
+        describe: &(dyn Fn(&RowIssue) -> String + Sync),
     ) -> Result<Vec<u8>> {
         let error_header = super::mapping::ERROR_HEADERS[usize::from(zh)];
         let v = self.import_view(actor, id).await?;
