@@ -46,6 +46,60 @@ impl JobView {
     }
 }
 
+/// Insert a pending job of `kind` for user `actor` inside `tx` (bulk actions, imports, undo
+/// of imports). Returns its id.
+pub(crate) async fn insert_job(
+    tx: &mut kehu_db::Tx,
+    kind: &str,
+    actor: Uuid,
+    object: &str,
+    params: &serde_json::Value,
+    total: u64,
+) -> Result<Uuid> {
+    let id = new_id();
+    let now = now_micros();
+    let q = Query::insert()
+        .into_table(Alias::new("jobs"))
+        .columns(
+            [
+                "id",
+                "kind",
+                "actor_id",
+                "object",
+                "params",
+                "state",
+                "total",
+                "done",
+                "failed",
+                "skipped",
+                "cursor",
+                "batches",
+                "created_at",
+                "updated_at",
+            ]
+            .map(Alias::new),
+        )
+        .values_panic([
+            id.into(),
+            kind.into(),
+            actor.into(),
+            object.into(),
+            params.to_string().into(),
+            "pending".into(),
+            (total as i64).into(),
+            0i64.into(),
+            0i64.into(),
+            0i64.into(),
+            "".into(),
+            0i64.into(),
+            now.into(),
+            now.into(),
+        ])
+        .to_owned();
+    tx.exec(&q).await?;
+    Ok(id)
+}
+
 const JOB_COLS: [&str; 10] =
     ["id", "kind", "object", "state", "total", "done", "skipped", "failed", "error", "actor_id"];
 
@@ -74,48 +128,10 @@ impl App {
         total: u64,
     ) -> Result<Uuid> {
         let me = actor.user_id.ok_or_else(|| AppError::forbidden("permission.denied"))?;
-        let id = new_id();
-        let now = now_micros();
-        let params = serde_json::to_string(req).map_err(|e| AppError::internal(e.to_string()))?;
-        let q = Query::insert()
-            .into_table(Alias::new("jobs"))
-            .columns(
-                [
-                    "id",
-                    "kind",
-                    "actor_id",
-                    "object",
-                    "params",
-                    "state",
-                    "total",
-                    "done",
-                    "failed",
-                    "skipped",
-                    "cursor",
-                    "batches",
-                    "created_at",
-                    "updated_at",
-                ]
-                .map(Alias::new),
-            )
-            .values_panic([
-                id.into(),
-                "bulk".into(),
-                me.into(),
-                req.object.clone().into(),
-                params.into(),
-                "pending".into(),
-                (total as i64).into(),
-                0i64.into(),
-                0i64.into(),
-                0i64.into(),
-                "".into(),
-                0i64.into(),
-                now.into(),
-                now.into(),
-            ])
-            .to_owned();
-        self.db.write(&q).await?;
+        let params = serde_json::to_value(req).map_err(|e| AppError::internal(e.to_string()))?;
+        let mut tx = self.db.begin().await?;
+        let id = insert_job(&mut tx, "bulk", me, &req.object, &params, total).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -143,11 +159,24 @@ impl App {
     pub async fn run_job_batch(&self, id: Uuid) -> Result<bool> {
         let row = self
             .db
-            .one(&Raw::new("SELECT actor_id, params, state FROM jobs WHERE id = $1", vec![id.into()]))
+            .one(&Raw::new("SELECT actor_id, params, state, kind FROM jobs WHERE id = $1", vec![id.into()]))
             .await?
             .ok_or_else(|| AppError::not_found("job.not_found"))?;
         if !matches!(row.str(2), Some("pending" | "running")) {
             return Ok(false);
+        }
+        // Dispatch by kind: imports and their undo run their own batches.
+        if let Some(kind @ ("import" | "import_undo")) = row.str(3) {
+            let import = serde_json::from_str::<serde_json::Value>(row.str(1).unwrap_or(""))
+                .ok()
+                .and_then(|p| p.get("import").and_then(|i| i.as_str()).and_then(|s| s.parse::<Uuid>().ok()))
+                .ok_or_else(|| AppError::internal("import job without import"))?;
+            return if kind == "import" {
+                crate::import::run::job_batch(self, id, import).await
+            } else {
+                let actor = row.uuid(0).ok_or_else(|| AppError::internal("job without actor"))?;
+                crate::import::undo_batch(self, id, import, actor).await
+            };
         }
         // Check the request again as the user is now (before the batch's transaction: the
         // checks read the database on their own connections).

@@ -15,6 +15,7 @@ pub mod customers;
 pub mod demo;
 pub mod display;
 pub mod export;
+pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod metadata;

@@ -9,6 +9,7 @@ mod backup;
 mod engine;
 mod fields;
 mod filters;
+mod import;
 mod lists;
 mod mail;
 mod merge;

@@ -17,6 +17,7 @@ mod m004_auth;
 mod m005_lists;
 pub mod m006_custom;
 mod m008_activity;
+mod m009_import;
 mod m010_backup;
 pub mod meta_store;
 pub mod migrate;

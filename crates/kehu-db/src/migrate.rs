@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, "lists"),
     (6, "custom"),
     (8, "activity_tables"),
+    (9, "import"),
     (10, "backups"),
 ];
 
@@ -60,6 +61,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             6 => crate::m006_custom::up(&mut tx).await?,
             8 => crate::m008_activity::up(&mut tx).await?,
             10 => crate::m010_backup::up(&mut tx).await?,
+            9 => crate::m009_import::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;

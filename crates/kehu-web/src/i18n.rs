@@ -76,6 +76,8 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     // archive and backup (issue #5)
     ("en", "backup", include_str!("../locales/en/backup.ftl")),
     ("zh-CN", "backup", include_str!("../locales/zh-CN/backup.ftl")),
+    ("en", "import", include_str!("../locales/en/import.ftl")),
+    ("zh-CN", "import", include_str!("../locales/zh-CN/import.ftl")),
 ];
 
 pub struct I18n {

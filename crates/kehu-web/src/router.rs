@@ -96,6 +96,22 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/o/{object}/views/{id}", post(crate::http::lists::update_view))
         .route("/o/{object}/views/{id}/delete", post(crate::http::lists::delete_view))
         .route("/jobs/{id}", get(crate::http::lists::job))
+        // --- import (issue #5) ---
+        .route(
+            "/o/{object}/import",
+            get(crate::http::import::upload_page)
+                .post(crate::http::import::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(crate::http::import::MAX_UPLOAD + (1 << 20))),
+        )
+        .route("/o/{object}/imports", get(crate::http::import::history))
+        .route("/imports/{id}", get(crate::http::import::show))
+        .route("/imports/{id}/map", post(crate::http::import::map))
+        .route("/imports/{id}/check", get(crate::http::import::check))
+        .route("/imports/{id}/start", post(crate::http::import::start))
+        .route("/imports/{id}/progress", get(crate::http::import::progress))
+        .route("/imports/{id}/failed.csv", get(crate::http::import::failed_csv))
+        .route("/imports/{id}/undo", post(crate::http::import::undo))
+        // --- end import ---
         .route("/o/{object}/new", get(crate::http::records::new_page).post(crate::http::records::create))
         .route("/o/{object}/{id}", get(crate::http::record::show))
         .route("/o/{object}/{id}/reveal", post(crate::http::record::reveal))

@@ -4,6 +4,7 @@
 mod archive_cmd;
 // end archive and backup
 mod config;
+mod import_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -86,6 +87,44 @@ enum Command {
         file: PathBuf,
     },
     // end archive and backup
+    // --- import (issue #5) ---
+    /// Import a CSV or XLSX file into an object (the same engine and job as the web page):
+    /// maps columns by their headers, prints the dry run or runs the import with progress.
+    Import {
+        /// The object's api name, e.g. contact, company.
+        #[arg(long)]
+        object: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// create (default), update or upsert.
+        #[arg(long)]
+        mode: Option<String>,
+        /// The field that finds existing records (email, phone, external_id).
+        #[arg(long)]
+        key: Option<String>,
+        /// Only count and list row errors; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run as this user (e-mail); default: the first administrator.
+        #[arg(long = "as")]
+        as_user: Option<String>,
+        /// Create related records (e.g. companies) that rows name but that do not exist.
+        #[arg(long)]
+        create_missing: bool,
+        /// The sheet of a workbook (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
+        /// Queue the import and return; a running `kehu serve` works on it.
+        #[arg(long)]
+        queue: bool,
+    },
+    /// Benchmark: import N generated contacts into a fresh SQLite database through the real
+    /// import path, and `sqlite3 .import` the same file into an equivalent table.
+    BenchImport {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+    },
+    // --- end import ---
     /// Manage users from the command line.
     User {
         #[command(subcommand)]
@@ -224,6 +263,15 @@ async fn main() -> Result<()> {
         Command::Backup { out } => archive_cmd::backup(&cfg, out).await,
         Command::Restore { file } => archive_cmd::restore(&cfg, &file).await,
         // end archive and backup
+        // --- import (issue #5) ---
+        Command::Import { object, file, mode, key, dry_run, as_user, create_missing, sheet, queue } => {
+            let app = open(&cfg).await?;
+            let args =
+                import_cmd::ImportArgs { object, file, mode, key, dry_run, as_user, create_missing, sheet, queue };
+            import_cmd::import(app, args).await
+        }
+        Command::BenchImport { rows } => import_cmd::bench(rows).await,
+        // --- end import ---
         Command::User { command: UserCommand::Create { email, name, admin, role, password_stdin: _ } } => {
             let mut pw = String::new();
             std::io::stdin().read_line(&mut pw).context("reading the password from standard input")?;

@@ -3,6 +3,7 @@
 //! record engine already understands.
 
 pub mod duplicates;
+mod external_id;
 
 use crate::metadata::create_object_in;
 use crate::Result;
@@ -71,6 +72,7 @@ pub async fn seed(db: &Db) -> Result<()> {
     for (version, name, json) in SEEDS {
         seed_file(db, *version, name, json).await?;
     }
+    external_id::seed(db).await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ pub mod history;
 pub(crate) mod input;
 mod merge;
 mod read;
-mod write;
+pub(crate) mod write;
 
 pub use merge::MergeRequest;
 pub use read::{Count, ListRequest, Page, SearchResult};

@@ -79,7 +79,7 @@ pub(super) fn after_write(
 
 /// A Chinese name is one field; a Western one may come as first and last name. When `name` is
 /// missing and the object has `first_name`/`last_name`, the name is "First Last".
-fn with_full_name<'a>(obj: &ObjectDef, input: &'a Map<String, Json>) -> std::borrow::Cow<'a, Map<String, Json>> {
+pub(crate) fn with_full_name<'a>(obj: &ObjectDef, input: &'a Map<String, Json>) -> std::borrow::Cow<'a, Map<String, Json>> {
     let has = |k: &str| input.get(k).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty());
     if has("name") || obj.field("first_name").is_none() || obj.field("last_name").is_none() {
         return std::borrow::Cow::Borrowed(input);
@@ -123,20 +123,42 @@ impl App {
             rows.push((prefix, vals));
         }
         raise(errors, denied)?;
+        let mut tx = self.db.begin().await?;
+        let ids = self.create_values(&mut tx, actor, &schema, &obj, &scope, &rows, now).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Inside `tx`: insert records whose values are already parsed (`(prefix, values)` per
+    /// record, the owner among them), with their audit entries, outbox events, search
+    /// documents and notifications — multi-row statements for the whole set. References are
+    /// checked (relation targets visible, users active, owners within `scope`). `create_many`
+    /// and the import's batches both write through here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn create_values(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        schema: &kehu_core::meta::Schema,
+        obj: &ObjectDef,
+        scope: &kehu_core::perm::ScopeFilter,
+        rows: &[(String, Values)],
+        now: i64,
+    ) -> Result<Vec<Uuid>> {
+        let owner_field = obj.field("owner").cloned().ok_or_else(|| AppError::internal("object without owner"))?;
         let owner_of = |vals: &Values| match vals.iter().find(|(f, _)| f.id == owner_field.id) {
             Some((_, Value::Ref(u))) => Some(*u),
             _ => None,
         };
         if !actor.is_system()
-            && scope != kehu_core::perm::ScopeFilter::All
+            && *scope != kehu_core::perm::ScopeFilter::All
             && rows.iter().any(|(_, v)| owner_of(v).is_none())
         {
             return Err(AppError::forbidden("permission.owner_out_of_scope"));
         }
         let data_fields: Vec<Arc<FieldDef>> = obj.data_fields().cloned().collect();
-        let mut tx = self.db.begin().await?;
         let refs: Vec<(String, &Values)> = rows.iter().map(|(p, v)| (p.clone(), v)).collect();
-        check_refs(self, &mut tx, actor, &schema, &scope, &refs).await?;
+        check_refs(self, tx, actor, schema, scope, &refs).await?;
         let cols = insert_columns(&data_fields);
         let per = records::rows_per_insert(tx.backend(), cols.len());
         let mut ids = Vec::with_capacity(rows.len());
@@ -167,18 +189,17 @@ impl App {
                     payload: json!({"object": obj.api_name, "id": id, "fields": fields}),
                     at: now,
                 });
-                docs.push(search_doc(&obj, id, vals, |_| true));
+                docs.push(search_doc(obj, id, vals, |_| true));
                 ids.push(id);
             }
-            tx.exec(&q).await.map_err(|e| unique_error(&obj, e, ""))?;
+            tx.exec(&q).await.map_err(|e| unique_error(obj, e, ""))?;
         }
-        journal::audit(&mut tx, &audits).await?;
-        journal::outbox(&mut tx, &events).await?;
-        search::upsert(&mut tx, &docs).await?;
-        for (id, (_, vals)) in ids.iter().zip(&rows) {
-            crate::activity::on_write(&mut tx, actor, &obj, *id, None, vals).await?;
+        journal::audit(tx, &audits).await?;
+        journal::outbox(tx, &events).await?;
+        search::upsert(tx, &docs).await?;
+        for (id, (_, vals)) in ids.iter().zip(rows) {
+            crate::activity::on_write(tx, actor, obj, *id, None, vals).await?;
         }
-        tx.commit().await?;
         Ok(ids)
     }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod backup;
 pub mod custom;
 pub mod home;
+pub mod import;
 pub mod lists;
 pub mod merge;
 pub mod ops;

@@ -1,0 +1,189 @@
+//! The mapping page (each column with sample values and a field picker, the mode, the key,
+//! "create missing related records", save as a named mapping) and the dry-run page.
+
+use super::{issue_text, shell, title};
+use crate::ctx::{redirect_for, UserCtx};
+use crate::error::WebResult;
+use crate::shell::{render, Shell};
+use crate::AppState;
+use askama::Template;
+use axum::extract::{Path, State};
+use kehu_app::import::mapping::can_be_key;
+use kehu_app::import::{ImportCounts, ImportMode, ImportSettings, ImportView};
+use kehu_core::meta::FieldType;
+use kehu_core::{AppError, Uuid};
+
+pub struct ColView {
+    pub index: usize,
+    pub header: String,
+    pub samples: String,
+    pub selected: String,
+}
+
+pub struct Opt {
+    pub value: String,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "import/mapping.html")]
+struct MappingPage {
+    shell: Shell,
+    v: ImportView,
+    cols: Vec<ColView>,
+    fields: Vec<Opt>,
+    keys: Vec<Opt>,
+    mode: &'static str,
+    key: String,
+    create_missing: bool,
+    has_relation: bool,
+    error: Option<String>,
+}
+
+/// Render the mapping page for `s` (with an error message after a refused save).
+pub(crate) async fn render_mapping(
+    st: &AppState,
+    u: &UserCtx,
+    v: ImportView,
+    s: ImportSettings,
+    error: Option<String>,
+) -> WebResult {
+    let schema = st.app.schema().await?;
+    let obj = schema.object(&v.object)?.clone();
+    let lang = u.ctx.lang.code();
+    let cols = v
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| ColView {
+            index: i,
+            header: h.clone(),
+            samples: v
+                .samples
+                .iter()
+                .filter_map(|r| r.get(i))
+                .filter(|c| !c.trim().is_empty())
+                .take(3)
+                .map(|c| c.chars().take(40).collect::<String>())
+                .collect::<Vec<_>>()
+                .join(" · "),
+            selected: s.columns.get(i).cloned().flatten().unwrap_or_default(),
+        })
+        .collect();
+    let writable = |f: &kehu_core::meta::FieldDef| {
+        !f.readonly && (!f.builtin || f.api_name == "owner") && u.actor.can_write_field(&obj, f)
+    };
+    let fields = obj
+        .active()
+        .filter(|f| writable(f))
+        .map(|f| Opt {
+            value: f.api_name.clone(),
+            label: format!("{}{}", f.label.get(lang), if f.required { " *" } else { "" }),
+        })
+        .collect();
+    let keys = obj
+        .active()
+        .filter(|f| writable(f) && can_be_key(f))
+        .map(|f| Opt { value: f.api_name.clone(), label: f.label.get(lang).to_string() })
+        .collect();
+    let has_relation = obj.active().any(|f| f.ftype == FieldType::Relation && writable(f));
+    let t = title(st, u, &obj);
+    let shell = shell(st, u, &obj, t).await;
+    render(&MappingPage {
+        shell,
+        mode: s.mode.as_str(),
+        key: s.key.clone().unwrap_or_default(),
+        create_missing: s.create_missing,
+        v,
+        cols,
+        fields,
+        keys,
+        has_relation,
+        error,
+    })
+}
+
+/// `GET /imports/{id}?edit=1` and, before the start, `GET /imports/{id}` — the mapping.
+pub async fn mapping_page(st: &AppState, u: &UserCtx, v: ImportView) -> WebResult {
+    let s = st.app.import_settings(&u.actor, v.id).await?;
+    render_mapping(st, u, v, s, None).await
+}
+
+/// `POST /imports/{id}/map` — keep the mapping (and save it by name), then the dry run.
+pub async fn map(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(id): Path<Uuid>,
+    axum::Form(pairs): axum::Form<Vec<(String, String)>>,
+) -> WebResult {
+    let v = st.app.import_view(&u.actor, id).await?;
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let s = ImportSettings {
+        mode: ImportMode::parse(&get("mode")).unwrap_or_default(),
+        key: Some(get("key")).filter(|k| !k.is_empty()),
+        columns: (0..v.headers.len()).map(|i| Some(get(&format!("col_{i}"))).filter(|c| !c.is_empty())).collect(),
+        create_missing: get("create_missing") == "1",
+    };
+    let save_as = get("save_as");
+    match st.app.import_configure(&u.actor, id, &s, Some(save_as.as_str())).await {
+        Ok(()) => Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check"))),
+        Err(e) if e.kind == kehu_core::ErrorKind::Internal => Err(e.into()),
+        Err(e) => {
+            let mut msg = st.i18n.error(u.ctx.lang, &e.code);
+            for f in &e.fields {
+                let label = st
+                    .app
+                    .schema()
+                    .await?
+                    .object(&v.object)
+                    .ok()
+                    .and_then(|o| o.field(&f.field).map(|fd| fd.label.get(u.ctx.lang.code()).to_string()))
+                    .unwrap_or_else(|| f.field.clone());
+                msg.push_str(&format!(" {label}: {}", st.i18n.error(u.ctx.lang, &f.code)));
+            }
+            render_mapping(&st, &u, v, s, Some(msg)).await
+        }
+    }
+}
+
+pub struct IssueView {
+    pub row: u64,
+    pub text: String,
+}
+
+#[derive(Template)]
+#[template(path = "import/check.html")]
+struct CheckPage {
+    shell: Shell,
+    v: ImportView,
+    counts: ImportCounts,
+    issues: Vec<IssueView>,
+    more: usize,
+}
+
+/// Row errors shown on a page (the failed-rows CSV has them all).
+const SHOWN: usize = 500;
+
+/// `GET /imports/{id}/check` — the dry run: what would happen, every row error.
+pub async fn check(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -> WebResult {
+    let v = st.app.import_view(&u.actor, id).await?;
+    if v.state != "uploaded" {
+        return Ok(redirect_for(&u.ctx, &format!("/imports/{id}")));
+    }
+    if v.settings.is_none() {
+        return Err(AppError::invalid("import.not_configured").into());
+    }
+    let dry = st.app.import_dry_run(&u.actor, id).await?;
+    let issues = dry
+        .errors
+        .iter()
+        .take(SHOWN)
+        .map(|i| IssueView { row: i.row, text: issue_text(&st.i18n, u.ctx.lang, i) })
+        .collect();
+    let schema = st.app.schema().await?;
+    let obj = schema.object(&v.object)?.clone();
+    let t = title(&st, &u, &obj);
+    let shell = shell(&st, &u, &obj, t).await;
+    let more = dry.errors.len().saturating_sub(SHOWN);
+    render(&CheckPage { shell, v, counts: dry.counts, issues, more })
+}
