@@ -12,14 +12,18 @@
 
 use crate::display::Display;
 use crate::{App, Count, ListRequest, RecordView, Result};
-use kehu_core::meta::FieldType;
+use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
 use kehu_core::perm::{Action, Actor};
 use kehu_core::{now_micros, AppError, Uuid};
 use kehu_db::journal::{self, AuditEntry};
 use serde_json::{json, Value as Json};
+use std::sync::Arc;
 
-/// Most records one export may hold.
+/// Most records one XLSX export (built in memory) or one selection export may hold; a CSV
+/// of a whole list is streamed without a limit (`export_csv_stream`).
 pub const EXPORT_MAX: u64 = 100_000;
+/// Records read per page while streaming.
+const STREAM_PAGE: u64 = crate::records::MAX_LIMIT;
 
 /// What to export.
 #[derive(Debug, Clone, Default)]
@@ -166,6 +170,43 @@ impl App {
             ExportFormat::Csv => to_csv(&t),
             ExportFormat::Xlsx => to_xlsx(&t)?,
         };
+        self.audit_export(actor, obj_id, req, n, format, true).await?;
+        Ok((bytes, n))
+    }
+
+    /// Check the request: the export permission, the reveal permission, readable columns.
+    /// Returns the object, the reader (revealing or not) and the columns.
+    async fn export_prepare(
+        &self,
+        actor: &Actor,
+        req: &ExportRequest,
+    ) -> Result<(Arc<ObjectDef>, Actor, Vec<Arc<FieldDef>>)> {
+        let schema = self.schema().await?;
+        let obj = schema.object(&req.object)?.clone();
+        actor.check(&obj, Action::Export)?;
+        let reader = if req.reveal { actor.revealing()? } else { actor.clone() };
+        let mut fields = Vec::new();
+        for c in &req.columns {
+            match obj.field(c) {
+                Some(f) if actor.can_read_field(&obj, f) => fields.push(f.clone()),
+                _ => return Err(AppError::field("columns", "view.invalid_columns")),
+            }
+        }
+        if fields.is_empty() {
+            fields.extend(obj.title_field().cloned());
+        }
+        Ok((obj, reader, fields))
+    }
+
+    async fn audit_export(
+        &self,
+        actor: &Actor,
+        obj_id: Uuid,
+        req: &ExportRequest,
+        n: u64,
+        format: ExportFormat,
+        complete: bool,
+    ) -> Result<()> {
         let mut tx = self.db.begin().await?;
         journal::audit(
             &mut tx,
@@ -181,29 +222,81 @@ impl App {
                     "columns": req.columns,
                     "filter": req.filter,
                     "revealed": req.reveal,
+                    "complete": complete,
                 }),
             }],
         )
         .await?;
         tx.commit().await?;
-        Ok((bytes, n))
+        Ok(())
+    }
+
+    /// Stream the whole list as CSV, with no size limit: pages of `STREAM_PAGE` records are
+    /// read one after the other (keyset pages, so memory stays flat) and sent as they are
+    /// ready. The permission checks happen before the first byte; the audit entry is written
+    /// at the end with the count (and `complete: false` when the receiver went away).
+    pub async fn export_csv_stream(
+        self: &Arc<Self>,
+        actor: &Actor,
+        req: ExportRequest,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>>>> {
+        let (obj, reader, fields) = self.export_prepare(actor, &req).await?;
+        let page_req = |req: &ExportRequest, cursor: Option<String>| ListRequest {
+            filter: req.filter.clone(),
+            sort: req.sort.clone().map(Json::String),
+            limit: Some(STREAM_PAGE),
+            cursor,
+            count: Count::None,
+            deleted: false,
+        };
+        // The first page is read before answering, so a bad filter or sort is a plain error.
+        let first = self.list(&reader, &req.object, &page_req(&req, None)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>>>(4);
+        let app = self.clone();
+        let actor = actor.clone();
+        tokio::spawn(async move {
+            let mut out = String::from("\u{feff}");
+            csv_line(&mut out, fields.iter().map(|f| f.label.get(&req.lang).to_string()));
+            let mut n = 0u64;
+            let mut complete = true;
+            let mut next = Some(first);
+            while let Some(page) = next.take() {
+                let names = match app.resolve_names(&reader, &fields, &page.records).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        complete = false;
+                        break;
+                    }
+                };
+                let d = Display { lang: &req.lang, names: &names, tz: req.tz.unwrap_or(chrono_tz::Asia::Shanghai) };
+                for r in &page.records {
+                    csv_line(&mut out, fields.iter().map(|f| d.text(f, r.get(&f.api_name))));
+                }
+                n += page.records.len() as u64;
+                if tx.send(Ok(std::mem::take(&mut out).into_bytes())).await.is_err() {
+                    complete = false;
+                    break;
+                }
+                if let Some(c) = page.next_cursor {
+                    match app.list(&reader, &req.object, &page_req(&req, Some(c))).await {
+                        Ok(p) => next = Some(p),
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            complete = false;
+                        }
+                    }
+                }
+            }
+            if let Err(e) = app.audit_export(&actor, obj.id, &req, n, ExportFormat::Csv, complete).await {
+                tracing::warn!(error = %e, "export audit");
+            }
+        });
+        Ok(rx)
     }
 
     async fn export_table(&self, actor: &Actor, req: &ExportRequest) -> Result<(Table, Uuid)> {
-        let schema = self.schema().await?;
-        let obj = schema.object(&req.object)?.clone();
-        actor.check(&obj, Action::Export)?;
-        let reader = if req.reveal { actor.revealing()? } else { actor.clone() };
-        let mut fields = Vec::new();
-        for c in &req.columns {
-            match obj.field(c) {
-                Some(f) if actor.can_read_field(&obj, f) => fields.push(f.clone()),
-                _ => return Err(AppError::field("columns", "view.invalid_columns")),
-            }
-        }
-        if fields.is_empty() {
-            fields.extend(obj.title_field().cloned());
-        }
+        let (obj, reader, fields) = self.export_prepare(actor, req).await?;
         let records: Vec<RecordView> = match &req.ids {
             Some(ids) => self.list_by_ids(&reader, &req.object, ids, req.filter.as_ref(), req.sort.as_deref()).await?,
             None => {

@@ -302,7 +302,11 @@ impl App {
             .await?;
         if taken != 1 {
             tx.rollback().await?;
-            return self.import_view(actor, id).await?.job_id.ok_or_else(|| AppError::conflict("import.already_started"));
+            return self
+                .import_view(actor, id)
+                .await?
+                .job_id
+                .ok_or_else(|| AppError::conflict("import.already_started"));
         }
         let params = serde_json::json!({ "import": id });
         let job = crate::jobs::insert_job(&mut tx, "import", v.owner_id, &v.object, &params, v.total_rows).await?;

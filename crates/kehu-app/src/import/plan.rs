@@ -14,8 +14,8 @@ use kehu_core::meta::{FieldDef, FieldType, ObjectDef, Schema};
 use kehu_core::perm::{Action, Actor, ScopeFilter};
 use kehu_core::value::{parse_input, Value};
 use kehu_core::{AppError, Uuid};
-use kehu_db::records::{col, decode, encode, scope_expr, select_columns, Record};
 use kehu_db::conn::DbResult;
+use kehu_db::records::{col, decode, encode, scope_expr, select_columns, Record};
 use kehu_db::{Db, DbRow, Sql, Tx};
 use sea_query::{Alias, Query};
 use serde::Serialize;
@@ -179,19 +179,7 @@ impl Plan {
                 users.by_name.entry(name.trim().to_string()).or_default().push((id, team));
             }
         }
-        Ok(Plan {
-            obj,
-            schema,
-            actor,
-            settings,
-            headers,
-            cols,
-            key,
-            uniques,
-            create_scope,
-            update_scope,
-            users,
-        })
+        Ok(Plan { obj, schema, actor, settings, headers, cols, key, uniques, create_scope, update_scope, users })
     }
 
     fn header(&self, i: usize) -> String {
@@ -318,9 +306,7 @@ impl Plan {
                     Some(s) if *s != ScopeFilter::All => {
                         let ids: Vec<Uuid> = rows.iter().filter_map(|r| r.uuid(0)).collect();
                         let mut q = Query::select();
-                        q.column(Alias::new("id"))
-                            .from(Alias::new(&t.table))
-                            .and_where(col("id").is_in(ids));
+                        q.column(Alias::new("id")).from(Alias::new(&t.table)).and_where(col("id").is_in(ids));
                         if let Some(e) = scope_expr(s, "owner_id") {
                             q.and_where(e);
                         }
@@ -560,7 +546,13 @@ fn hash128(s: &str) -> u128 {
 
 impl DupIndex {
     /// The duplicate issue of this row, if one of its key/unique values appeared before.
-    pub(crate) fn check(&mut self, cols: &[(usize, Arc<FieldDef>)], headers: &[String], row: u64, cells: &[String]) -> Option<RowIssue> {
+    pub(crate) fn check(
+        &mut self,
+        cols: &[(usize, Arc<FieldDef>)],
+        headers: &[String],
+        row: u64,
+        cells: &[String],
+    ) -> Option<RowIssue> {
         let mut out = None;
         for (i, f) in cols {
             let Some(v) = cells.get(*i).and_then(|c| Plan::unique_value(f, c)) else { continue };

@@ -11,7 +11,7 @@ mod read;
 pub(crate) mod write;
 
 pub use merge::MergeRequest;
-pub use read::{Count, ListRequest, Page, SearchResult};
+pub use read::{Count, ListRequest, Page, SearchResult, MAX_LIMIT};
 
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
 use kehu_core::perm::Actor;

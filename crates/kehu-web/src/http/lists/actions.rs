@@ -151,9 +151,18 @@ pub async fn export(
         tz: u.session.user.time_zone.parse().ok(),
     };
     let format = ExportFormat::parse(form_get(&p, "format"));
-    let (bytes, _) = st.app.export(&u.actor, &req, format).await?;
     let name = format!("{object}-{}.{}", chrono::Utc::now().format("%Y%m%d-%H%M"), format.extension());
-    let mut r = bytes.into_response();
+    let mut r = if format == ExportFormat::Csv && req.ids.is_none() {
+        // A whole list as CSV: streamed page by page, whatever its size.
+        let rx = st.app.export_csv_stream(&u.actor, req).await?;
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let item = rx.recv().await?;
+            Some((item.map(axum::body::Bytes::from).map_err(std::io::Error::other), rx))
+        });
+        axum::body::Body::from_stream(stream).into_response()
+    } else {
+        st.app.export(&u.actor, &req, format).await?.0.into_response()
+    };
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
