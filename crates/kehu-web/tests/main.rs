@@ -13,6 +13,7 @@ mod browser_lists;
 mod browser_merge;
 mod custom;
 mod i18n;
+mod import;
 mod lists;
 mod merge;
 mod ops;
