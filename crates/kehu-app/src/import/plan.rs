@@ -386,7 +386,7 @@ impl Plan {
                     }
                 }
                 None => {
-                    let code = parse_input(kf, &Json::String(raw.to_string())).err().unwrap_or("field.invalid");
+                    let code = parse_input(kf, &Json::String(raw.to_string())).err().unwrap_or("import.key_missing");
                     issues.push(issue(self.header(*i), code));
                 }
                 Some(v) => {
