@@ -9,6 +9,7 @@ mod auth;
 mod browser;
 mod browser_custom;
 mod browser_day;
+mod browser_import;
 mod browser_lists;
 mod browser_merge;
 mod custom;
