@@ -56,8 +56,16 @@ async fn upload_map_check_import_and_undo() {
     d.click("#import-create-missing").await;
     d.screenshot("import-mapping-desktop").await;
     d.size(390, 844).await;
+    let here = d.url().await;
+    d.go(&here).await;
+    d.wait_for("mapping-form").await;
     d.screenshot("import-mapping-phone").await;
     d.size(1280, 900).await;
+    d.go(&here).await;
+    d.wait_for("mapping-form").await;
+    d.click("input[name=mode][value=upsert]").await;
+    d.click("#import-key option[value=email]").await;
+    d.click("#import-create-missing").await;
     d.click("#mapping-submit").await;
     wait_long(&d, "dry-run").await;
     let src = d.source().await;
@@ -76,8 +84,13 @@ async fn upload_map_check_import_and_undo() {
     assert_eq!(c.get("city"), "杭州");
     d.screenshot("import-report-desktop").await;
     d.size(390, 844).await;
+    let here = d.url().await;
+    d.go(&here).await;
+    d.wait_for("import-report").await;
     d.screenshot("import-report-phone").await;
     d.size(1280, 900).await;
+    d.go(&here).await;
+    d.wait_for("import-report").await;
     // Undo (the confirmation answered yes).
     d.cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "window.confirm = function () { return true; }; return 1;", "args": []})))
         .await;
@@ -90,6 +103,8 @@ async fn upload_map_check_import_and_undo() {
     d.go(&format!("{base}/o/contact/imports")).await;
     d.wait_for("contacts-browser.csv").await;
     d.size(390, 844).await;
+    d.go(&format!("{base}/o/contact/imports")).await;
+    d.wait_for("contacts-browser.csv").await;
     d.screenshot("import-history-phone").await;
     d.quit().await;
 }
