@@ -30,7 +30,19 @@ fn files_decode_to_the_expected_text() {
     let (h, rows) = table("contacts_gbk.csv");
     assert_eq!(h, ["姓名", "邮箱", "手机", "公司", "职位", "城市", "生命周期阶段", "标签"]);
     assert_eq!(rows.len(), 4);
-    assert_eq!(rows[0], ["张伟", "zhang.wei@example.cn", "13800138001", "北京星辰科技有限公司", "销售总监", "北京", "意向客户", "重点客户、华北"]);
+    assert_eq!(
+        rows[0],
+        [
+            "张伟",
+            "zhang.wei@example.cn",
+            "13800138001",
+            "北京星辰科技有限公司",
+            "销售总监",
+            "北京",
+            "意向客户",
+            "重点客户、华北"
+        ]
+    );
     assert_eq!(table("contacts_utf16le.txt"), table("contacts_gbk.csv"), "Unicode text = the same table");
     let (h, rows) = table("contacts_utf8_bom.csv");
     assert_eq!(h[0], "Name", "BOM stripped");
@@ -256,7 +268,8 @@ async fn undo_restores_previous_values_exactly(t: TestApp) {
     };
     let chen = t.create(admin, "contact", &mk("陈静", "chen.jing@example.com", "温州")).await.unwrap();
     let alice = t.create(admin, "contact", &mk("Alice S.", "alice@example.com", "苏州")).await.unwrap();
-    let (chen, alice) = (t.get(&system(), "contact", chen.id).await.unwrap(), t.get(&system(), "contact", alice.id).await.unwrap());
+    let (chen, alice) =
+        (t.get(&system(), "contact", chen.id).await.unwrap(), t.get(&system(), "contact", alice.id).await.unwrap());
     let id = upload(&t, admin, "contacts_utf8_bom.csv", upsert_by_email).await;
     let v = run(&t, admin, id).await;
     assert_eq!((v.counts.created, v.counts.updated, v.counts.related_created), (1, 2, 1));
@@ -323,7 +336,10 @@ async fn resumes_after_a_restart(t: TestApp) {
     let q = Raw::new("SELECT COUNT(DISTINCT f_email) FROM o_contact", vec![]);
     assert_eq!(t.db.one(&q).await.unwrap().and_then(|r| r.i64(0)), Some(n as i64));
     let f = t.import_failures(&o.admin, id, 10).await.unwrap();
-    assert_eq!((f[0].row, f[0].issues[0].code.as_str(), f[0].issues[0].first_row), (n as u64 + 2, "import.duplicate_in_file", Some(9)));
+    assert_eq!(
+        (f[0].row, f[0].issues[0].code.as_str(), f[0].issues[0].first_row),
+        (n as u64 + 2, "import.duplicate_in_file", Some(9))
+    );
     let q = Raw::new("SELECT COUNT(*) FROM import_chunks", vec![]);
     assert_eq!(t.db.one(&q).await.unwrap().and_then(|r| r.i64(0)), Some(0), "chunks removed as they are done");
     assert!(!t.run_job_batch(job).await.unwrap());
@@ -370,7 +386,8 @@ async fn saved_mappings(t: TestApp) {
     t.import_configure(&o.admin, id, &s, Some("Trade fair list")).await.unwrap();
     let saved = t.import_mappings(&o.admin, "contact").await.unwrap();
     assert_eq!((saved.len(), saved[0].name.as_str()), (1, "Trade fair list"));
-    let other = t.import_upload(&o.manager_sales, "contact", "b.csv", &data("contacts_utf8_bom.csv"), None).await.unwrap();
+    let other =
+        t.import_upload(&o.manager_sales, "contact", "b.csv", &data("contacts_utf8_bom.csv"), None).await.unwrap();
     assert_eq!(t.import_settings(&o.manager_sales, other).await.unwrap(), s, "same headers: the saved mapping");
 }
 both!(saved_mappings);

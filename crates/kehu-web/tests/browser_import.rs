@@ -34,9 +34,14 @@ async fn upload_map_check_import_and_undo() {
     let chen = app.create(&Actor::system(), "contact", input.as_object().unwrap()).await.unwrap();
     // A file big enough to watch the progress bar: one row updates 陈静, the rest are new.
     let n = 6000;
-    let mut csv = String::from("\u{feff}Name,Email,Mobile,Company,City\r\n陈静,chen.jing@example.com,13900139001,Acme 中国,杭州\r\n");
+    let mut csv = String::from(
+        "\u{feff}Name,Email,Mobile,Company,City\r\n陈静,chen.jing@example.com,13900139001,Acme 中国,杭州\r\n",
+    );
     for i in 0..n {
-        csv.push_str(&format!("客户{i},c{i}@example.cn,137{i:08},{},上海\r\n", ["星辰科技", "云帆贸易", "海纳电子"][i % 3]));
+        csv.push_str(&format!(
+            "客户{i},c{i}@example.cn,137{i:08},{},上海\r\n",
+            ["星辰科技", "云帆贸易", "海纳电子"][i % 3]
+        ));
     }
     let file = dir.path().join("contacts-browser.csv");
     std::fs::write(&file, csv).unwrap();
@@ -92,8 +97,12 @@ async fn upload_map_check_import_and_undo() {
     d.go(&here).await;
     d.wait_for("import-report").await;
     // Undo (the confirmation answered yes).
-    d.cmd(reqwest::Method::POST, "/execute/sync", Some(json!({"script": "window.confirm = function () { return true; }; return 1;", "args": []})))
-        .await;
+    d.cmd(
+        reqwest::Method::POST,
+        "/execute/sync",
+        Some(json!({"script": "window.confirm = function () { return true; }; return 1;", "args": []})),
+    )
+    .await;
     d.click("#undo-import").await;
     wait_long(&d, "undo-result").await;
     d.screenshot("import-undone-desktop").await;

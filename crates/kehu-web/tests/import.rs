@@ -21,7 +21,10 @@ fn multipart(file: &str, bytes: &[u8]) -> (String, Vec<u8>) {
         .as_bytes(),
     );
     body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"sheet\"\r\n\r\n\r\n--{boundary}--\r\n").as_bytes());
+    body.extend_from_slice(
+        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"sheet\"\r\n\r\n\r\n--{boundary}--\r\n")
+            .as_bytes(),
+    );
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
@@ -148,7 +151,11 @@ async fn upload_map_check_run_undo(t: TestWeb) {
     let r = admin.post_form(&format!("{again}/map"), &COLUMNS).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let check = admin.get(&format!("{again}/check")).await;
-    assert!(check.body.contains("id=\"count-created\">3<") && check.body.contains("id=\"count-failed\">0<"), "{}", check.body);
+    assert!(
+        check.body.contains("id=\"count-created\">3<") && check.body.contains("id=\"count-failed\">0<"),
+        "{}",
+        check.body
+    );
 }
 both!(upload_map_check_run_undo);
 
@@ -160,7 +167,9 @@ async fn read_only_users_cannot_import(t: TestWeb) {
     assert_eq!(v.get("/o/contact/import").await.status, StatusCode::FORBIDDEN);
     let (ct, body) = multipart("a.csv", &data("contacts_gbk.csv"));
     let token = v.csrf.lock().unwrap().clone();
-    let r = v.send(Method::POST, "/o/contact/import", &[("content-type", &ct), ("x-csrf-token", &token)], Body::from(body)).await;
+    let r = v
+        .send(Method::POST, "/o/contact/import", &[("content-type", &ct), ("x-csrf-token", &token)], Body::from(body))
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(count(&t, "imports").await, 0);
 }

@@ -43,16 +43,22 @@ pub fn issue_text(i18n: &I18n, lang: Lang, i: &RowIssue) -> String {
 /// The user an import runs as: `--as` (e-mail), else the first administrator.
 pub async fn actor_for(app: &App, email: Option<&str>) -> Result<Actor> {
     let q = match email {
-        Some(e) => {
-            kehu_db::Raw::new("SELECT id FROM users WHERE email = $1 AND is_active = $2", vec![e.trim().to_lowercase().into(), true.into()])
-        }
+        Some(e) => kehu_db::Raw::new(
+            "SELECT id FROM users WHERE email = $1 AND is_active = $2",
+            vec![e.trim().to_lowercase().into(), true.into()],
+        ),
         None => kehu_db::Raw::new(
             "SELECT u.id FROM users u JOIN roles r ON r.id = u.role_id WHERE r.key = 'admin' AND u.is_active = $1 \
              ORDER BY u.created_at LIMIT 1",
             vec![true.into()],
         ),
     };
-    let id = app.db.one(&q).await?.and_then(|r| r.uuid(0)).context("no such active user (create one with `kehu user create`, or pass --as)")?;
+    let id = app
+        .db
+        .one(&q)
+        .await?
+        .and_then(|r| r.uuid(0))
+        .context("no such active user (create one with `kehu user create`, or pass --as)")?;
     app.actor(id).await.map_err(err)
 }
 
@@ -117,13 +123,15 @@ pub async fn run_to_end(app: &App, actor: &Actor, job: uuid::Uuid, id: uuid::Uui
 }
 
 async fn report(app: &App, actor: &Actor, i18n: &I18n, lang: Lang, v: &ImportView) -> Result<()> {
-    println!("state: {}{}", v.state, v.error.as_deref().map(|e| format!(" ({})", i18n.error(lang, e))).unwrap_or_default());
+    println!(
+        "state: {}{}",
+        v.state,
+        v.error.as_deref().map(|e| format!(" ({})", i18n.error(lang, e))).unwrap_or_default()
+    );
     print_counts(&v.counts);
     if v.counts.failed > 0 {
-        let csv = app
-            .failed_rows_csv(actor, v.id, lang == Lang::ZhCn, &|i| issue_text(i18n, lang, i))
-            .await
-            .map_err(err)?;
+        let csv =
+            app.failed_rows_csv(actor, v.id, lang == Lang::ZhCn, &|i| issue_text(i18n, lang, i)).await.map_err(err)?;
         let path = format!("kehu-import-{}-failed.csv", v.id);
         std::fs::write(&path, csv).with_context(|| format!("writing {path}"))?;
         println!("failed rows (fix and import again): {path}");
@@ -212,7 +220,11 @@ pub async fn bench(rows: usize) -> Result<()> {
     script.push_str(&format!("CREATE TABLE o_mirror ({});\n", table.join(", ")));
     for r in &ddl {
         if r.str(0) == Some("index") {
-            let sql = r.str(1).unwrap_or_default().replace("\"o_contact\"", "\"o_mirror\"").replace("o_contact__", "o_mirror__");
+            let sql = r
+                .str(1)
+                .unwrap_or_default()
+                .replace("\"o_contact\"", "\"o_mirror\"")
+                .replace("o_contact__", "o_mirror__");
             script.push_str(&sql);
             script.push_str(";\n");
         }
@@ -236,7 +248,10 @@ pub async fn bench(rows: usize) -> Result<()> {
     let n = std::process::Command::new("sqlite3").arg(&mirror_db).arg("SELECT COUNT(*) FROM o_mirror").output()?;
     let n = String::from_utf8_lossy(&n.stdout).trim().to_string();
     println!("indexes on the table: {}", ddl.iter().filter(|r| r.str(0) == Some("index")).count());
-    println!("kehu import:     {rows} rows in {kehu_s:.1} s = {:.0} rows/s (upload and decode {uploaded:.1} s)", rows as f64 / kehu_s);
+    println!(
+        "kehu import:     {rows} rows in {kehu_s:.1} s = {:.0} rows/s (upload and decode {uploaded:.1} s)",
+        rows as f64 / kehu_s
+    );
     println!("sqlite3 .import: {n} rows in {sqlite_s:.1} s = {:.0} rows/s", rows as f64 / sqlite_s);
     println!("ratio: {:.2}", sqlite_s / kehu_s);
     let _ = std::fs::remove_dir_all(&dir);

@@ -100,11 +100,18 @@ async fn import_survives_kill_9() {
     }
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
-    eprintln!("{n} rows, {KILLS} kills, {:.1} s in all; progress at the kills: {seen:?}", started.elapsed().as_secs_f64());
+    eprintln!(
+        "{n} rows, {KILLS} kills, {:.1} s in all; progress at the kills: {seen:?}",
+        started.elapsed().as_secs_f64()
+    );
     let db = Db::connect(&url, &ConnectOptions { max_connections: 1, pg_schema: None }).await.expect("open");
     let (st, created) = state(&url).await;
     assert_eq!((st.as_str(), created), ("done", n as i64));
-    assert_eq!(one_i64(&db, "SELECT COUNT(*) FROM o_contact WHERE deleted_at IS NULL").await, n as i64, "exact row count");
+    assert_eq!(
+        one_i64(&db, "SELECT COUNT(*) FROM o_contact WHERE deleted_at IS NULL").await,
+        n as i64,
+        "exact row count"
+    );
     assert_eq!(one_i64(&db, "SELECT COUNT(DISTINCT f_email) FROM o_contact").await, n as i64, "no duplicates");
     assert_eq!(one_i64(&db, "SELECT COUNT(*) FROM o_company WHERE deleted_at IS NULL").await, 50, "each company once");
     assert_eq!(one_i64(&db, "SELECT COUNT(*) FROM import_changes").await, n as i64 + 50, "undo log: every record once");

@@ -98,12 +98,21 @@ pub fn auto_map(obj: &ObjectDef, headers: &[String]) -> Vec<Option<String>> {
 pub fn can_be_key(f: &kehu_core::meta::FieldDef) -> bool {
     !f.builtin
         && (f.unique || matches!(f.ftype, FieldType::Email | FieldType::Phone) || f.api_name == "external_id")
-        && matches!(f.ftype, FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Integer | FieldType::Url)
+        && matches!(
+            f.ftype,
+            FieldType::Text | FieldType::Email | FieldType::Phone | FieldType::Integer | FieldType::Url
+        )
 }
 
 /// Check settings for `obj` and `actor`: permissions for the mode, every mapped field
 /// writable, no field twice, a usable key, required fields present for creating.
-pub fn validate(actor: &Actor, schema: &kehu_core::meta::Schema, obj: &ObjectDef, s: &ImportSettings, columns: usize) -> Result<()> {
+pub fn validate(
+    actor: &Actor,
+    schema: &kehu_core::meta::Schema,
+    obj: &ObjectDef,
+    s: &ImportSettings,
+    columns: usize,
+) -> Result<()> {
     if s.columns.len() != columns {
         return Err(AppError::invalid("import.mapping_mismatch"));
     }
@@ -151,8 +160,8 @@ pub fn validate(actor: &Actor, schema: &kehu_core::meta::Schema, obj: &ObjectDef
         _ => {}
     }
     if s.mode != ImportMode::Update {
-        let composed = obj.field("first_name").is_some()
-            && (seen.contains(&"first_name") || seen.contains(&"last_name"));
+        let composed =
+            obj.field("first_name").is_some() && (seen.contains(&"first_name") || seen.contains(&"last_name"));
         for f in obj.data_fields() {
             if f.required && f.default.is_none() && !seen.contains(&f.api_name.as_str()) {
                 if f.api_name == "name" && composed {
@@ -238,7 +247,11 @@ impl App {
             .await?
             .iter()
             .filter_map(|r| {
-                Some(SavedMapping { id: r.uuid(0)?, name: r.string(1)?, settings: serde_json::from_str(r.str(2)?).ok()? })
+                Some(SavedMapping {
+                    id: r.uuid(0)?,
+                    name: r.string(1)?,
+                    settings: serde_json::from_str(r.str(2)?).ok()?,
+                })
             })
             .collect())
     }

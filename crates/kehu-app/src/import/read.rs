@@ -126,14 +126,16 @@ pub fn sniff_delimiter(text: &str) -> u8 {
     let head: String = text.chars().take(64 * 1024).collect();
     let mut best = (b',', 0usize, 0usize);
     for d in [b',', b';', b'\t', b'|'] {
-        let mut rdr = csv::ReaderBuilder::new().delimiter(d).has_headers(false).flexible(true).from_reader(head.as_bytes());
+        let mut rdr =
+            csv::ReaderBuilder::new().delimiter(d).has_headers(false).flexible(true).from_reader(head.as_bytes());
         let counts: Vec<usize> = rdr.records().take(20).filter_map(|r| r.ok()).map(|r| r.len()).collect();
         let Some(&first) = counts.first() else { continue };
         if first < 2 {
             continue;
         }
         // The last sampled record may be cut off by the sample window.
-        let considered = if counts.len() > 1 && head.len() < text.len() { &counts[..counts.len() - 1] } else { &counts[..] };
+        let considered =
+            if counts.len() > 1 && head.len() < text.len() { &counts[..counts.len() - 1] } else { &counts[..] };
         let agree = considered.iter().filter(|&&c| c == first).count();
         if (agree, first) > (best.1, best.2) {
             best = (d, agree, first);
@@ -142,7 +144,11 @@ pub fn sniff_delimiter(text: &str) -> u8 {
     best.0
 }
 
-fn read_csv(text: &str, encoding: &'static str, on_row: &mut dyn FnMut(u64, Vec<String>) -> Result<()>) -> Result<TableInfo> {
+fn read_csv(
+    text: &str,
+    encoding: &'static str,
+    on_row: &mut dyn FnMut(u64, Vec<String>) -> Result<()>,
+) -> Result<TableInfo> {
     let delimiter = sniff_delimiter(text);
     let mut rdr =
         csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(text.as_bytes());
@@ -203,7 +209,11 @@ fn check_zip(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn read_xlsx(bytes: &[u8], sheet: Option<&str>, on_row: &mut dyn FnMut(u64, Vec<String>) -> Result<()>) -> Result<TableInfo> {
+fn read_xlsx(
+    bytes: &[u8],
+    sheet: Option<&str>,
+    on_row: &mut dyn FnMut(u64, Vec<String>) -> Result<()>,
+) -> Result<TableInfo> {
     use calamine::{Reader, Xlsx};
     check_zip(bytes)?;
     let mut wb: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|_| AppError::invalid("import.bad_xlsx"))?;

@@ -261,10 +261,7 @@ impl App {
                 let cells: Vec<String> = r.str(1).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
                 let issues: Vec<RowIssue> = r.str(2).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
                 let text = issues.iter().map(describe).collect::<Vec<_>>().join("; ");
-                line(
-                    &mut out,
-                    &mut keep.iter().map(|i| cells.get(*i).cloned().unwrap_or_default()).chain([text]),
-                );
+                line(&mut out, &mut keep.iter().map(|i| cells.get(*i).cloned().unwrap_or_default()).chain([text]));
             }
         }
         Ok(out.into_bytes())

@@ -10,7 +10,8 @@
 //! so the verdict "duplicate in file, first seen on row N" survives a restart even though
 //! processed chunks are gone.
 
-use super::plan::{Conn, DupIndex, Outcome, Plan, RowIssue, Session};
+use super::dups::DupIndex;
+use super::plan::{Conn, Outcome, Plan, RowIssue, Session};
 use super::{csv_to_rows, split_row_no, ImportCounts};
 use crate::records::input::Values;
 use crate::{App, Result};
@@ -141,7 +142,13 @@ impl Plan {
             let ids = app.create_values(tx, &self.actor, &self.schema, &t, &scope, &rows, now).await?;
             for ((p, _), id) in items.iter().zip(ids) {
                 real.insert(*p, id);
-                changes.push(Change { row: first_row, object_id: t.id, record_id: id, action: "created", changes: None });
+                changes.push(Change {
+                    row: first_row,
+                    object_id: t.id,
+                    record_id: id,
+                    action: "created",
+                    changes: None,
+                });
             }
             counts.related_created += items.len() as u64;
         }
@@ -395,8 +402,11 @@ async fn prepare(app: &App, plan: &Plan, job: Uuid, import: Uuid, chunks: i64) -
         vec![true.into(), now.into(), import.into()],
     ))
     .await?;
-    tx.exec(&Raw::new("UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2", vec![now.into(), job.into()]))
-        .await?;
+    tx.exec(&Raw::new(
+        "UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2",
+        vec![now.into(), job.into()],
+    ))
+    .await?;
     tx.commit().await?;
     Ok(())
 }

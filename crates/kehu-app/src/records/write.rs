@@ -79,7 +79,10 @@ pub(super) fn after_write(
 
 /// A Chinese name is one field; a Western one may come as first and last name. When `name` is
 /// missing and the object has `first_name`/`last_name`, the name is "First Last".
-pub(crate) fn with_full_name<'a>(obj: &ObjectDef, input: &'a Map<String, Json>) -> std::borrow::Cow<'a, Map<String, Json>> {
+pub(crate) fn with_full_name<'a>(
+    obj: &ObjectDef,
+    input: &'a Map<String, Json>,
+) -> std::borrow::Cow<'a, Map<String, Json>> {
     let has = |k: &str| input.get(k).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty());
     if has("name") || obj.field("first_name").is_none() || obj.field("last_name").is_none() {
         return std::borrow::Cow::Borrowed(input);
