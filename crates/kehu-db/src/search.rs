@@ -42,7 +42,13 @@ pub async fn upsert(tx: &mut Tx, docs: &[SearchDoc]) -> DbResult<()> {
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!("(${},${},${},${},${},${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
+            // SQLite gets plain `?` (its lookup of a numbered `$n` is linear, so thousands of
+            // them in one statement cost quadratic time); PostgreSQL needs `$n`.
+            if tx.backend() == Backend::Sqlite {
+                sql.push_str("(?,?,?,?,?,?)");
+            } else {
+                sql.push_str(&format!("(${},${},${},${},${},${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
+            }
             values.extend([
                 d.record_id.into(),
                 d.object_id.into(),

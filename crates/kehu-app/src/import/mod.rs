@@ -19,10 +19,12 @@
 //! Must never: write a record except through the record engine, or let the dry run and the
 //! real run decide differently (they share `Plan::plan_batch`).
 
+mod dups;
 pub mod mapping;
 pub(crate) mod plan;
 pub mod read;
 mod report;
+mod row;
 pub(crate) mod run;
 mod undo;
 pub(crate) use undo::job_batch as undo_batch;
@@ -32,10 +34,11 @@ pub use plan::RowIssue;
 pub use report::{FailedRow, ImportCounts, ImportView, UndoCounts};
 
 use crate::{App, Result};
+use dups::DupIndex;
 use kehu_core::perm::{Action, Actor};
 use kehu_core::{new_id, now_micros, AppError, Uuid};
 use kehu_db::Raw;
-use plan::{Conn, DupIndex, Plan, Session};
+use plan::{Conn, Plan, Session};
 use sea_query::{Alias, Query};
 use serde::Serialize;
 

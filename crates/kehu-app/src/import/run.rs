@@ -10,7 +10,8 @@
 //! so the verdict "duplicate in file, first seen on row N" survives a restart even though
 //! processed chunks are gone.
 
-use super::plan::{Conn, DupIndex, Outcome, Plan, RowIssue, Session};
+use super::dups::DupIndex;
+use super::plan::{Conn, Outcome, Plan, RowIssue, Session};
 use super::{csv_to_rows, split_row_no, ImportCounts};
 use crate::records::input::Values;
 use crate::{App, Result};
@@ -19,6 +20,7 @@ use kehu_core::perm::{Action, Actor};
 use kehu_core::value::{to_json, Value};
 use kehu_core::{now_micros, AppError, ErrorKind, Uuid};
 use kehu_db::{Raw, Tx};
+use sea_query::{Alias, Query};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,18 +35,13 @@ pub(crate) struct Change {
 }
 
 async fn insert_changes(tx: &mut Tx, import: Uuid, changes: &[Change]) -> Result<()> {
+    // sea-query statements: `?` placeholders on SQLite, whose numbered `$n` lookup is linear.
     for chunk in changes.chunks(1000) {
-        let mut sql = String::from(
-            "INSERT INTO import_changes (import_id, row_no, object_id, record_id, action, changes) VALUES ",
-        );
-        let mut vals: Vec<sea_query::Value> = Vec::with_capacity(chunk.len() * 6);
-        for (i, c) in chunk.iter().enumerate() {
-            let n = i * 6;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("(${},${},${},${},${},${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
-            vals.extend([
+        let mut q = Query::insert();
+        q.into_table(Alias::new("import_changes"))
+            .columns(["import_id", "row_no", "object_id", "record_id", "action", "changes"].map(Alias::new));
+        for c in chunk {
+            q.values_panic([
                 import.into(),
                 (c.row as i64).into(),
                 c.object_id.into(),
@@ -53,29 +50,24 @@ async fn insert_changes(tx: &mut Tx, import: Uuid, changes: &[Change]) -> Result
                 c.changes.as_ref().map(|j| j.to_string()).into(),
             ]);
         }
-        tx.exec(&Raw::new(sql, vals)).await?;
+        tx.exec(&q).await?;
     }
     Ok(())
 }
 
 async fn insert_failures(tx: &mut Tx, import: Uuid, rows: &[(u64, Vec<String>, Vec<RowIssue>)]) -> Result<()> {
     for chunk in rows.chunks(500) {
-        let mut sql = String::from("INSERT INTO import_failures (import_id, row_no, cells, errors) VALUES ");
-        let mut vals: Vec<sea_query::Value> = Vec::with_capacity(chunk.len() * 4);
-        for (i, (row, cells, issues)) in chunk.iter().enumerate() {
-            let n = i * 4;
-            if i > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("(${},${},${},${})", n + 1, n + 2, n + 3, n + 4));
-            vals.extend([
+        let mut q = Query::insert();
+        q.into_table(Alias::new("import_failures")).columns(["import_id", "row_no", "cells", "errors"].map(Alias::new));
+        for (row, cells, issues) in chunk {
+            q.values_panic([
                 import.into(),
                 (*row as i64).into(),
                 serde_json::to_string(cells).unwrap_or_default().into(),
                 serde_json::to_string(issues).unwrap_or_default().into(),
             ]);
         }
-        tx.exec(&Raw::new(sql, vals)).await?;
+        tx.exec(&q).await?;
     }
     Ok(())
 }
