@@ -164,7 +164,13 @@ impl App {
         let changes = serde_json::json!({"enabled": s.enabled, "every_hours": s.every_hours, "keep": s.keep});
         tx.exec(&Raw::new(
             "INSERT INTO audit_log (id, at, actor_id, action, changes) VALUES ($1, $2, $3, $4, $5)",
-            vec![new_id().into(), now_micros().into(), actor.user_id.into(), "backup.settings".into(), changes.to_string().into()],
+            vec![
+                new_id().into(),
+                now_micros().into(),
+                actor.user_id.into(),
+                "backup.settings".into(),
+                changes.to_string().into(),
+            ],
         ))
         .await?;
         tx.commit().await?;
@@ -282,7 +288,8 @@ impl App {
                     continue;
                 }
             }
-            let q = Raw::new("UPDATE backups SET pruned_at = $1 WHERE id = $2", vec![now_micros().into(), run.id.into()]);
+            let q =
+                Raw::new("UPDATE backups SET pruned_at = $1 WHERE id = $2", vec![now_micros().into(), run.id.into()]);
             self.db.write(&q).await?;
             n += 1;
         }

@@ -82,8 +82,12 @@ pub async fn populate(t: &TestApp) {
     let mut ids = Vec::new();
     for (i, who) in [&o.rep_east1, &o.rep_east2, &o.rep_north].iter().enumerate() {
         let c = t
-            .create(who, "contact", &obj(json!({"name": format!("联系人{i} Contact"), "phone": format!("1380013800{i}"),
-                "email": format!("c{i}@kehu.test"), "tags": ["a", "b"]})))
+            .create(
+                who,
+                "contact",
+                &obj(json!({"name": format!("联系人{i} Contact"), "phone": format!("1380013800{i}"),
+                "email": format!("c{i}@kehu.test"), "tags": ["a", "b"]})),
+            )
             .await
             .unwrap();
         ids.push((c.id, c.version));
@@ -103,9 +107,13 @@ pub async fn populate(t: &TestApp) {
     t.merge(&a, "contact", &m).await.unwrap();
     // Activities: a note and a task on a contact.
     for (kind, subject) in [("note", "第一次拜访"), ("task", "Send the quote")] {
-        t.create(&o.rep_east1, "activity", &obj(json!({"kind": kind, "subject": subject, "contact": ids[0].0.to_string()})))
-            .await
-            .unwrap();
+        t.create(
+            &o.rep_east1,
+            "activity",
+            &obj(json!({"kind": kind, "subject": subject, "contact": ids[0].0.to_string()})),
+        )
+        .await
+        .unwrap();
     }
     // A shared saved view, an API token, instance settings.
     let v = kehu_app::views::ViewInput {

@@ -278,7 +278,9 @@ async fn sqlite_restore_keeps_the_old_database() {
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "not a database").unwrap();
-    for (f, codes) in [(&cut, ["backup.damaged", "backup.not_sqlite"]), (&text, ["backup.not_sqlite", "backup.not_sqlite"])] {
+    for (f, codes) in
+        [(&cut, ["backup.damaged", "backup.not_sqlite"]), (&text, ["backup.not_sqlite", "backup.not_sqlite"])]
+    {
         let e = kehu_db::backup::restore_sqlite(&db_path, f).await.unwrap_err();
         assert!(codes.contains(&e.code.as_str()), "{}: {e:?}", f.display());
     }
@@ -303,7 +305,13 @@ async fn backup_before_altering_migrations(t: TestApp) {
     let target = BackupTarget {
         dir: dir.path().join("backups"),
         url: std::env::var("KEHU_TEST_POSTGRES_URL").unwrap_or_default(),
-        pg_schema: t.db.one(&Raw::new("SELECT current_schema()::text", vec![])).await.ok().flatten().and_then(|r| r.string(0)),
+        pg_schema: t
+            .db
+            .one(&Raw::new("SELECT current_schema()::text", vec![]))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.string(0)),
     };
     assert!(kehu_db::migrate::needs_backup(&t.db).await.unwrap().is_empty(), "all applied");
     assert!(kehu_app::backup::before_migrations(&t.db, &target).await.unwrap().is_none());

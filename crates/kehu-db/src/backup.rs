@@ -181,7 +181,8 @@ pub fn pg_dump(url: &str, schema: Option<&str>, dest: &Path) -> Result<u64, AppE
 /// Whether `file` is a `pg_dump` custom-format file.
 pub fn is_pg_dump(file: &Path) -> bool {
     let mut head = [0u8; 5];
-    std::fs::File::open(file).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && &head == b"PGDMP"
+    std::fs::File::open(file).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
+        && &head == b"PGDMP"
 }
 
 /// `pg_restore` a custom-format dump into the database at `url`, in one transaction.

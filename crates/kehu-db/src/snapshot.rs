@@ -40,7 +40,9 @@ impl Tx {
             }
             Tx::Postgres(t) => {
                 let a = pg_args(values)?;
-                Box::pin(sqlx::query_with(sql, a).fetch(&mut **t).map(|r| r.map(|row| decode_pg(&row)).map_err(map_err)))
+                Box::pin(
+                    sqlx::query_with(sql, a).fetch(&mut **t).map(|r| r.map(|row| decode_pg(&row)).map_err(map_err)),
+                )
             }
         })
     }

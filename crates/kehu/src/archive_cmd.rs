@@ -102,7 +102,10 @@ pub async fn backup(cfg: &Config, out: Option<PathBuf>) -> Result<()> {
                     store::pg_dump(&cfg.database_url()?, None, &p).map_err(app_err)?
                 }
                 Backend::Postgres => {
-                    kehu_db::archive::write::export(&app.db, &p, env!("CARGO_PKG_VERSION")).await.map_err(app_err)?.bytes
+                    kehu_db::archive::write::export(&app.db, &p, env!("CARGO_PKG_VERSION"))
+                        .await
+                        .map_err(app_err)?
+                        .bytes
                 }
             };
             (p, size)
@@ -121,10 +124,8 @@ pub async fn restore(cfg: &Config, file: &Path) -> Result<()> {
     if store::is_pg_dump(file) {
         anyhow::ensure!(url.starts_with("postgres"), "a pg_dump file restores into PostgreSQL only");
         let (db, _) = connect(cfg).await?;
-        let q = Raw::new(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()",
-            vec![],
-        );
+        let q =
+            Raw::new("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()", vec![]);
         let n = db.one(&q).await?.and_then(|r| r.i64(0)).unwrap_or(0);
         db.close().await;
         if n > 0 {

@@ -127,9 +127,8 @@ async fn load_tx(tx: &mut Tx, path: &Path) -> Result<Vec<(String, u64)>, AppErro
                 }
                 let have = catalog_columns(tx, &name).await?;
                 if have != columns {
-                    return Err(AppError::invalid("archive.schema_mismatch").with_detail(format!(
-                        "{name}: archive columns {columns:?}, database columns {have:?}"
-                    )));
+                    return Err(AppError::invalid("archive.schema_mismatch")
+                        .with_detail(format!("{name}: archive columns {columns:?}, database columns {have:?}")));
                 }
                 if !is_record {
                     tx.exec(&Raw::new(format!("DELETE FROM {}", quote(&name)), vec![])).await?;

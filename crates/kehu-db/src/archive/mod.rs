@@ -83,9 +83,9 @@ pub async fn plan(tx: &mut Tx) -> Result<Vec<Section>, AppError> {
     for name in &catalog {
         let known = tables::find(name).is_some() || tables::TRANSIENT.contains(&name.as_str());
         if !known && !record_tables.contains_key(name) {
-            return Err(AppError::new(kehu_core::error::ErrorKind::Internal, "archive.unknown_table").with_detail(format!(
-                "table {name} is not classified in kehu-db/src/archive/tables.rs (data, derived or transient)"
-            )));
+            return Err(AppError::new(kehu_core::error::ErrorKind::Internal, "archive.unknown_table").with_detail(
+                format!("table {name} is not classified in kehu-db/src/archive/tables.rs (data, derived or transient)"),
+            ));
         }
     }
     let mut out = Vec::new();

@@ -29,11 +29,16 @@ pub struct Header {
 /// What the reader meets, in order.
 #[derive(Debug)]
 pub enum Event {
-    Table { name: String, columns: Vec<(String, Class)> },
+    Table {
+        name: String,
+        columns: Vec<(String, Class)>,
+    },
     Row(Vec<Json>),
     End,
     /// The trailer, checked: the list of tables with their row counts.
-    Trailer { tables: Vec<(String, u64)> },
+    Trailer {
+        tables: Vec<(String, u64)>,
+    },
 }
 
 pub(crate) fn corrupt(what: impl Into<String>) -> AppError {

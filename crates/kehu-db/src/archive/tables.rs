@@ -175,7 +175,8 @@ mod tests {
 
     #[test]
     fn every_table_has_one_role() {
-        let mut names: Vec<&str> = DATA.iter().chain(DERIVED).map(|c| c.name).chain(TRANSIENT.iter().copied()).collect();
+        let mut names: Vec<&str> =
+            DATA.iter().chain(DERIVED).map(|c| c.name).chain(TRANSIENT.iter().copied()).collect();
         let n = names.len();
         names.sort();
         names.dedup();

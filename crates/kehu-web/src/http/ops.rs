@@ -26,7 +26,9 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     match st.app.ready().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "database": st.app.db.backend().name(), "backup": backup_detail(&st).await})),
+            Json(
+                json!({"status": "ready", "database": st.app.db.backend().name(), "backup": backup_detail(&st).await}),
+            ),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
