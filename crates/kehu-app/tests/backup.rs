@@ -30,10 +30,10 @@ enum Op {
     Update(Uuid),
 }
 
-/// Start writers; returns their logs, the stop flag and the number of committed writes.
-fn start_writers(
-    t: &TestApp,
-) -> (Vec<Arc<Mutex<Vec<Op>>>>, Arc<AtomicBool>, Arc<AtomicUsize>, Vec<tokio::task::JoinHandle<()>>) {
+type Log = Arc<Mutex<Vec<Op>>>;
+
+/// Start writers; returns their logs, the stop flag, the number of committed writes, the tasks.
+fn start_writers(t: &TestApp) -> (Vec<Log>, Arc<AtomicBool>, Arc<AtomicUsize>, Vec<tokio::task::JoinHandle<()>>) {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
     let mut logs = Vec::new();
@@ -78,7 +78,7 @@ async fn versions(db: &Db) -> std::collections::HashMap<Uuid, i64> {
 }
 
 /// Check the prefix property; undo on the source every write after each writer's cut.
-async fn undo_after_cut(src: &Db, restored: &Db, logs: &[Arc<Mutex<Vec<Op>>>]) -> (usize, usize) {
+async fn undo_after_cut(src: &Db, restored: &Db, logs: &[Log]) -> (usize, usize) {
     let seen = versions(restored).await;
     let (mut kept, mut undone) = (0, 0);
     for log in logs {
