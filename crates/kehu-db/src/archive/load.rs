@@ -143,7 +143,13 @@ async fn load_tx(tx: &mut Tx, path: &Path) -> Result<Vec<(String, u64)>, AppErro
                     tx.exec(&Raw::new(format!("DELETE FROM {}", quote(&name)), vec![])).await?;
                 }
                 seen.insert(name.clone());
-                cur = Some(Target { name, columns: have, batch: Vec::new(), rows: 0, started: std::time::Instant::now() });
+                cur = Some(Target {
+                    name,
+                    columns: have,
+                    batch: Vec::new(),
+                    rows: 0,
+                    started: std::time::Instant::now(),
+                });
             }
             Event::Row(vals) => {
                 let t = cur.as_mut().ok_or_else(|| corrupt("row outside a table"))?;
