@@ -47,11 +47,12 @@ pub(crate) fn corrupt(what: impl Into<String>) -> AppError {
 
 fn read_err(e: std::io::Error, at_start: bool) -> AppError {
     match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => AppError::invalid("archive.truncated").with_detail(e.to_string()),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
             AppError::invalid("archive.io").with_detail(e.to_string())
         }
+        // Not even a gzip header: some other file (however short).
         _ if at_start => AppError::invalid("archive.not_archive").with_detail(e.to_string()),
+        std::io::ErrorKind::UnexpectedEof => AppError::invalid("archive.truncated").with_detail(e.to_string()),
         _ => corrupt(e.to_string()),
     }
 }
