@@ -223,7 +223,7 @@ async fn damaged_archives_change_nothing(t: TestApp) {
     let mid = b.len() / 2;
     b[mid] ^= 0x55;
     std::fs::write(&p, &b).unwrap();
-    cases.push((&["archive.corrupt", "archive.checksum"], p));
+    cases.push((&["archive.corrupt", "archive.checksum", "archive.truncated"], p));
     let p = dir.path().join("edited");
     gzip(&p, &text.replacen("全类型 all types", "全类型 all typos", 1));
     cases.push((&["archive.checksum"], p));
