@@ -223,7 +223,7 @@ async fn damaged_archives_change_nothing(t: TestApp) {
     let mid = b.len() / 2;
     b[mid] ^= 0x55;
     std::fs::write(&p, &b).unwrap();
-    cases.push((&["archive.corrupt", "archive.checksum"], p));
+    cases.push((&["archive.corrupt", "archive.checksum", "archive.truncated"], p));
     let p = dir.path().join("edited");
     gzip(&p, &text.replacen("全类型 all types", "全类型 all typos", 1));
     cases.push((&["archive.checksum"], p));
@@ -233,6 +233,9 @@ async fn damaged_archives_change_nothing(t: TestApp) {
     let p = dir.path().join("newer");
     gzip(&p, &text.replacen("\"migrations\":[1,", "\"migrations\":[1,999,", 1));
     cases.push((&["archive.schema_newer"], p));
+    let p = dir.path().join("tiny");
+    std::fs::write(&p, "garbage\n").unwrap();
+    cases.push((&["archive.not_archive"], p));
     let p = dir.path().join("not-an-archive.csv");
     std::fs::write(&p, "name,phone\n张三,13800138000\n").unwrap();
     cases.push((&["archive.not_archive"], p));

@@ -9,6 +9,7 @@ mod auth;
 // archive and backup (issue #5)
 mod backup;
 mod browser;
+mod browser_backup;
 mod browser_custom;
 mod browser_day;
 mod browser_import;

@@ -52,6 +52,11 @@ pub async fn export_archive(cfg: &Config, out: &Path) -> Result<()> {
 
 /// `kehu import-archive --in FILE`: into the configured database, which must be empty.
 pub async fn import_archive(cfg: &Config, input: &Path) -> Result<()> {
+    // Not under a running server (SQLite: the lock `kehu serve` holds).
+    let _lock = match store::sqlite_path(&cfg.database_url()?) {
+        Some(p) => Some(store::ServerLock::acquire(&p).map_err(app_err)?),
+        None => None,
+    };
     let (db, _) = connect(cfg).await?;
     let t = Instant::now();
     let l = kehu_db::archive::load::import(&db, input).await.map_err(app_err)?;

@@ -47,9 +47,15 @@ pub async fn import(db: &Db, path: &Path) -> Result<Loaded, AppError> {
         tx.ddl(&format!("SELECT pg_advisory_xact_lock({})", migrate::DDL_LOCK)).await?;
     }
     let r = load_tx(&mut tx, path).await;
-    match r {
+    let out = match r {
         Ok(tables) => {
             tx.commit().await?;
+            if db.backend() == Backend::Postgres {
+                // Fresh statistics, so the planner knows the tables are no longer empty (names
+                // checked by the load).
+                let names: Vec<String> = tables.iter().map(|(t, _)| quote(t)).collect();
+                db.exec_raw(&format!("ANALYZE {}", names.join(", "))).await?;
+            }
             let rows = tables.iter().map(|t| t.1).sum();
             Ok(Loaded { kehu_version: header.kehu_version, source_backend: header.source_backend, tables, rows })
         }
@@ -57,7 +63,8 @@ pub async fn import(db: &Db, path: &Path) -> Result<Loaded, AppError> {
             tx.rollback().await?;
             Err(e)
         }
-    }
+    };
+    out
 }
 
 /// Whether a database holds anything worth keeping: a user, or a record of any object.
@@ -91,6 +98,8 @@ struct Target {
     name: String,
     columns: Vec<(String, Class)>,
     batch: Vec<Vec<Json>>,
+    rows: u64,
+    started: std::time::Instant,
 }
 
 async fn load_tx(tx: &mut Tx, path: &Path) -> Result<Vec<(String, u64)>, AppError> {
@@ -134,11 +143,18 @@ async fn load_tx(tx: &mut Tx, path: &Path) -> Result<Vec<(String, u64)>, AppErro
                     tx.exec(&Raw::new(format!("DELETE FROM {}", quote(&name)), vec![])).await?;
                 }
                 seen.insert(name.clone());
-                cur = Some(Target { name, columns: have, batch: Vec::new() });
+                cur = Some(Target {
+                    name,
+                    columns: have,
+                    batch: Vec::new(),
+                    rows: 0,
+                    started: std::time::Instant::now(),
+                });
             }
             Event::Row(vals) => {
                 let t = cur.as_mut().ok_or_else(|| corrupt("row outside a table"))?;
                 t.batch.push(vals);
+                t.rows += 1;
                 if t.batch.len() >= batch_rows(t.columns.len()) {
                     flush(tx, t).await?;
                 }
@@ -146,6 +162,7 @@ async fn load_tx(tx: &mut Tx, path: &Path) -> Result<Vec<(String, u64)>, AppErro
             Event::End => {
                 let mut t = cur.take().ok_or_else(|| corrupt("end outside a table"))?;
                 flush(tx, &mut t).await?;
+                tracing::info!(table = %t.name, rows = t.rows, secs = t.started.elapsed().as_secs_f64(), "table loaded");
             }
             Event::Trailer { tables } => tables_out = tables,
         }
@@ -198,24 +215,19 @@ async fn flush(tx: &mut Tx, t: &mut Target) -> Result<(), AppError> {
     if t.batch.is_empty() {
         return Ok(());
     }
-    let cols: Vec<String> = t.columns.iter().map(|(c, _)| quote(c)).collect();
-    let mut sql = format!("INSERT INTO {} ({}) VALUES ", quote(&t.name), cols.join(", "));
-    let mut values = Vec::with_capacity(t.batch.len() * t.columns.len());
-    for (i, row) in t.batch.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
+    // A built statement: `?` placeholders on SQLite (its `$n` are named parameters, which make
+    // preparing a statement of thousands of them slow), `$n` on PostgreSQL.
+    let mut q = sea_query::Query::insert();
+    q.into_table(sea_query::Alias::new(&t.name)).columns(t.columns.iter().map(|(c, _)| sea_query::Alias::new(c)));
+    for row in &t.batch {
+        let mut vals = Vec::with_capacity(t.columns.len());
+        for ((c, class), v) in t.columns.iter().zip(row) {
+            let v = from_json(*class, v).map_err(|e| corrupt(format!("{}.{c}: {e}", t.name)))?;
+            vals.push(sea_query::SimpleExpr::Value(v));
         }
-        sql.push('(');
-        for (j, ((c, class), v)) in t.columns.iter().zip(row).enumerate() {
-            if j > 0 {
-                sql.push(',');
-            }
-            values.push(from_json(*class, v).map_err(|e| corrupt(format!("{}.{c}: {e}", t.name)))?);
-            sql.push_str(&format!("${}", values.len()));
-        }
-        sql.push(')');
+        q.values_panic(vals);
     }
-    tx.exec(&Raw::new(sql, values)).await?;
+    tx.exec(&q).await?;
     t.batch.clear();
     Ok(())
 }

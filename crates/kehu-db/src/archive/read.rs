@@ -45,15 +45,21 @@ pub(crate) fn corrupt(what: impl Into<String>) -> AppError {
     AppError::invalid("archive.corrupt").with_detail(what.into())
 }
 
-fn read_err(e: std::io::Error, at_start: bool) -> AppError {
+fn read_err(e: std::io::Error) -> AppError {
     match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => AppError::invalid("archive.truncated").with_detail(e.to_string()),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
             AppError::invalid("archive.io").with_detail(e.to_string())
         }
-        _ if at_start => AppError::invalid("archive.not_archive").with_detail(e.to_string()),
+        std::io::ErrorKind::UnexpectedEof => AppError::invalid("archive.truncated").with_detail(e.to_string()),
         _ => corrupt(e.to_string()),
     }
+}
+
+/// Whether the file starts like gzip (anything else is some other file, however short).
+fn gzip_magic(path: &Path) -> Result<bool, AppError> {
+    let mut head = [0u8; 2];
+    let mut f = std::fs::File::open(path).map_err(read_err)?;
+    Ok(matches!(Read::read(&mut f, &mut head), Ok(2)) && head == [0x1f, 0x8b])
 }
 
 pub struct Reader {
@@ -70,7 +76,10 @@ pub struct Reader {
 impl Reader {
     /// Open an archive and read its header.
     pub fn open(path: &Path) -> Result<Reader, AppError> {
-        let file = std::fs::File::open(path).map_err(|e| read_err(e, true))?;
+        if !gzip_magic(path)? {
+            return Err(AppError::invalid("archive.not_archive").with_detail("not gzip"));
+        }
+        let file = std::fs::File::open(path).map_err(read_err)?;
         let input = BufReader::with_capacity(1 << 20, MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)));
         let mut r = Reader {
             input,
@@ -119,10 +128,7 @@ impl Reader {
     /// recognised before hashing).
     fn raw_line(&mut self, at_start: bool) -> Result<Option<Json>, AppError> {
         self.buf.clear();
-        let n = (&mut self.input)
-            .take(MAX_LINE)
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|e| read_err(e, at_start && self.line_no == 0))?;
+        let n = (&mut self.input).take(MAX_LINE).read_until(b'\n', &mut self.buf).map_err(read_err)?;
         if n == 0 {
             return Ok(None);
         }

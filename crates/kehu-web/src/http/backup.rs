@@ -127,7 +127,7 @@ pub async fn save(State(st): State<AppState>, u: UserCtx, FormBody(f): FormBody<
 /// `POST /admin/backup/run` — "Back up now".
 pub async fn run(State(st): State<AppState>, u: UserCtx) -> WebResult {
     match st.app.backup_now(&u.actor).await {
-        Ok(_) => Ok(redirect_flash(&u.ctx, "/admin/backup", "backup-done")),
+        Ok(_) => Ok(redirect_flash(&u.ctx, "/admin/backup", "flash-backup-done")),
         Err(e) if e.kind != kehu_core::ErrorKind::Forbidden => {
             let form = Form::default().fail(&st.i18n, u.ctx.lang, &e);
             let mut r = page_with(&st, &u, form).await?;
