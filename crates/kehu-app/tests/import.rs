@@ -303,6 +303,27 @@ async fn undo_restores_previous_values_exactly(t: TestApp) {
 }
 both!(undo_restores_previous_values_exactly);
 
+async fn undo_keeps_created_records_changed_since(t: TestApp) {
+    let o = org(&t).await;
+    let admin = &o.admin;
+    let id = upload(&t, admin, "contacts_utf8_bom.csv", upsert_by_email).await;
+    let v = run(&t, admin, id).await;
+    let created = v.counts.created;
+    assert!(created >= 1);
+    // Someone works on a record the import created: the undo must not throw that away.
+    let z = by_email(&t, "zhao.lei@example.com").await.unwrap();
+    t.update(admin, "contact", z.id, z.version, &obj(json!({"city": "Ningbo"}))).await.unwrap();
+    t.import_undo(admin, id).await.unwrap();
+    while t.run_jobs().await.unwrap() > 0 {}
+    let v = t.import_view(admin, id).await.unwrap();
+    assert_eq!(v.state, "undone");
+    let kept = by_email(&t, "zhao.lei@example.com").await.expect("the changed record stays");
+    assert_eq!(kept.get("city"), "Ningbo");
+    assert_eq!(v.undo.deleted, v.counts.created + v.counts.related_created - 1, "{:?}", v.undo);
+    assert!(v.undo.conflicts >= 1, "{:?}", v.undo);
+}
+both!(undo_keeps_created_records_changed_since);
+
 pub fn many_rows(n: usize, offset: usize) -> String {
     let mut s = String::from("姓名,邮箱,手机,城市\r\n");
     for i in offset..offset + n {

@@ -1,5 +1,6 @@
 //! Undo of a whole import, as a job (`kind = "import_undo"`): records the import created go
-//! to the recycle bin (an engine delete, audited); records it updated get the previous values
+//! to the recycle bin (an engine delete, audited) unless someone changed them since (they stay,
+//! counted as conflicts); records it updated get the previous values
 //! of the fields it changed back (an engine update, audited) — except fields changed again
 //! since, which keep the later value and count as a conflict. Each batch covers a range of
 //! row numbers of the undo log in one transaction with its cursor, so an undo resumes after a
@@ -124,6 +125,9 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid, actor_id: Uuid
                 continue;
             };
             match app.load_for_write(&mut tx, &obj, rid, &scope).await {
+                // Changed by someone since the import created it (a new record is version 1):
+                // their work stays; the record is kept and counted as a conflict.
+                Ok(cur) if cur.deleted_at.is_none() && cur.version > 1 => conflicts += 1,
                 Ok(cur) if cur.deleted_at.is_none() => {
                     app.recycle_loaded(&mut tx, &actor, &obj, cur, true).await?;
                     deleted += 1;
