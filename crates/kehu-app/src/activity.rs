@@ -123,15 +123,7 @@ impl App {
                 if !actor.can_read_field(&obj, field) {
                     continue;
                 }
-                let parse = |s: Option<String>| -> Json {
-                    let v = s.and_then(|s| serde_json::from_str::<Json>(&s).ok()).unwrap_or(Json::Null);
-                    match (&v, field.ftype) {
-                        (Json::String(s), FieldType::Phone | FieldType::Email) if !unmasked => {
-                            Json::String(crate::records::mask(field, s))
-                        }
-                        _ => v,
-                    }
-                };
+                let parse = |raw| crate::records::history::stored_value(field, raw, unmasked);
                 items.push(TimelineItem {
                     at: row.i64(3).unwrap_or(0),
                     entry: Entry::Change {

@@ -17,7 +17,7 @@ use kehu_core::perm::{Action, Actor, ScopeFilter};
 use kehu_core::value::{parse_input, Value};
 use kehu_core::{AppError, ErrorKind, Uuid};
 use kehu_db::query::compile;
-use kehu_db::records::{col, decode, scope_expr, select_columns};
+use kehu_db::records::{col, decode, scope_expr, select_in_scope};
 use kehu_db::Tx;
 use sea_query::{Alias, Condition, NullOrdering, Order, Query};
 use serde::{Deserialize, Serialize};
@@ -319,15 +319,8 @@ impl App {
         let mut out = Vec::new();
         let mut rows = Vec::new();
         for chunk in ids.chunks(500) {
-            let mut q = Query::select();
-            q.from(Alias::new(&obj.table));
-            for c in select_columns(obj) {
-                q.column(Alias::new(c));
-            }
+            let mut q = select_in_scope(obj, &scope);
             q.and_where(col("id").is_in(chunk.iter().copied())).and_where(col("deleted_at").is_null());
-            if let Some(s) = scope_expr(&scope, "owner_id") {
-                q.and_where(s);
-            }
             if let Some(f) = &filter {
                 q.cond_where(Condition::all().add(compile(self.db.backend(), f)));
             }

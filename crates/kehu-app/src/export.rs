@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// Most records one XLSX export (built in memory) or one selection export may hold; a CSV
 /// of a whole list is streamed without a limit (`export_csv_stream`).
 pub const EXPORT_MAX: u64 = 100_000;
-/// Records read per page while streaming.
+/// Records read per page.
 const STREAM_PAGE: u64 = crate::records::MAX_LIMIT;
 
 /// What to export.
@@ -90,6 +90,18 @@ impl ExportFormat {
             Self::Csv => "text/csv; charset=utf-8",
             Self::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
+    }
+}
+
+/// One page of the export's records, after `cursor`.
+fn page_request(req: &ExportRequest, cursor: Option<String>) -> ListRequest {
+    ListRequest {
+        filter: req.filter.clone(),
+        sort: req.sort.clone().map(Json::String),
+        limit: Some(STREAM_PAGE),
+        cursor,
+        count: Count::None,
+        deleted: false,
     }
 }
 
@@ -241,16 +253,8 @@ impl App {
         req: ExportRequest,
     ) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>>>> {
         let (obj, reader, fields) = self.export_prepare(actor, &req).await?;
-        let page_req = |req: &ExportRequest, cursor: Option<String>| ListRequest {
-            filter: req.filter.clone(),
-            sort: req.sort.clone().map(Json::String),
-            limit: Some(STREAM_PAGE),
-            cursor,
-            count: Count::None,
-            deleted: false,
-        };
         // The first page is read before answering, so a bad filter or sort is a plain error.
-        let first = self.list(&reader, &req.object, &page_req(&req, None)).await?;
+        let first = self.list(&reader, &req.object, &page_request(&req, None)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>>>(4);
         let app = self.clone();
         let actor = actor.clone();
@@ -279,7 +283,7 @@ impl App {
                     break;
                 }
                 if let Some(c) = page.next_cursor {
-                    match app.list(&reader, &req.object, &page_req(&req, Some(c))).await {
+                    match app.list(&reader, &req.object, &page_request(&req, Some(c))).await {
                         Ok(p) => next = Some(p),
                         Err(e) => {
                             let _ = tx.send(Err(e)).await;
@@ -307,15 +311,7 @@ impl App {
                 let mut all = Vec::new();
                 let mut cursor = None;
                 loop {
-                    let lr = ListRequest {
-                        filter: req.filter.clone(),
-                        sort: req.sort.clone().map(Json::String),
-                        limit: Some(200),
-                        cursor,
-                        count: Count::None,
-                        deleted: false,
-                    };
-                    let page = self.list(&reader, &req.object, &lr).await?;
+                    let page = self.list(&reader, &req.object, &page_request(req, cursor)).await?;
                     all.extend(page.records);
                     match page.next_cursor {
                         Some(c) => cursor = Some(c),

@@ -103,6 +103,18 @@ pub(crate) async fn insert_job(
 const JOB_COLS: [&str; 10] =
     ["id", "kind", "object", "state", "total", "done", "skipped", "failed", "error", "actor_id"];
 
+/// Inside a batch's transaction: take job `id` (and, on PostgreSQL, its row lock) if it is
+/// still pending or running. `false`: it ended meanwhile — the caller rolls back and stops.
+pub(crate) async fn take(tx: &mut kehu_db::Tx, id: Uuid, now: i64) -> Result<bool> {
+    let touched = tx
+        .exec(&Raw::new(
+            "UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2 AND state IN ('pending', 'running')",
+            vec![now.into(), id.into()],
+        ))
+        .await?;
+    Ok(touched == 1)
+}
+
 fn job_from_row(r: &kehu_db::DbRow) -> Option<(JobView, Uuid)> {
     let n = |i| r.i64(i).unwrap_or(0).max(0) as u64;
     Some((
@@ -205,13 +217,7 @@ impl App {
         };
         let mut tx = self.db.begin().await?;
         // Take the job (and, on PostgreSQL, its row lock) before reading where it stands.
-        let touched = tx
-            .exec(&Raw::new(
-                "UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2 AND state IN ('pending', 'running')",
-                vec![now.into(), id.into()],
-            ))
-            .await?;
-        if touched != 1 {
+        if !take(&mut tx, id, now).await? {
             tx.rollback().await?;
             return Ok(false);
         }

@@ -137,18 +137,25 @@ pub fn scope_expr(scope: &ScopeFilter, owner_col: &str) -> Option<SimpleExpr> {
     }
 }
 
-/// `SELECT <all columns> FROM <table> WHERE id = ? [AND scope]` (deleted rows included; the
-/// caller decides what a deleted row means).
-pub fn select_one(obj: &ObjectDef, id: Uuid, scope: &ScopeFilter) -> SelectStatement {
+/// `SELECT <all columns> FROM <table> [WHERE scope]`: every record the scope allows, deleted
+/// ones included; callers add their conditions.
+pub fn select_in_scope(obj: &ObjectDef, scope: &ScopeFilter) -> SelectStatement {
     let mut q = Query::select();
     q.from(Alias::new(&obj.table));
     for c in select_columns(obj) {
         q.column(Alias::new(c));
     }
-    q.and_where(col("id").eq(id));
     if let Some(s) = scope_expr(scope, "owner_id") {
         q.and_where(s);
     }
+    q
+}
+
+/// `SELECT <all columns> FROM <table> WHERE id = ? [AND scope]` (deleted rows included; the
+/// caller decides what a deleted row means).
+pub fn select_one(obj: &ObjectDef, id: Uuid, scope: &ScopeFilter) -> SelectStatement {
+    let mut q = select_in_scope(obj, scope);
+    q.and_where(col("id").eq(id));
     q
 }
 

@@ -139,6 +139,12 @@ impl I18n {
         out.into_owned()
     }
 
+    /// The message for an error: that of its first field error when it has one (the field
+    /// says what is wrong), else that of its code.
+    pub fn error_of(&self, lang: Lang, e: &kehu_core::AppError) -> String {
+        self.error(lang, e.fields.first().map_or(e.code.as_str(), |f| f.code.as_str()))
+    }
+
     /// The message for an error code (`field.invalid_email` → `err-field-invalid_email`).
     pub fn error(&self, lang: Lang, code: &str) -> String {
         let key = error_key(code);

@@ -62,8 +62,11 @@ impl Shell {
             NavItem { label, href, icon, active }
         };
         shell.nav.push(item(shell.t("nav-home"), "/".into(), "home"));
+        // The recycle bin shows records of the objects the user may delete.
+        let mut deletes_any = false;
         if let Ok(schema) = st.app.schema().await {
             for o in schema.objects() {
+                deletes_any |= actor.check(o, Action::Delete).is_ok();
                 let Ok(_) = actor.check(o, Action::Read) else { continue };
                 let label = o.plural.get(ctx.lang.code()).to_string();
                 let icon = match o.api_name.as_str() {
@@ -83,7 +86,7 @@ impl Shell {
                 }
             }
         }
-        if st.app.bin_objects(actor).await.is_ok_and(|o| !o.is_empty()) {
+        if deletes_any {
             shell.nav.push(item(shell.t("nav-recycle-bin"), "/recycle-bin".into(), "trash"));
         }
         if actor.can_manage_users() {

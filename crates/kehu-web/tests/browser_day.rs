@@ -77,6 +77,13 @@ async fn a_day_in_the_crm() {
     d.click("#save-note").await;
     d.wait_for("准备报价").await;
     assert!(d.source().await.contains("@李娜"), "the mention was completed from the menu");
+    // "准备报价" is also in the editor itself, so the save may still be on its way: wait for it.
+    for _ in 0..50 {
+        if app.unread_notifications(li).await.unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(app.unread_notifications(li).await.unwrap(), 1, "李娜 was notified");
 
     // A task, ticked off on the home page.

@@ -15,7 +15,7 @@ use kehu_core::perm::{Action, Actor, ScopeFilter};
 use kehu_core::value::{parse_input, Value};
 use kehu_core::{AppError, Uuid};
 use kehu_db::conn::DbResult;
-use kehu_db::records::{col, decode, encode, scope_expr, select_columns, Record};
+use kehu_db::records::{col, decode, encode, scope_expr, select_in_scope, Record};
 use kehu_db::{Db, DbRow, Sql, Tx};
 use sea_query::{Alias, Query};
 use serde::Serialize;
@@ -268,15 +268,8 @@ impl Plan {
             let ids: Vec<Uuid> =
                 holders.iter().filter(|((f, _), _)| *f == kf.id).flat_map(|(_, ids)| ids.iter().copied()).collect();
             for chunk in ids.chunks(500) {
-                let mut q = Query::select();
-                q.from(Alias::new(&obj.table));
-                for c in select_columns(obj) {
-                    q.column(Alias::new(c));
-                }
+                let mut q = select_in_scope(obj, scope);
                 q.and_where(col("id").is_in(chunk.iter().copied())).and_where(col("deleted_at").is_null());
-                if let Some(s) = scope_expr(scope, "owner_id") {
-                    q.and_where(s);
-                }
                 for r in conn.all(&q).await? {
                     if let Some(rec) = decode(obj, &r) {
                         matched.insert(rec.id, rec);

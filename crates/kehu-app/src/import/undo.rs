@@ -83,13 +83,7 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid, actor_id: Uuid
     let schema = app.schema().await?;
     let mut tx = app.db.begin().await?;
     let now = now_micros();
-    let touched = tx
-        .exec(&Raw::new(
-            "UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2 AND state IN ('pending', 'running')",
-            vec![now.into(), job.into()],
-        ))
-        .await?;
-    if touched != 1 {
+    if !crate::jobs::take(&mut tx, job, now).await? {
         tx.rollback().await?;
         return Ok(false);
     }

@@ -8,13 +8,13 @@
 //! the record existed, never its content.
 
 use super::write::record_journal;
-use super::{view, RecordView};
+use super::{parse_time_cursor, view, RecordView};
 use crate::{App, Result};
 use kehu_core::meta::{FieldType, ObjectDef};
 use kehu_core::perm::{Action, Actor};
 use kehu_core::{now_micros, AppError, Uuid};
 use kehu_db::journal::{self, FieldChange};
-use kehu_db::records::{col, decode, scope_expr, select_columns};
+use kehu_db::records::{col, decode, select_in_scope};
 use kehu_db::{search, Raw, Tx};
 use sea_query::{Alias, Cond, Expr, Order, Query};
 use serde_json::json;
@@ -70,12 +70,6 @@ pub struct ItemResult {
     pub error: Option<AppError>,
 }
 
-fn parse_cursor(c: &str) -> Result<(i64, Uuid)> {
-    let bad = || AppError::field("cursor", "query.invalid_cursor");
-    let (at, id) = c.split_once('_').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
-}
-
 fn like_pattern(q: &str) -> String {
     let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
@@ -128,29 +122,19 @@ impl App {
     /// A page of the recycle bin, most recently deleted first.
     pub async fn recycle_bin(&self, actor: &Actor, bq: &BinQuery) -> Result<BinPage> {
         let limit = bq.limit.clamp(1, 200);
-        let after = bq.cursor.as_deref().filter(|c| !c.is_empty()).map(parse_cursor).transpose()?;
+        let after =
+            bq.cursor.as_deref().filter(|c| !c.is_empty()).map(|c| parse_time_cursor(c, "cursor")).transpose()?;
         let objects = match &bq.object {
-            Some(api) => {
-                let schema = self.schema().await?;
-                let obj = schema.object(api)?.clone();
-                actor.check(&obj, Action::Delete)?;
-                vec![obj]
-            }
+            // The loop below checks the delete permission (and refuses without it).
+            Some(api) => vec![self.schema().await?.object(api)?.clone()],
             None => self.bin_objects(actor).await?,
         };
         let needle = bq.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(like_pattern);
         let mut found: Vec<(i64, Uuid, Arc<ObjectDef>, kehu_db::records::Record)> = Vec::new();
         for obj in objects {
             let scope = actor.check(&obj, Action::Delete)?;
-            let mut q = Query::select();
-            q.from(Alias::new(&obj.table));
-            for c in select_columns(&obj) {
-                q.column(Alias::new(c));
-            }
+            let mut q = select_in_scope(&obj, &scope);
             q.and_where(col("deleted_at").is_not_null());
-            if let Some(s) = scope_expr(&scope, "owner_id") {
-                q.and_where(s);
-            }
             if let Some((at, id)) = after {
                 q.cond_where(
                     Cond::any()
@@ -180,13 +164,7 @@ impl App {
             .map(|(at, _, obj, rec)| {
                 let by = rec.deleted_by;
                 let record = view(actor, &obj, &rec);
-                let title = obj
-                    .title_field()
-                    .and_then(|f| record.fields.get(&f.api_name))
-                    .and_then(|v| v.as_str())
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .unwrap_or_default();
+                let title = record.title(&obj).to_string();
                 BinItem { object: obj, record, title, deleted_at: at, deleted_by: by }
             })
             .collect();
@@ -202,12 +180,7 @@ impl App {
             return String::new();
         };
         let Some(rec) = decode(obj, &row) else { return String::new() };
-        let v = view(actor, obj, &rec);
-        obj.title_field()
-            .and_then(|f| v.fields.get(&f.api_name))
-            .and_then(|x| x.as_str())
-            .map(str::to_string)
-            .unwrap_or_default()
+        view(actor, obj, &rec).title(obj).to_string()
     }
 
     /// Restore several records, each in its own transaction; one that cannot come back (a

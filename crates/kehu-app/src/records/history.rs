@@ -27,16 +27,22 @@ pub struct FieldChangeView {
 }
 
 /// A page of history; `before` continues with older changes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HistoryPage {
+    /// The record as the actor sees it (reading it checked the permission and scope).
+    pub record: RecordView,
     pub changes: Vec<FieldChangeView>,
     pub before: Option<String>,
 }
 
-fn parse_before(c: &str) -> Result<(i64, Uuid)> {
-    let bad = || AppError::field("before", "query.invalid_cursor");
-    let (at, id) = c.split_once('_').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
+/// A value as `field_history` stores it (JSON text), masked when the reader sees contact
+/// details masked. The timeline shows changes through this too.
+pub(crate) fn stored_value(field: &FieldDef, raw: Option<String>, unmasked: bool) -> Json {
+    let v = raw.and_then(|s| serde_json::from_str::<Json>(&s).ok()).unwrap_or(Json::Null);
+    match (&v, field.ftype) {
+        (Json::String(s), FieldType::Phone | FieldType::Email) if !unmasked => Json::String(super::mask(field, s)),
+        _ => v,
+    }
 }
 
 /// A stored value as the engine's input takes it.
@@ -65,7 +71,7 @@ impl App {
         limit: u64,
     ) -> Result<HistoryPage> {
         // Reading the record checks the object permission and the record scope.
-        self.get(actor, object, id).await?;
+        let record = self.get(actor, object, id).await?;
         let schema = self.schema().await?;
         let obj = schema.object(object)?.clone();
         let limit = limit.clamp(1, 200);
@@ -79,7 +85,9 @@ impl App {
             vals.push(f.id.into());
             sql.push_str(&format!(" AND field_id = ${}", vals.len()));
         }
-        if let Some((at, hid)) = before.filter(|b| !b.is_empty()).map(parse_before).transpose()? {
+        if let Some((at, hid)) =
+            before.filter(|b| !b.is_empty()).map(|b| super::parse_time_cursor(b, "before")).transpose()?
+        {
             vals.push(at.into());
             let a = vals.len();
             vals.push(hid.into());
@@ -98,15 +106,7 @@ impl App {
             if !actor.can_read_field(&obj, field) {
                 continue;
             }
-            let parse = |s: Option<String>| -> Json {
-                let v = s.and_then(|s| serde_json::from_str::<Json>(&s).ok()).unwrap_or(Json::Null);
-                match (&v, field.ftype) {
-                    (Json::String(s), FieldType::Phone | FieldType::Email) if !unmasked => {
-                        Json::String(super::mask(field, s))
-                    }
-                    _ => v,
-                }
-            };
+            let parse = |raw| stored_value(field, raw, unmasked);
             changes.push(FieldChangeView {
                 id: hid,
                 field: field.clone(),
@@ -117,7 +117,7 @@ impl App {
                 revertible: !field.archived && !field.readonly && actor.can_write_field(&obj, field),
             });
         }
-        Ok(HistoryPage { changes, before: if more { before } else { None } })
+        Ok(HistoryPage { record, changes, before: if more { before } else { None } })
     }
 
     /// Set a field back to the value it had before change `change` — an ordinary update with

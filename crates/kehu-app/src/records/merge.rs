@@ -9,14 +9,14 @@
 //! naming the survivor, their unique values cleared first so the survivor can take them.
 
 use super::input::{check_refs, raise, Values};
-use super::write::{after_write, record_journal, unique_error, values_json};
+use super::write::{after_write, change_log, record_journal, unique_error, values_json};
 use super::{search_doc, view, RecordView};
 use crate::{App, Result};
 use kehu_core::meta::FieldType;
 use kehu_core::perm::{Action, Actor};
 use kehu_core::value::{to_json, Value};
 use kehu_core::{now_micros, AppError, FieldError, Uuid};
-use kehu_db::journal::{self, AuditEntry, Event, FieldChange};
+use kehu_db::journal::{self, AuditEntry, Event};
 use kehu_db::records::{self, col, encode_columns, null_of};
 use kehu_db::search;
 use sea_query::{Alias, Expr, Query};
@@ -197,18 +197,7 @@ impl App {
         if tx.exec(&q).await.map_err(|e| unique_error(&obj, e, "values."))? != 1 {
             return Err(AppError::conflict("record.version_conflict"));
         }
-        let mut changes = Map::new();
-        let mut history = Vec::new();
-        for (f, v) in &changed {
-            let old = to_json(f, survivor.get(&f.api_name));
-            let new = to_json(f, v);
-            history.push(FieldChange {
-                field_id: f.id,
-                old: (!old.is_null()).then(|| old.to_string()),
-                new: (!new.is_null()).then(|| new.to_string()),
-            });
-            changes.insert(f.api_name.clone(), json!([old, new]));
-        }
+        let (changes, history) = change_log(&survivor, &changed);
         // The merged records' history becomes the survivor's (before this merge's own entries).
         let mut moved = Query::update();
         moved

@@ -37,6 +37,18 @@ impl RecordView {
     pub fn get(&self, api: &str) -> &Json {
         self.fields.get(api).unwrap_or(&Json::Null)
     }
+    /// The record's name (its object's title field), empty when unset or not readable.
+    pub fn title(&self, obj: &ObjectDef) -> &str {
+        obj.title_field().and_then(|f| self.get(&f.api_name).as_str()).unwrap_or("")
+    }
+}
+
+/// A keyset cursor `<micros>_<id>` (time, then id as the tiebreak); a malformed one is an
+/// error on `field`.
+pub(crate) fn parse_time_cursor(c: &str, field: &str) -> crate::Result<(i64, Uuid)> {
+    let bad = || kehu_core::AppError::field(field, "query.invalid_cursor");
+    let (at, id) = c.split_once('_').ok_or_else(bad)?;
+    Ok((at.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
 }
 
 pub(crate) fn view(actor: &Actor, obj: &ObjectDef, r: &Record) -> RecordView {

@@ -30,6 +30,24 @@ pub(super) fn values_json(values: &Values) -> Map<String, Json> {
     values.iter().filter(|(_, v)| !v.is_null()).map(|(f, v)| (f.api_name.clone(), to_json(f, v))).collect()
 }
 
+/// The audit entry's changes (`{field: [old, new]}`) and the field-history rows of changing
+/// `cur` to the `changed` values.
+pub(super) fn change_log(cur: &Record, changed: &[(Arc<FieldDef>, Value)]) -> (Map<String, Json>, Vec<FieldChange>) {
+    let mut changes = Map::new();
+    let mut history = Vec::new();
+    for (f, v) in changed {
+        let old = to_json(f, cur.get(&f.api_name));
+        let new = to_json(f, v);
+        history.push(FieldChange {
+            field_id: f.id,
+            old: (!old.is_null()).then(|| old.to_string()),
+            new: (!new.is_null()).then(|| new.to_string()),
+        });
+        changes.insert(f.api_name.clone(), json!([old, new]));
+    }
+    (changes, history)
+}
+
 /// The audit entry and the outbox event of one record change, in the change's transaction.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn record_journal(
@@ -289,18 +307,7 @@ impl App {
         if tx.exec(&q).await.map_err(|e| unique_error(obj, e, ""))? != 1 {
             return Err(AppError::conflict("record.version_conflict"));
         }
-        let mut changes = Map::new();
-        let mut history = Vec::new();
-        for (f, v) in &changed {
-            let old = to_json(f, cur.get(&f.api_name));
-            let new = to_json(f, v);
-            history.push(FieldChange {
-                field_id: f.id,
-                old: (!old.is_null()).then(|| old.to_string()),
-                new: (!new.is_null()).then(|| new.to_string()),
-            });
-            changes.insert(f.api_name.clone(), json!([old, new]));
-        }
+        let (changes, history) = change_log(&cur, &changed);
         journal::field_history(tx, now, actor.user_id, obj.id, id, &history).await?;
         let payload = json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes});
         record_journal(tx, actor, obj, id, now, ("update", "record.updated"), Json::Object(changes), payload).await?;

@@ -5,6 +5,7 @@
 
 use crate::ctx::UserCtx;
 use crate::error::WebResult;
+use crate::http::enc;
 use crate::http::records::Display;
 use crate::shell::{render, Shell};
 use crate::AppState;
@@ -110,10 +111,6 @@ pub struct DupQuery {
     by: Option<String>,
     #[serde(default)]
     cursor: Option<String>,
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// `GET /o/{object}/duplicates?by=<field>&cursor=…` — likely duplicate groups by one rule.
@@ -344,10 +341,7 @@ pub async fn merge(
     match st.app.merge(&u.actor, &object, &req).await {
         Ok(r) => Ok(crate::http::auth::redirect_flash(&u.ctx, &format!("/o/{object}/{}", r.id), "flash-merged")),
         Err(e) if matches!(e.kind, kehu_core::ErrorKind::Conflict | kehu_core::ErrorKind::Invalid) => {
-            let msg = match e.fields.first() {
-                Some(f) => st.i18n.error(u.ctx.lang, &f.code),
-                None => st.i18n.error(u.ctx.lang, &e.code),
-            };
+            let msg = st.i18n.error_of(u.ctx.lang, &e);
             let page = merge_view(&st, &u, &obj, &ids, Some(survivor), &values, Some(msg)).await?;
             let mut r = render(&page)?;
             *r.status_mut() = crate::error::status_of(&e);

@@ -14,3 +14,8 @@ pub mod ops;
 pub mod record;
 pub mod records;
 pub mod recycle;
+
+/// A value for a URL query string (percent-encoded as a form value).
+pub(crate) fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

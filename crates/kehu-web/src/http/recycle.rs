@@ -4,6 +4,7 @@
 
 use crate::ctx::UserCtx;
 use crate::error::WebResult;
+use crate::http::enc;
 use crate::shell::{render, Shell};
 use crate::AppState;
 use askama::Template;
@@ -46,10 +47,6 @@ pub struct BinParams {
     q: String,
     #[serde(default)]
     cursor: String,
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 async fn page(
@@ -140,8 +137,7 @@ fn outcome(st: &AppState, u: &UserCtx, results: &[ItemResult], ok_key: &str) -> 
     let done = results.iter().filter(|r| r.error.is_none()).count();
     let mut failures = Vec::new();
     for r in results.iter().filter(|r| r.error.is_some()) {
-        let e = r.error.as_ref().map(|e| e.fields.first().map(|f| f.code.clone()).unwrap_or_else(|| e.code.clone()));
-        let msg = st.i18n.error(u.ctx.lang, &e.unwrap_or_default());
+        let msg = r.error.as_ref().map(|e| st.i18n.error_of(u.ctx.lang, e)).unwrap_or_default();
         let what = if r.title.is_empty() { st.i18n.get(u.ctx.lang, "bin-untitled", &[]) } else { r.title.clone() };
         failures.push(format!("{what}: {msg}"));
     }
@@ -154,16 +150,18 @@ fn outcome(st: &AppState, u: &UserCtx, results: &[ItemResult], ok_key: &str) -> 
     (Some((failures.is_empty(), notice)), failures)
 }
 
+/// The bin page with the error's message, answered with the error's status.
+async fn error_page(st: &AppState, u: &UserCtx, p: &BinParams, e: &AppError) -> WebResult {
+    let msg = st.i18n.error_of(u.ctx.lang, e);
+    let mut r = render(&page(st, u, p, Some((false, msg)), Vec::new()).await?)?;
+    *r.status_mut() = crate::error::status_of(e);
+    Ok(r.into_response())
+}
+
 async fn act(st: AppState, u: UserCtx, pairs: Vec<(String, String)>, purge: bool) -> WebResult {
     let (items, p) = match parse_form(&pairs) {
         Ok(x) => x,
-        Err(e) => {
-            let p = parse_form_params(&pairs);
-            let msg = st.i18n.error(u.ctx.lang, &e.code);
-            let mut r = render(&page(&st, &u, &p, Some((false, msg)), Vec::new()).await?)?;
-            *r.status_mut() = crate::error::status_of(&e);
-            return Ok(r.into_response());
-        }
+        Err(e) => return error_page(&st, &u, &parse_form_params(&pairs), &e).await,
     };
     let results =
         if purge { st.app.purge_many(&u.actor, &items).await? } else { st.app.restore_many(&u.actor, &items).await? };
@@ -210,15 +208,7 @@ pub async fn retention(State(st): State<AppState>, u: UserCtx, axum::Form(f): ax
     let notice = match res {
         Ok(()) => (true, st.i18n.get(u.ctx.lang, "flash-saved", &[])),
         Err(e) if e.kind == kehu_core::ErrorKind::Forbidden => return Err(e.into()),
-        Err(e) => {
-            let code = e.fields.first().map(|x| x.code.clone()).unwrap_or(e.code.clone());
-            let mut r = render(
-                &page(&st, &u, &BinParams::default(), Some((false, st.i18n.error(u.ctx.lang, &code))), Vec::new())
-                    .await?,
-            )?;
-            *r.status_mut() = crate::error::status_of(&e);
-            return Ok(r.into_response());
-        }
+        Err(e) => return error_page(&st, &u, &BinParams::default(), &e).await,
     };
     render(&page(&st, &u, &BinParams::default(), Some(notice), Vec::new()).await?)
 }

@@ -5,6 +5,7 @@
 //! is the filter JSON language of `kehu_core::filter`; saved views store that JSON and are read
 //! back into this shape.
 
+use crate::http::enc;
 use kehu_core::meta::{FieldType, ObjectDef};
 use serde_json::{json, Value as Json};
 
@@ -33,10 +34,6 @@ pub struct ListState {
     pub cursor: String,
     /// The URL carries explicit state (a saved view is then only the label).
     pub explicit: bool,
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 impl ListState {

@@ -6,6 +6,7 @@ use super::timeline::plain_value;
 use super::tz;
 use crate::ctx::UserCtx;
 use crate::error::WebResult;
+use crate::http::enc;
 use crate::http::records::{title_of, Display};
 use crate::shell::{render, Shell};
 use crate::AppState;
@@ -49,10 +50,6 @@ pub struct HistoryQuery {
     before: String,
 }
 
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 async fn page(
     st: &AppState,
     u: &UserCtx,
@@ -63,10 +60,10 @@ async fn page(
 ) -> WebResult<HistoryPage> {
     let schema = st.app.schema().await?;
     let obj = schema.object(object)?.clone();
-    let r = st.app.get(&u.actor, object, id).await?;
     let lang = u.ctx.lang.code();
     let field = obj.field(&hq.field).map(|f| f.api_name.clone()).unwrap_or_default();
     let hp = st.app.field_history(&u.actor, object, id, Some(field.as_str()), Some(hq.before.as_str()), 50).await?;
+    let r = &hp.record;
     // Names of the people who changed things, of users and records the values point at.
     let mut users: Vec<Uuid> = hp.changes.iter().filter_map(|c| c.by).collect();
     let mut targets: Vec<(String, Uuid)> = Vec::new();
@@ -92,7 +89,7 @@ async fn page(
             }
         }
     }
-    let title = title_of(st, object, &r).await;
+    let title = title_of(st, object, r).await;
     let plural = obj.plural.get(lang).to_string();
     let heading = st.i18n.get(u.ctx.lang, "history-title", &[]);
     let shell = Shell::new(st, &u.ctx, &u.session, &u.actor, format!("{heading} · {title}"))
@@ -166,9 +163,8 @@ pub async fn revert(
     let notice = match st.app.revert_change(&u.actor, &object, id, change, f.version).await {
         Ok(_) => (true, st.i18n.get(u.ctx.lang, "history-reverted", &[])),
         Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::Invalid) => {
-            let code = e.fields.first().map(|x| x.code.clone()).unwrap_or_else(|| e.code.clone());
-            let mut resp =
-                render(&page(&st, &u, &object, id, &hq, Some((false, st.i18n.error(u.ctx.lang, &code)))).await?)?;
+            let msg = st.i18n.error_of(u.ctx.lang, &e);
+            let mut resp = render(&page(&st, &u, &object, id, &hq, Some((false, msg))).await?)?;
             *resp.status_mut() = crate::error::status_of(&e);
             return Ok(resp.into_response());
         }
