@@ -47,3 +47,55 @@ async fn finds_chinese_words_phones_and_emails(t: TestApp) {
     assert!(t.search(&a, "x", Some(&["nope"]), 5).await.is_err());
 }
 both!(finds_chinese_words_phones_and_emails);
+
+/// Migration 11 rebuilds SQLite's FTS5 indexes (no per-document sizes, merging at 8) from the
+/// documents already there: a database indexed the old way still finds everything after it.
+async fn search_tuning_migration_keeps_existing_documents(t: TestApp) {
+    let a = system();
+    let zw = t
+        .create(&a, "contact", &obj(json!({"name": "张伟", "email": "zw@huaxia.cn", "phone": "13800138000"})))
+        .await
+        .unwrap();
+    let ids = |hits: Vec<kehu_app::SearchResult>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    let sqlite = t.db.backend() == kehu_db::Backend::Sqlite;
+    let tables = || async {
+        let q = kehu_db::Raw::new("SELECT name FROM sqlite_master WHERE name LIKE 'search_%' ORDER BY name", vec![]);
+        t.db.all(&q).await.unwrap().iter().filter_map(|r| r.string(0)).collect::<Vec<_>>()
+    };
+    if sqlite {
+        assert!(!tables().await.iter().any(|n| n.ends_with("_docsize")), "fresh databases start tuned");
+        // Back to the index as migration 2 made it, filled from the documents.
+        t.db.exec_raw(
+            "DROP TABLE search_words; DROP TABLE search_ident;
+             CREATE VIRTUAL TABLE search_words USING fts5(words, content='search_docs', content_rowid='rid',
+                 tokenize='unicode61 remove_diacritics 0', prefix='2 3');
+             CREATE VIRTUAL TABLE search_ident USING fts5(ident, content='search_docs', content_rowid='rid',
+                 tokenize='trigram');
+             INSERT INTO search_words(search_words) VALUES ('rebuild');
+             INSERT INTO search_ident(search_ident) VALUES ('rebuild');",
+        )
+        .await
+        .unwrap();
+        assert!(tables().await.contains(&"search_words_docsize".to_string()));
+    }
+    t.db.write(&kehu_db::Raw::new("DELETE FROM schema_migrations WHERE version = 11", vec![])).await.unwrap();
+    assert_eq!(kehu_db::migrate::run(&t.db).await.unwrap(), vec![11]);
+    if sqlite {
+        assert!(!tables().await.iter().any(|n| n.ends_with("_docsize")), "{:?}", tables().await);
+        let am =
+            t.db.one(&kehu_db::Raw::new("SELECT v FROM search_words_config WHERE k = 'automerge'", vec![]))
+                .await
+                .unwrap()
+                .and_then(|r| r.i64(0));
+        assert_eq!(am, Some(8));
+    }
+    assert_eq!(ids(t.search(&a, "张伟", None, 20).await.unwrap()), vec![zw.id]);
+    assert_eq!(ids(t.search(&a, "8000", None, 20).await.unwrap()), vec![zw.id]);
+    assert_eq!(ids(t.search(&a, "w@huax", None, 20).await.unwrap()), vec![zw.id]);
+    // New and changed records are indexed as before.
+    let li = t.create(&a, "contact", &obj(json!({"name": "李娜", "phone": "13912345678"}))).await.unwrap();
+    assert_eq!(ids(t.search(&a, "李娜", None, 20).await.unwrap()), vec![li.id]);
+    t.update(&a, "contact", li.id, 1, &obj(json!({"name": "李娜娜"}))).await.unwrap();
+    assert_eq!(ids(t.search(&a, "5678", None, 20).await.unwrap()), vec![li.id]);
+}
+both!(search_tuning_migration_keeps_existing_documents);

@@ -448,6 +448,15 @@ impl Tx {
         }
     }
 
+    /// Execute a hand-built statement, taking its text and values (no copy).
+    pub async fn exec_owned(&mut self, q: Raw) -> DbResult<u64> {
+        let values = Values(q.values);
+        match self {
+            Tx::Sqlite(t) => sqlite_exec(t, &q.sql, sqlite_args(values)?).await,
+            Tx::Postgres(t) => pg_exec(t, &q.sql, pg_args(values)?).await,
+        }
+    }
+
     /// Execute a statement; returns the number of rows affected.
     pub async fn exec(&mut self, q: &impl Sql) -> DbResult<u64> {
         let (sql, values) = q.build(self.backend());

@@ -1,9 +1,10 @@
 //! The journal written in the same transaction as every record change: the audit entry, the
 //! field history and the outbox event (consumed later by webhooks, automation, notifications).
 
+use crate::bulk::InsertInto;
 use crate::conn::{DbResult, Tx};
 use kehu_core::{new_id, Uuid};
-use sea_query::{Alias, Query};
+use sea_query::{Alias, Query, Value};
 
 /// One audit entry: who did what to which record, with `changes` as
 /// `{"field": [old, new], …}`.
@@ -16,26 +17,33 @@ pub struct AuditEntry<'a> {
     pub changes: serde_json::Value,
 }
 
-/// Insert audit entries (one statement for the batch).
+/// The audit log's columns, in the order of `audit_row`.
+pub fn audit_into() -> InsertInto {
+    InsertInto::new("audit_log", ["id", "at", "actor_id", "object_id", "record_id", "action", "changes"])
+}
+
+/// The values of one audit row, `changes` already serialised as JSON.
+pub fn audit_row(e: &AuditEntry<'_>, changes: String) -> Vec<Value> {
+    vec![
+        new_id().into(),
+        e.at.into(),
+        Value::from(e.actor),
+        e.object_id.into(),
+        e.record_id.into(),
+        e.action.into(),
+        changes.into(),
+    ]
+}
+
+/// Insert audit entries (multi-row statements).
 pub async fn audit(tx: &mut Tx, entries: &[AuditEntry<'_>]) -> DbResult<()> {
-    for chunk in entries.chunks(500) {
-        let mut q = Query::insert();
-        q.into_table(Alias::new("audit_log"))
-            .columns(["id", "at", "actor_id", "object_id", "record_id", "action", "changes"].map(Alias::new));
-        for e in chunk {
-            q.values_panic([
-                new_id().into(),
-                e.at.into(),
-                sea_query::Value::from(e.actor).into(),
-                e.object_id.into(),
-                e.record_id.into(),
-                e.action.into(),
-                e.changes.to_string().into(),
-            ]);
-        }
-        tx.exec(&q).await?;
-    }
-    Ok(())
+    let rows = entries.iter().map(|e| audit_row(e, json_text(&e.changes)));
+    tx.exec_pipeline(audit_into().statements(tx.backend(), rows)).await.map(|_| ())
+}
+
+/// JSON text of a value (`serde_json::to_string`, which is faster than its `Display`).
+pub fn json_text(v: &serde_json::Value) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
 /// One change of one field, for the record page's history.
@@ -84,23 +92,25 @@ pub struct Event<'a> {
     pub at: i64,
 }
 
+/// The outbox's columns, in the order of `outbox_row`.
+pub fn outbox_into() -> InsertInto {
+    InsertInto::new("outbox", ["id", "event", "object_id", "record_id", "payload", "created_at", "attempts"])
+}
+
+/// The values of one outbox row, `payload` already serialised as JSON.
+pub fn outbox_row(e: &Event<'_>, payload: String) -> Vec<Value> {
+    vec![
+        new_id().into(),
+        e.event.into(),
+        e.object_id.into(),
+        e.record_id.into(),
+        payload.into(),
+        e.at.into(),
+        0i64.into(),
+    ]
+}
+
 pub async fn outbox(tx: &mut Tx, events: &[Event<'_>]) -> DbResult<()> {
-    for chunk in events.chunks(500) {
-        let mut q = Query::insert();
-        q.into_table(Alias::new("outbox"))
-            .columns(["id", "event", "object_id", "record_id", "payload", "created_at", "attempts"].map(Alias::new));
-        for e in chunk {
-            q.values_panic([
-                new_id().into(),
-                e.event.into(),
-                e.object_id.into(),
-                e.record_id.into(),
-                e.payload.to_string().into(),
-                e.at.into(),
-                0i64.into(),
-            ]);
-        }
-        tx.exec(&q).await?;
-    }
-    Ok(())
+    let rows = events.iter().map(|e| outbox_row(e, json_text(&e.payload)));
+    tx.exec_pipeline(outbox_into().statements(tx.backend(), rows)).await.map(|_| ())
 }

@@ -10,6 +10,7 @@ pub mod archive;
 pub mod backup;
 pub mod snapshot;
 // end archive and backup
+pub mod bulk;
 pub mod conn;
 pub mod ddl;
 pub mod journal;
@@ -19,10 +20,12 @@ pub mod m006_custom;
 mod m008_activity;
 mod m009_import;
 mod m010_backup;
+mod m011_search_tuning;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;
 pub mod records;
 pub mod search;
 
+pub use bulk::InsertInto;
 pub use conn::{Backend, Db, DbError, DbRow, DbVal, Raw, Sql, Tx};

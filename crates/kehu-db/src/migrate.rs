@@ -19,13 +19,14 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (8, "activity_tables"),
     (9, "import"),
     (10, "backups"),
+    (11, "search_tuning"),
 ];
 
 // archive and backup (issue #5)
 /// Migrations that change tables existing before them (ALTER, UPDATE of existing rows): an
 /// existing database is backed up before any of them is applied (`needs_backup`). A migration
 /// that only creates new tables needs no backup. Add a version here when its migration alters.
-pub const ALTERS_EXISTING: &[i64] = &[4, 6];
+pub const ALTERS_EXISTING: &[i64] = &[4, 6, 11];
 
 /// The pending migrations that alter existing tables, when the database already holds a Kehu
 /// schema (a fresh, empty database needs no backup): the caller backs up before `run`.
@@ -62,6 +63,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             8 => crate::m008_activity::up(&mut tx).await?,
             10 => crate::m010_backup::up(&mut tx).await?,
             9 => crate::m009_import::up(&mut tx).await?,
+            11 => crate::m011_search_tuning::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;

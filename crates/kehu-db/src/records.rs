@@ -1,7 +1,7 @@
 //! SQL for records: typed values ↔ columns, insert/update/delete statements, the scope
 //! predicate. Names come from metadata only; values are always bound.
 
-use crate::conn::{Backend, DbRow};
+use crate::conn::DbRow;
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef, Storage};
 use kehu_core::perm::ScopeFilter;
 use kehu_core::value::Value;
@@ -62,14 +62,18 @@ pub fn encode(field: &FieldDef, v: &Value) -> sea_query::Value {
 /// Every (column, value) pair a field writes (currency writes two).
 pub fn encode_columns(field: &FieldDef, v: &Value) -> Vec<(String, sea_query::Value)> {
     let mut out = vec![(field.column.clone(), encode(field, v))];
-    if field.ftype == FieldType::Currency {
-        let cur = match v {
-            Value::Money { currency, .. } => Some(currency.clone()),
-            _ => None,
-        };
-        out.push((field.currency_column(), cur.into()));
+    if let Some(cur) = currency_value(field, v) {
+        out.push((field.currency_column(), cur));
     }
     out
+}
+
+/// The currency column's value of a currency field (None for other types).
+fn currency_value(field: &FieldDef, v: &Value) -> Option<sea_query::Value> {
+    (field.ftype == FieldType::Currency).then(|| match v {
+        Value::Money { currency, .. } => Some(currency.clone()).into(),
+        _ => None::<String>.into(),
+    })
 }
 
 /// Columns selected for a record, in the order `decode` reads them.
@@ -169,43 +173,37 @@ pub struct InsertRow<'a> {
 }
 
 /// Column names of a multi-row insert for these fields (must match `insert_values`).
-pub fn insert_columns(fields: &[Arc<FieldDef>]) -> Vec<Alias> {
-    let mut cols: Vec<Alias> =
-        ["id", "owner_id", "created_at", "created_by", "updated_at", "updated_by", "version"].map(Alias::new).to_vec();
+pub fn insert_columns(fields: &[Arc<FieldDef>]) -> Vec<String> {
+    let mut cols: Vec<String> = ["id", "owner_id", "created_at", "created_by", "updated_at", "updated_by", "version"]
+        .map(String::from)
+        .to_vec();
     for f in fields {
-        cols.push(Alias::new(&f.column));
+        cols.push(f.column.clone());
         if f.ftype == FieldType::Currency {
-            cols.push(Alias::new(f.currency_column()));
+            cols.push(f.currency_column());
         }
     }
     cols
 }
 
 /// Values of one row for `insert_columns(fields)`; values of other fields (the owner) are ignored.
-pub fn insert_values(fields: &[Arc<FieldDef>], row: &InsertRow<'_>) -> Vec<SimpleExpr> {
-    let mut vals: Vec<SimpleExpr> = vec![
+pub fn insert_values(fields: &[Arc<FieldDef>], row: &InsertRow<'_>) -> Vec<sea_query::Value> {
+    let mut vals: Vec<sea_query::Value> = Vec::with_capacity(fields.len() + 8);
+    vals.extend([
         row.id.into(),
-        sea_query::Value::from(row.owner).into(),
+        sea_query::Value::from(row.owner),
         row.now.into(),
-        sea_query::Value::from(row.actor).into(),
+        sea_query::Value::from(row.actor),
         row.now.into(),
-        sea_query::Value::from(row.actor).into(),
+        sea_query::Value::from(row.actor),
         1i64.into(),
-    ];
+    ]);
     for f in fields {
         let v = row.values.iter().find(|(g, _)| g.id == f.id).map(|(_, v)| v).unwrap_or(&Value::Null);
-        for (_, sv) in encode_columns(f, v) {
-            vals.push(sv.into());
-        }
+        vals.push(encode(f, v));
+        vals.extend(currency_value(f, v));
     }
     vals
 }
 
-/// How backends differ in statement size limits: rows per multi-row insert.
-pub fn rows_per_insert(b: Backend, columns: usize) -> usize {
-    let max_params = match b {
-        Backend::Sqlite => 32_000,
-        Backend::Postgres => 60_000,
-    };
-    (max_params / columns.max(1)).clamp(1, 500)
-}
+pub use crate::bulk::rows_per_insert;

@@ -4,6 +4,7 @@
 //!
 //! Documents carry the record's owner, so the record scope is applied inside the index query.
 
+use crate::bulk::InsertInto;
 use crate::conn::{Backend, Db, DbResult, Raw, Tx};
 use kehu_core::perm::ScopeFilter;
 use kehu_core::text::Query as TextQuery;
@@ -31,40 +32,23 @@ pub struct Hit {
     pub title: Option<String>,
 }
 
+/// The search documents' columns and upsert, in the order of `doc_row`.
+pub fn docs_into() -> InsertInto {
+    InsertInto::new("search_docs", ["record_id", "object_id", "owner_id", "title", "words", "ident"]).tail(
+        "ON CONFLICT (record_id) DO UPDATE SET owner_id = excluded.owner_id, title = excluded.title, \
+         words = excluded.words, ident = excluded.ident",
+    )
+}
+
+/// The values of one document's row.
+pub fn doc_row(d: SearchDoc) -> Vec<Value> {
+    vec![d.record_id.into(), d.object_id.into(), d.owner_id.into(), d.title.into(), d.words.into(), d.ident.into()]
+}
+
 /// Insert or replace the documents of some records.
 pub async fn upsert(tx: &mut Tx, docs: &[SearchDoc]) -> DbResult<()> {
-    for chunk in docs.chunks(400) {
-        let mut sql =
-            String::from("INSERT INTO search_docs (record_id, object_id, owner_id, title, words, ident) VALUES ");
-        let mut values = Vec::with_capacity(chunk.len() * 6);
-        for (i, d) in chunk.iter().enumerate() {
-            let n = i * 6;
-            if i > 0 {
-                sql.push(',');
-            }
-            // SQLite gets plain `?` (its lookup of a numbered `$n` is linear, so thousands of
-            // them in one statement cost quadratic time); PostgreSQL needs `$n`.
-            if tx.backend() == Backend::Sqlite {
-                sql.push_str("(?,?,?,?,?,?)");
-            } else {
-                sql.push_str(&format!("(${},${},${},${},${},${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
-            }
-            values.extend([
-                d.record_id.into(),
-                d.object_id.into(),
-                d.owner_id.into(),
-                d.title.clone().into(),
-                d.words.clone().into(),
-                d.ident.clone().into(),
-            ]);
-        }
-        sql.push_str(
-            " ON CONFLICT (record_id) DO UPDATE SET owner_id = excluded.owner_id, title = excluded.title, \
-             words = excluded.words, ident = excluded.ident",
-        );
-        tx.exec(&Raw::new(sql, values)).await?;
-    }
-    Ok(())
+    let rows = docs.iter().cloned().map(doc_row);
+    tx.exec_pipeline(docs_into().statements(tx.backend(), rows)).await.map(|_| ())
 }
 
 /// Remove a record's document (deleted records are not searchable).

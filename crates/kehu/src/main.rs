@@ -15,6 +15,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// mimalloc instead of the system allocator: bulk writes (imports, archives) allocate and free
+/// millions of small values, where glibc's malloc took a tenth of the CPU (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Kehu (客户) — an open-source CRM in one binary.
 ///
 /// Runs on an embedded SQLite file by default (no other service needed); set

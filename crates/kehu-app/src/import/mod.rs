@@ -43,7 +43,7 @@ use sea_query::{Alias, Query};
 use serde::Serialize;
 
 /// Rows per stored chunk = rows per batch of the real run.
-pub const CHUNK_ROWS: usize = 2000;
+pub const CHUNK_ROWS: usize = 5000;
 /// Largest number of data rows in one file.
 pub const MAX_ROWS: u64 = 2_000_000;
 /// Row errors a dry run lists (the counts stay exact beyond).

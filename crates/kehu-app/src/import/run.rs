@@ -19,8 +19,7 @@ use kehu_core::meta::ObjectDef;
 use kehu_core::perm::{Action, Actor};
 use kehu_core::value::{to_json, Value};
 use kehu_core::{now_micros, AppError, ErrorKind, Uuid};
-use kehu_db::{Raw, Tx};
-use sea_query::{Alias, Query};
+use kehu_db::{InsertInto, Raw, Tx};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,40 +34,33 @@ pub(crate) struct Change {
 }
 
 async fn insert_changes(tx: &mut Tx, import: Uuid, changes: &[Change]) -> Result<()> {
-    // sea-query statements: `?` placeholders on SQLite, whose numbered `$n` lookup is linear.
-    for chunk in changes.chunks(1000) {
-        let mut q = Query::insert();
-        q.into_table(Alias::new("import_changes"))
-            .columns(["import_id", "row_no", "object_id", "record_id", "action", "changes"].map(Alias::new));
-        for c in chunk {
-            q.values_panic([
-                import.into(),
-                (c.row as i64).into(),
-                c.object_id.into(),
-                c.record_id.into(),
-                c.action.into(),
-                c.changes.as_ref().map(|j| j.to_string()).into(),
-            ]);
-        }
-        tx.exec(&q).await?;
-    }
+    let into =
+        InsertInto::new("import_changes", ["import_id", "row_no", "object_id", "record_id", "action", "changes"]);
+    let rows = changes.iter().map(|c| {
+        vec![
+            import.into(),
+            (c.row as i64).into(),
+            c.object_id.into(),
+            c.record_id.into(),
+            c.action.into(),
+            c.changes.as_ref().map(kehu_db::journal::json_text).into(),
+        ]
+    });
+    tx.exec_pipeline(into.statements(tx.backend(), rows)).await?;
     Ok(())
 }
 
 async fn insert_failures(tx: &mut Tx, import: Uuid, rows: &[(u64, Vec<String>, Vec<RowIssue>)]) -> Result<()> {
-    for chunk in rows.chunks(500) {
-        let mut q = Query::insert();
-        q.into_table(Alias::new("import_failures")).columns(["import_id", "row_no", "cells", "errors"].map(Alias::new));
-        for (row, cells, issues) in chunk {
-            q.values_panic([
-                import.into(),
-                (*row as i64).into(),
-                serde_json::to_string(cells).unwrap_or_default().into(),
-                serde_json::to_string(issues).unwrap_or_default().into(),
-            ]);
-        }
-        tx.exec(&q).await?;
-    }
+    let into = InsertInto::new("import_failures", ["import_id", "row_no", "cells", "errors"]);
+    let rows = rows.iter().map(|(row, cells, issues)| {
+        vec![
+            import.into(),
+            (*row as i64).into(),
+            serde_json::to_string(cells).unwrap_or_default().into(),
+            serde_json::to_string(issues).unwrap_or_default().into(),
+        ]
+    });
+    tx.exec_pipeline(into.statements(tx.backend(), rows)).await?;
     Ok(())
 }
 

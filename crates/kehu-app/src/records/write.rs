@@ -10,7 +10,7 @@ use kehu_core::value::{to_json, Value};
 use kehu_core::{new_id, now_micros, AppError, Uuid};
 use kehu_db::journal::{self, AuditEntry, Event, FieldChange};
 use kehu_db::records::{self, col, decode, encode_columns, insert_columns, insert_values, InsertRow, Record};
-use kehu_db::{search, DbError, Tx};
+use kehu_db::{search, DbError, InsertInto, Tx};
 use sea_query::{Alias, Expr, Query};
 use serde_json::{json, Map, Value as Json};
 use std::sync::Arc;
@@ -28,6 +28,33 @@ pub(super) fn unique_error(obj: &ObjectDef, e: DbError, prefix: &str) -> AppErro
 
 pub(super) fn values_json(values: &Values) -> Map<String, Json> {
     values.iter().filter(|(_, v)| !v.is_null()).map(|(f, v)| (f.api_name.clone(), to_json(f, v))).collect()
+}
+
+/// The JSON text of a new record's values, keys sorted as `values_json` gives them: with
+/// `as_changes`, the audit entry's `{"field": [null, value]}`; else `{"field": value}`.
+/// Written directly, without building a map, since imports write one per record.
+pub(super) fn created_json(values: &Values, as_changes: bool) -> String {
+    let mut present: Vec<&(Arc<FieldDef>, Value)> = values.iter().filter(|(_, v)| !v.is_null()).collect();
+    present.sort_by(|a, b| a.0.api_name.cmp(&b.0.api_name));
+    present.dedup_by(|a, b| a.0.api_name == b.0.api_name);
+    let mut out = String::with_capacity(32 * present.len() + 2);
+    out.push('{');
+    for (i, (f, v)) in present.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&journal::json_text(&Json::String(f.api_name.clone())));
+        out.push(':');
+        if as_changes {
+            out.push_str("[null,");
+        }
+        out.push_str(&journal::json_text(&to_json(f, v)));
+        if as_changes {
+            out.push(']');
+        }
+    }
+    out.push('}');
+    out
 }
 
 /// The audit entry's changes (`{field: [old, new]}`) and the field-history rows of changing
@@ -180,44 +207,51 @@ impl App {
         let data_fields: Vec<Arc<FieldDef>> = obj.data_fields().cloned().collect();
         let refs: Vec<(String, &Values)> = rows.iter().map(|(p, v)| (p.clone(), v)).collect();
         check_refs(self, tx, actor, schema, scope, &refs).await?;
-        let cols = insert_columns(&data_fields);
-        let per = records::rows_per_insert(tx.backend(), cols.len());
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut audits = Vec::with_capacity(rows.len());
-        let mut events = Vec::with_capacity(rows.len());
-        let mut docs = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(per) {
-            let mut q = Query::insert();
-            q.into_table(Alias::new(&obj.table)).columns(cols.clone());
-            for (_, vals) in chunk {
-                let id = new_id();
-                let row = InsertRow { id, owner: owner_of(vals), actor: actor.user_id, now, values: vals };
-                q.values_panic(insert_values(&data_fields, &row));
-                let fields = values_json(vals);
-                let changes: Map<String, Json> = fields.iter().map(|(k, v)| (k.clone(), json!([null, v]))).collect();
-                audits.push(AuditEntry {
+        // One pipeline of multi-row statements: the rows, then their audit entries, outbox
+        // events and search documents — each statement built while the previous one runs.
+        let b = tx.backend();
+        let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
+        let records = InsertInto::new(obj.table.clone(), insert_columns(&data_fields)).statements(
+            b,
+            rows.iter().zip(&ids).map(|((_, vals), id)| {
+                let row = InsertRow { id: *id, owner: owner_of(vals), actor: actor.user_id, now, values: vals };
+                insert_values(&data_fields, &row)
+            }),
+        );
+        let audits = journal::audit_into().statements(
+            b,
+            rows.iter().zip(&ids).map(|((_, vals), id)| {
+                let e = AuditEntry {
                     at: now,
                     actor: actor.user_id,
                     object_id: obj.id,
-                    record_id: id,
+                    record_id: *id,
                     action: "create",
-                    changes: Json::Object(changes),
-                });
-                events.push(Event {
-                    event: "record.created",
-                    object_id: obj.id,
-                    record_id: id,
-                    payload: json!({"object": obj.api_name, "id": id, "fields": fields}),
-                    at: now,
-                });
-                docs.push(search_doc(obj, id, vals, |_| true));
-                ids.push(id);
-            }
-            tx.exec(&q).await.map_err(|e| unique_error(obj, e, ""))?;
-        }
-        journal::audit(tx, &audits).await?;
-        journal::outbox(tx, &events).await?;
-        search::upsert(tx, &docs).await?;
+                    changes: Json::Null,
+                };
+                journal::audit_row(&e, created_json(vals, true))
+            }),
+        );
+        let events = journal::outbox_into().statements(
+            b,
+            rows.iter().zip(&ids).map(|((_, vals), id)| {
+                let e =
+                    Event { event: "record.created", object_id: obj.id, record_id: *id, payload: Json::Null, at: now };
+                // `{"fields": …, "id": …, "object": …}`, as `json!` with sorted keys writes it.
+                let payload = format!(
+                    "{{\"fields\":{},\"id\":\"{id}\",\"object\":{}}}",
+                    created_json(vals, false),
+                    Json::String(obj.api_name.clone())
+                );
+                journal::outbox_row(&e, payload)
+            }),
+        );
+        let docs = search::docs_into().statements(
+            b,
+            rows.iter().zip(&ids).map(|((_, vals), id)| search::doc_row(search_doc(obj, *id, vals, |_| true))),
+        );
+        tx.exec_pipeline(records).await.map_err(|e| unique_error(obj, e, ""))?;
+        tx.exec_pipeline(audits.chain(events).chain(docs)).await?;
         for (id, (_, vals)) in ids.iter().zip(rows) {
             crate::activity::on_write(tx, actor, obj, *id, None, vals).await?;
         }
