@@ -250,8 +250,10 @@ impl App {
             b,
             rows.iter().zip(&ids).map(|((_, vals), id)| search::doc_row(search_doc(obj, *id, vals, |_| true))),
         );
-        tx.exec_pipeline(records).await.map_err(|e| unique_error(obj, e, ""))?;
-        tx.exec_pipeline(audits.chain(events).chain(docs)).await?;
+        // Only the rows can break a unique index (journal ids are new; documents upsert).
+        tx.exec_pipeline(records.chain(audits).chain(events).chain(docs))
+            .await
+            .map_err(|e| unique_error(obj, e, ""))?;
         for (id, (_, vals)) in ids.iter().zip(rows) {
             crate::activity::on_write(tx, actor, obj, *id, None, vals).await?;
         }
