@@ -4,9 +4,8 @@
 //!   one more B-tree row per document and index). Kehu never ranks by BM25 — hits are ordered
 //!   by record id (newest first) — so the count was written and never read.
 //! - `automerge=8` (default 4): each write transaction adds one small segment to an index,
-//!   and FTS5 merges segments as they pile up. Merging at 8 instead of 4 halves that work on
-//!   imports of many batches; queries read a few more (small) segments, which the search
-//!   benchmark (`kehu bench`) shows costs nothing measurable at CRM sizes.
+//!   and FTS5 merges segments as they pile up. Merging at 8 instead of 4 cuts that work on
+//!   imports of many batches; a query reads a few more small segments until they are merged.
 //!
 //! The indexes are external-content tables over `search_docs`, so they are dropped, created
 //! again and filled from `search_docs` (`'rebuild'`); the triggers name them and stay valid.
