@@ -26,7 +26,7 @@ fn max_params(b: Backend) -> usize {
 }
 
 /// How many rows of `columns` values fit in one multi-row insert (at most 500).
-pub fn rows_per_insert(b: Backend, columns: usize) -> usize {
+fn rows_per_insert(b: Backend, columns: usize) -> usize {
     (max_params(b) / columns.max(1)).clamp(1, 500)
 }
 

@@ -22,22 +22,31 @@ pub fn audit_into() -> InsertInto {
     InsertInto::new("audit_log", ["id", "at", "actor_id", "object_id", "record_id", "action", "changes"])
 }
 
-/// The values of one audit row, `changes` already serialised as JSON.
-pub fn audit_row(e: &AuditEntry<'_>, changes: String) -> Vec<Value> {
+/// The values of one audit row; `changes` is the JSON text of `{"field": [old, new], …}`
+/// (bulk writers build it directly, without a `serde_json::Value`).
+pub fn audit_row(
+    at: i64,
+    actor: Option<Uuid>,
+    object_id: Uuid,
+    record_id: Uuid,
+    action: &str,
+    changes: String,
+) -> Vec<Value> {
     vec![
         new_id().into(),
-        e.at.into(),
-        Value::from(e.actor),
-        e.object_id.into(),
-        e.record_id.into(),
-        e.action.into(),
+        at.into(),
+        Value::from(actor),
+        object_id.into(),
+        record_id.into(),
+        action.into(),
         changes.into(),
     ]
 }
 
 /// Insert audit entries (multi-row statements).
 pub async fn audit(tx: &mut Tx, entries: &[AuditEntry<'_>]) -> DbResult<()> {
-    let rows = entries.iter().map(|e| audit_row(e, json_text(&e.changes)));
+    let rows =
+        entries.iter().map(|e| audit_row(e.at, e.actor, e.object_id, e.record_id, e.action, json_text(&e.changes)));
     tx.exec_pipeline(audit_into().statements(tx.backend(), rows)).await.map(|_| ())
 }
 
@@ -97,20 +106,12 @@ pub fn outbox_into() -> InsertInto {
     InsertInto::new("outbox", ["id", "event", "object_id", "record_id", "payload", "created_at", "attempts"])
 }
 
-/// The values of one outbox row, `payload` already serialised as JSON.
-pub fn outbox_row(e: &Event<'_>, payload: String) -> Vec<Value> {
-    vec![
-        new_id().into(),
-        e.event.into(),
-        e.object_id.into(),
-        e.record_id.into(),
-        payload.into(),
-        e.at.into(),
-        0i64.into(),
-    ]
+/// The values of one outbox row; `payload` is the event's JSON text.
+pub fn outbox_row(event: &str, object_id: Uuid, record_id: Uuid, payload: String, at: i64) -> Vec<Value> {
+    vec![new_id().into(), event.into(), object_id.into(), record_id.into(), payload.into(), at.into(), 0i64.into()]
 }
 
 pub async fn outbox(tx: &mut Tx, events: &[Event<'_>]) -> DbResult<()> {
-    let rows = events.iter().map(|e| outbox_row(e, json_text(&e.payload)));
+    let rows = events.iter().map(|e| outbox_row(e.event, e.object_id, e.record_id, json_text(&e.payload), e.at));
     tx.exec_pipeline(outbox_into().statements(tx.backend(), rows)).await.map(|_| ())
 }

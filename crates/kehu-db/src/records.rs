@@ -205,5 +205,3 @@ pub fn insert_values(fields: &[Arc<FieldDef>], row: &InsertRow<'_>) -> Vec<sea_q
     }
     vals
 }
-
-pub use crate::bulk::rows_per_insert;

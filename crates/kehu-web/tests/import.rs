@@ -28,18 +28,22 @@ fn multipart(file: &str, bytes: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// Upload as the page's htmx form does (CSRF header); returns the import's path.
-pub async fn upload(b: &Browser, file: &str, bytes: &[u8]) -> String {
+/// Post a file as the page's htmx form does (CSRF header).
+async fn post_file(b: &Browser, file: &str, bytes: &[u8]) -> Resp {
     let (ct, body) = multipart(file, bytes);
     let token = b.csrf.lock().unwrap().clone();
-    let r = b
-        .send(
-            Method::POST,
-            "/o/contact/import",
-            &[("content-type", &ct), ("x-csrf-token", &token), ("hx-request", "true")],
-            Body::from(body),
-        )
-        .await;
+    b.send(
+        Method::POST,
+        "/o/contact/import",
+        &[("content-type", &ct), ("x-csrf-token", &token), ("hx-request", "true")],
+        Body::from(body),
+    )
+    .await
+}
+
+/// Upload as the page's htmx form does; returns the import's path.
+pub async fn upload(b: &Browser, file: &str, bytes: &[u8]) -> String {
+    let r = post_file(b, file, bytes).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     r.headers.get("hx-redirect").and_then(|v| v.to_str().ok()).expect("hx-redirect").to_string()
 }
@@ -70,16 +74,7 @@ async fn upload_map_check_run_undo(t: TestWeb) {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(count(&t, "imports").await, 0);
     // Garbage gets a translated message, not a crash.
-    let token = admin.csrf.lock().unwrap().clone();
-    let (ct, body) = multipart("x.xlsx", b"PK\x03\x04 not a workbook");
-    let r = admin
-        .send(
-            Method::POST,
-            "/o/contact/import",
-            &[("content-type", &ct), ("x-csrf-token", &token), ("hx-request", "true")],
-            Body::from(body),
-        )
-        .await;
+    let r = post_file(&admin, "x.xlsx", b"PK\x03\x04 not a workbook").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     let toast = r.headers.get("x-kehu-toast").and_then(|v| v.to_str().ok()).unwrap_or("");
     assert!(!toast.is_empty(), "a toast explains it");
@@ -165,11 +160,7 @@ async fn read_only_users_cannot_import(t: TestWeb) {
     let v = t.login("viewer@kehu.test").await;
     assert!(!v.get("/o/contact").await.body.contains("/o/contact/import"), "no button");
     assert_eq!(v.get("/o/contact/import").await.status, StatusCode::FORBIDDEN);
-    let (ct, body) = multipart("a.csv", &data("contacts_gbk.csv"));
-    let token = v.csrf.lock().unwrap().clone();
-    let r = v
-        .send(Method::POST, "/o/contact/import", &[("content-type", &ct), ("x-csrf-token", &token)], Body::from(body))
-        .await;
+    let r = post_file(&v, "a.csv", &data("contacts_gbk.csv")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(count(&t, "imports").await, 0);
 }

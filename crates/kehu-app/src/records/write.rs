@@ -43,7 +43,7 @@ pub(super) fn created_json(values: &Values, as_changes: bool) -> String {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&journal::json_text(&Json::String(f.api_name.clone())));
+        out.push_str(&serde_json::to_string(&f.api_name).unwrap_or_default());
         out.push(':');
         if as_changes {
             out.push_str("[null,");
@@ -221,29 +221,19 @@ impl App {
         let audits = journal::audit_into().statements(
             b,
             rows.iter().zip(&ids).map(|((_, vals), id)| {
-                let e = AuditEntry {
-                    at: now,
-                    actor: actor.user_id,
-                    object_id: obj.id,
-                    record_id: *id,
-                    action: "create",
-                    changes: Json::Null,
-                };
-                journal::audit_row(&e, created_json(vals, true))
+                journal::audit_row(now, actor.user_id, obj.id, *id, "create", created_json(vals, true))
             }),
         );
         let events = journal::outbox_into().statements(
             b,
             rows.iter().zip(&ids).map(|((_, vals), id)| {
-                let e =
-                    Event { event: "record.created", object_id: obj.id, record_id: *id, payload: Json::Null, at: now };
                 // `{"fields": …, "id": …, "object": …}`, as `json!` with sorted keys writes it.
                 let payload = format!(
                     "{{\"fields\":{},\"id\":\"{id}\",\"object\":{}}}",
                     created_json(vals, false),
-                    Json::String(obj.api_name.clone())
+                    serde_json::to_string(&obj.api_name).unwrap_or_default()
                 );
-                journal::outbox_row(&e, payload)
+                journal::outbox_row("record.created", obj.id, *id, payload, now)
             }),
         );
         let docs = search::docs_into().statements(

@@ -3,7 +3,7 @@
 //! then one JSON array per row in key order; JSON text columns are re-serialised with sorted
 //! keys. Used to prove that an archive round trip or a backup lost nothing.
 
-use super::{canonical_json, io_err, plan, to_json, Section};
+use super::{canonical_json, io_err, plan, Section};
 use crate::conn::{Db, Tx};
 use futures_util::StreamExt;
 use kehu_core::AppError;
@@ -42,18 +42,19 @@ async fn section(tx: &mut Tx, s: &Section, out: &mut impl Write) -> Result<(), A
     let mut rows = tx.stream(&sql, vec![])?;
     let mut n = 0u64;
     while let Some(r) = rows.next().await {
-        let r = r?;
-        let mut vals = Vec::with_capacity(s.columns.len());
-        for (i, (c, class)) in s.columns.iter().enumerate() {
-            let v = to_json(*class, r.val(i)).map_err(|e| AppError::internal(format!("{}.{c}: {e}", s.name)))?;
-            vals.push(match v {
+        // JSON stored as text is written in canonical form (keys sorted).
+        let vals: Vec<Json> = s
+            .row_json(&r?)?
+            .into_iter()
+            .zip(&s.columns)
+            .map(|(v, (c, _))| match v {
                 Json::String(text) if s.json.contains(c) => match serde_json::from_str::<Json>(&text) {
                     Ok(j) => Json::String(canonical_json(&j).to_string()),
                     Err(_) => Json::String(text),
                 },
                 other => other,
-            });
-        }
+            })
+            .collect();
         writeln!(out, "{}", Json::Array(vals)).map_err(io_err)?;
         n += 1;
     }

@@ -54,6 +54,17 @@ impl Section {
             .collect();
         format!("SELECT {} FROM {} ORDER BY {}", cols.join(", "), quote(&self.name), order.join(", "))
     }
+
+    /// One row of `select_sql` as JSON values, one per column (what archives and dumps write).
+    pub fn row_json(&self, r: &crate::DbRow) -> Result<Vec<Json>, AppError> {
+        self.columns
+            .iter()
+            .enumerate()
+            .map(|(i, (c, class))| {
+                to_json(*class, r.val(i)).map_err(|e| AppError::internal(format!("{}.{c}: {e}", self.name)))
+            })
+            .collect()
+    }
 }
 
 pub(crate) fn io_err(e: std::io::Error) -> AppError {

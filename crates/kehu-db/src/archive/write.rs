@@ -12,7 +12,7 @@
 //! The checksum covers every uncompressed byte before the trailer line. The file is written
 //! under a temporary name and renamed when complete, so a failed export leaves nothing behind.
 
-use super::{io_err, migration_versions, plan, to_json, Section, FORMAT, FORMAT_VERSION};
+use super::{io_err, migration_versions, plan, Section, FORMAT, FORMAT_VERSION};
 use crate::conn::{Db, Tx};
 use flate2::write::GzEncoder;
 use futures_util::StreamExt;
@@ -129,12 +129,7 @@ async fn section<W: Write>(tx: &mut Tx, s: &Section, out: &mut Lines<W>) -> Resu
     let mut rows = tx.stream(&sql, vec![])?;
     let mut n = 0u64;
     while let Some(r) = rows.next().await {
-        let r = r?;
-        let mut vals = Vec::with_capacity(s.columns.len());
-        for (i, (c, class)) in s.columns.iter().enumerate() {
-            vals.push(to_json(*class, r.val(i)).map_err(|e| AppError::internal(format!("{}.{c}: {e}", s.name)))?);
-        }
-        out.line(&Json::Array(vals))?;
+        out.line(&Json::Array(s.row_json(&r?)?))?;
         n += 1;
     }
     drop(rows);
