@@ -53,6 +53,10 @@ pub struct App {
     mail_enabled: std::sync::atomic::AtomicBool,
     /// Where backups go (set by the server and the CLI from the configuration).
     backup_target: RwLock<Option<backup::BackupTarget>>,
+    /// Rows per import batch (`import::DEFAULT_BATCH_ROWS` unless configured).
+    import_batch_rows: std::sync::atomic::AtomicUsize,
+    /// The next import batch, built while the previous one commits (`import::run::Ahead`).
+    import_ahead: std::sync::Mutex<Option<import::run::Ahead>>,
 }
 
 impl App {
@@ -71,6 +75,8 @@ impl App {
             cache: RwLock::new(SchemaCache { schema: Arc::new(schema), checked: Instant::now() }),
             mail_enabled: Default::default(),
             backup_target: RwLock::new(None),
+            import_batch_rows: import::DEFAULT_BATCH_ROWS.into(),
+            import_ahead: Default::default(),
         }))
     }
 

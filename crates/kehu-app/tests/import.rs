@@ -334,7 +334,8 @@ pub fn many_rows(n: usize, offset: usize) -> String {
 
 async fn resumes_after_a_restart(t: TestApp) {
     let o = org(&t).await;
-    let n = kehu_app::import::CHUNK_ROWS * 2 + 321;
+    t.set_import_batch_rows(1000);
+    let n = 1000 * 2 + 321;
     let mut text = many_rows(n, 0);
     text.push_str("重复,c7@example.cn,13000000000,上海\r\n");
     let id = upload_bytes(&t, &o.admin, "many.csv", text.as_bytes(), |s| {
@@ -346,7 +347,7 @@ async fn resumes_after_a_restart(t: TestApp) {
     assert!(t.run_job_batch(job).await.unwrap(), "prepare");
     assert!(t.run_job_batch(job).await.unwrap(), "first chunk");
     let v = t.import_view(&o.admin, id).await.unwrap();
-    assert_eq!((v.state.as_str(), v.counts.created), ("running", kehu_app::import::CHUNK_ROWS as u64));
+    assert_eq!((v.state.as_str(), v.counts.created), ("running", 1000));
     assert!(v.percent() > 0 && v.percent() < 100);
     // The process dies; a new one opens the same database and its worker finishes the job.
     let restarted = kehu_app::App::with_db(t.db.clone()).await.unwrap();
@@ -366,6 +367,97 @@ async fn resumes_after_a_restart(t: TestApp) {
     assert!(!t.run_job_batch(job).await.unwrap());
 }
 both!(resumes_after_a_restart);
+
+/// A batch decided while the previous one committed is used only if nothing was written in
+/// between. Here a user creates a company the next rows name (they must link to it; the batch
+/// built ahead would have created a second one), then sets a record's city to the file's value
+/// (its row is then unchanged, nothing to undo) and changes another's (the import overwrites
+/// it, the undo brings the user's value back).
+async fn writes_between_batches_are_seen(t: TestApp) {
+    let o = org(&t).await;
+    t.set_import_batch_rows(100);
+    let rec = |i: usize| {
+        obj(
+            json!({"name": format!("客户{i}"), "email": format!("c{i}@example.cn"), "phone": format!("139{i:08}"), "city": "北京"}),
+        )
+    };
+    let a = t.create(&o.admin, "contact", &rec(210)).await.unwrap();
+    let b = t.create(&o.admin, "contact", &rec(220)).await.unwrap();
+    // Rows 0–99 name 公司0, 100–199 公司1, 200–249 公司2 (but 210 and 220: none); missing
+    // companies are created.
+    let mut csv = String::from("姓名,邮箱,手机,城市,公司\r\n");
+    for i in 0..250 {
+        let company = if i == 210 || i == 220 { String::new() } else { format!("公司{}", i / 100) };
+        csv.push_str(&format!("客户{i},c{i}@example.cn,139{i:08},上海,{company}\r\n"));
+    }
+    let id = upload_bytes(&t, &o.admin, "between.csv", csv.as_bytes(), |s| {
+        upsert_by_email(s);
+        s.create_missing = true;
+    })
+    .await;
+    let job = t.import_start(&o.admin, id).await.unwrap();
+    assert!(t.run_job_batch(job).await.unwrap(), "prepare");
+    assert!(t.run_job_batch(job).await.unwrap(), "rows 0–99");
+    // Someone creates 公司1, which the next rows name: they link to it, no second 公司1.
+    let c1 = t.create(&o.admin, "company", &obj(json!({"name": "公司1"}))).await.unwrap();
+    assert!(t.run_job_batch(job).await.unwrap(), "rows 100–199");
+    // 客户210 gets the file's city (its row is then unchanged, nothing to undo); 客户220 another.
+    t.update(&o.admin, "contact", a.id, a.version, &obj(json!({"city": "上海"}))).await.unwrap();
+    t.update(&o.admin, "contact", b.id, b.version, &obj(json!({"city": "广州"}))).await.unwrap();
+    while t.run_job_batch(job).await.unwrap() {}
+    let v = t.import_view(&o.admin, id).await.unwrap();
+    assert_eq!((v.state.as_str(), v.counts.created, v.counts.updated, v.counts.unchanged), ("done", 248, 1, 1));
+    assert_eq!(live(&t, "o_contact").await, 250);
+    assert_eq!((live(&t, "o_company").await, v.counts.related_created), (3, 2));
+    assert_eq!(by_email(&t, "c150@example.cn").await.unwrap().get("company"), &json!(c1.id.to_string()));
+    assert_eq!(t.get(&system(), "contact", b.id).await.unwrap().get("city"), "上海");
+    let q = Raw::new("SELECT COUNT(*) FROM import_changes WHERE record_id = $1", vec![a.id.into()]);
+    assert_eq!(t.db.one(&q).await.unwrap().and_then(|r| r.i64(0)), Some(0), "nothing to undo for 客户210");
+    // Undo: 客户210 keeps the user's city, 客户220 gets the user's 广州 back.
+    assert!(t.import_undo(&o.admin, id).await.unwrap().is_some());
+    while t.run_jobs().await.unwrap() > 0 {}
+    assert_eq!(t.get(&system(), "contact", a.id).await.unwrap().get("city"), "上海");
+    assert_eq!(t.get(&system(), "contact", b.id).await.unwrap().get("city"), "广州");
+    assert_eq!(live(&t, "o_contact").await, 2);
+    assert_eq!(live(&t, "o_company").await, 1, "the user's 公司1 stays");
+}
+both!(writes_between_batches_are_seen);
+
+/// `Tx::write_mark` / `Tx::follows`: on SQLite a transaction knows whether it is the very
+/// next write after a marked one; PostgreSQL gives no mark.
+async fn write_marks_tell_whether_a_write_came_between(t: TestApp) {
+    let mut tx = t.db.begin().await.unwrap();
+    let Some(mark) = tx.write_mark().await.unwrap() else {
+        assert_eq!(t.db.backend(), kehu_db::Backend::Postgres);
+        tx.rollback().await.unwrap();
+        return;
+    };
+    tx.commit().await.unwrap();
+    let mut next = t.db.begin().await.unwrap();
+    assert!(next.follows(&mark).await.unwrap(), "the next write");
+    let mark = next.write_mark().await.unwrap().unwrap();
+    next.commit().await.unwrap();
+    t.db.write(&Raw::new("UPDATE schema_state SET epoch = epoch WHERE 1 = 0", vec![])).await.unwrap();
+    let mut later = t.db.begin().await.unwrap();
+    assert!(!later.follows(&mark).await.unwrap(), "a write of this process came between");
+    let mark = later.write_mark().await.unwrap().unwrap();
+    later.commit().await.unwrap();
+    // Another connection (as another process would) commits.
+    let path = match &t.db {
+        kehu_db::Db::Sqlite { .. } => {
+            let r = t.db.one(&Raw::new("SELECT file FROM pragma_database_list WHERE name = 'main'", vec![])).await;
+            r.unwrap().and_then(|r| r.string(0)).unwrap()
+        }
+        _ => unreachable!(),
+    };
+    let other = kehu_db::Db::connect(&format!("sqlite://{path}"), &Default::default()).await.unwrap();
+    other.write(&Raw::new("UPDATE schema_state SET epoch = epoch + 1", vec![])).await.unwrap();
+    other.close().await;
+    let mut after = t.db.begin().await.unwrap();
+    assert!(!after.follows(&mark).await.unwrap(), "another process committed");
+    after.rollback().await.unwrap();
+}
+both!(write_marks_tell_whether_a_write_came_between);
 
 async fn permissions_apply(t: TestApp) {
     let o = org(&t).await;

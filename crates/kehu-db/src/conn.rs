@@ -9,6 +9,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Arguments, Column, Postgres, Row, Sqlite, Transaction, TypeInfo, ValueRef};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which database a `Db` talks to.
@@ -290,6 +292,10 @@ async fn sqlite_exec(c: &mut sqlx::SqliteConnection, sql: &str, a: SqliteArgumen
 async fn sqlite_fetch(c: &mut sqlx::SqliteConnection, sql: &str, a: SqliteArguments<'static>) -> DbResult<Vec<DbRow>> {
     Ok(sqlx::query_with(sql, a).fetch_all(c).await.map_err(map_err)?.iter().map(decode_sqlite).collect())
 }
+async fn sqlite_data_version(c: &mut sqlx::SqliteConnection) -> DbResult<i64> {
+    let rows = sqlite_fetch(c, "PRAGMA data_version", SqliteArguments::default()).await?;
+    rows.first().and_then(|r| r.i64(0)).ok_or_else(|| DbError::Sql(sqlx::Error::RowNotFound))
+}
 async fn sqlite_raw(c: &mut sqlx::SqliteConnection, sql: &str) -> DbResult<()> {
     sqlx::Executor::execute(c, sql).await.map(|_| ()).map_err(map_err)
 }
@@ -306,8 +312,22 @@ async fn pg_raw(c: &mut sqlx::PgConnection, sql: &str) -> DbResult<()> {
 /// The database: one PostgreSQL pool, or SQLite with a pool of readers and a single writer.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite { read: sqlx::SqlitePool, write: sqlx::SqlitePool },
+    Sqlite {
+        read: sqlx::SqlitePool,
+        write: sqlx::SqlitePool,
+        /// Write transactions begun on the writer so far (see `Tx::write_mark`).
+        writes: Arc<AtomicU64>,
+    },
     Postgres(sqlx::PgPool),
+}
+
+/// Where a write transaction stood among the database's writes (`Tx::write_mark`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteMark {
+    /// The transaction's number among this process's write transactions.
+    seq: u64,
+    /// SQLite's `data_version`: changes when another process commits.
+    data_version: i64,
 }
 
 /// Options for opening a database.
@@ -360,14 +380,14 @@ impl Db {
                 .max_connections(opts.max_connections.max(1))
                 .connect_with(base.read_only(true))
                 .await?;
-            Ok(Db::Sqlite { read, write })
+            Ok(Db::Sqlite { read, write, writes: Arc::default() })
         }
     }
 
     /// Open and idle connections (for `/metrics`).
     pub fn pool_stats(&self) -> (u32, usize) {
         match self {
-            Db::Sqlite { read, write } => (read.size() + write.size(), read.num_idle() + write.num_idle()),
+            Db::Sqlite { read, write, .. } => (read.size() + write.size(), read.num_idle() + write.num_idle()),
             Db::Postgres(p) => (p.size(), p.num_idle()),
         }
     }
@@ -382,7 +402,11 @@ impl Db {
     /// Begin a write transaction (SQLite: `BEGIN IMMEDIATE` on the single writer).
     pub async fn begin(&self) -> DbResult<Tx> {
         Ok(match self {
-            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?),
+            Db::Sqlite { write, writes, .. } => {
+                let t = write.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+                // Numbered once the write lock is held: the numbers follow the commit order.
+                Tx::Sqlite(t, writes.fetch_add(1, Ordering::SeqCst) + 1)
+            }
             Db::Postgres(p) => Tx::Postgres(p.begin().await.map_err(map_err)?),
         })
     }
@@ -425,7 +449,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -434,16 +458,17 @@ impl Db {
     }
 }
 
-/// A write transaction, passed as `&mut Tx` so a reader sees what commits together.
+/// A write transaction, passed as `&mut Tx` so a reader sees what commits together. On
+/// SQLite it carries its number among the process's write transactions.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Transaction<'static, Sqlite>, u64),
     Postgres(Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub fn backend(&self) -> Backend {
         match self {
-            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Sqlite(..) => Backend::Sqlite,
             Tx::Postgres(_) => Backend::Postgres,
         }
     }
@@ -452,7 +477,7 @@ impl Tx {
     pub async fn exec_owned(&mut self, q: Raw) -> DbResult<u64> {
         let values = Values(q.values);
         match self {
-            Tx::Sqlite(t) => sqlite_exec(t, &q.sql, sqlite_args(values)?).await,
+            Tx::Sqlite(t, _) => sqlite_exec(t, &q.sql, sqlite_args(values)?).await,
             Tx::Postgres(t) => pg_exec(t, &q.sql, pg_args(values)?).await,
         }
     }
@@ -461,7 +486,7 @@ impl Tx {
     pub async fn exec(&mut self, q: &impl Sql) -> DbResult<u64> {
         let (sql, values) = q.build(self.backend());
         match self {
-            Tx::Sqlite(t) => sqlite_exec(t, &sql, sqlite_args(values)?).await,
+            Tx::Sqlite(t, _) => sqlite_exec(t, &sql, sqlite_args(values)?).await,
             Tx::Postgres(t) => pg_exec(t, &sql, pg_args(values)?).await,
         }
     }
@@ -469,7 +494,7 @@ impl Tx {
     pub async fn all(&mut self, q: &impl Sql) -> DbResult<Vec<DbRow>> {
         let (sql, values) = q.build(self.backend());
         match self {
-            Tx::Sqlite(t) => sqlite_fetch(t, &sql, sqlite_args(values)?).await,
+            Tx::Sqlite(t, _) => sqlite_fetch(t, &sql, sqlite_args(values)?).await,
             Tx::Postgres(t) => pg_fetch(t, &sql, pg_args(values)?).await,
         }
     }
@@ -481,21 +506,44 @@ impl Tx {
     /// Execute DDL (generated by sea-query or fixed text in this crate; never user text).
     pub async fn ddl(&mut self, sql: &str) -> DbResult<()> {
         match self {
-            Tx::Sqlite(t) => sqlite_raw(t, sql).await,
+            Tx::Sqlite(t, _) => sqlite_raw(t, sql).await,
             Tx::Postgres(t) => pg_raw(t, sql).await,
+        }
+    }
+
+    /// Where this transaction stands among the database's writes, to learn in a later
+    /// transaction that no other write came between (`follows`): what this one read is then
+    /// still what the database holds. SQLite only — one writer at a time makes "between"
+    /// exact; `None` on PostgreSQL, where writers interleave.
+    pub async fn write_mark(&mut self) -> DbResult<Option<WriteMark>> {
+        match self {
+            Tx::Sqlite(t, seq) => {
+                let seq = *seq;
+                Ok(Some(WriteMark { seq, data_version: sqlite_data_version(t).await? }))
+            }
+            Tx::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// Whether this transaction is the next write after the one that took `mark`: no write
+    /// transaction of this process began in between, and no other process committed.
+    pub async fn follows(&mut self, mark: &WriteMark) -> DbResult<bool> {
+        match self {
+            Tx::Sqlite(t, seq) if *seq == mark.seq + 1 => Ok(sqlite_data_version(t).await? == mark.data_version),
+            _ => Ok(false),
         }
     }
 
     pub async fn commit(self) -> DbResult<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await.map_err(map_err),
+            Tx::Sqlite(t, _) => t.commit().await.map_err(map_err),
             Tx::Postgres(t) => t.commit().await.map_err(map_err),
         }
     }
 
     pub async fn rollback(self) -> DbResult<()> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await.map_err(map_err),
+            Tx::Sqlite(t, _) => t.rollback().await.map_err(map_err),
             Tx::Postgres(t) => t.rollback().await.map_err(map_err),
         }
     }

@@ -28,4 +28,4 @@ pub mod records;
 pub mod search;
 
 pub use bulk::InsertInto;
-pub use conn::{Backend, Db, DbError, DbRow, DbVal, Raw, Sql, Tx};
+pub use conn::{Backend, Db, DbError, DbRow, DbVal, Raw, Sql, Tx, WriteMark};

@@ -14,7 +14,7 @@ impl Db {
     /// snapshot from the first read), PostgreSQL `REPEATABLE READ READ ONLY`.
     pub async fn snapshot(&self) -> DbResult<Tx> {
         match self {
-            Db::Sqlite { read, .. } => Ok(Tx::Sqlite(read.begin().await.map_err(map_err)?)),
+            Db::Sqlite { read, .. } => Ok(Tx::Sqlite(read.begin().await.map_err(map_err)?, 0)),
             Db::Postgres(p) => {
                 let mut t = p.begin().await.map_err(map_err)?;
                 sqlx::Executor::execute(&mut *t, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -32,7 +32,7 @@ impl Tx {
     pub fn stream<'a>(&'a mut self, sql: &'a str, values: Vec<sea_query::Value>) -> DbResult<RowStream<'a>> {
         let values = sea_query::Values(values);
         Ok(match self {
-            Tx::Sqlite(t) => {
+            Tx::Sqlite(t, _) => {
                 let a = sqlite_args(values)?;
                 Box::pin(
                     sqlx::query_with(sql, a).fetch(&mut **t).map(|r| r.map(|row| decode_sqlite(&row)).map_err(map_err)),

@@ -31,6 +31,10 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// Sender of Kehu's mail (`KEHU_MAIL_FROM`), e.g. `客户 CRM <crm@example.com>`.
     pub mail_from: String,
+    /// Rows per import batch, each one transaction (`KEHU_IMPORT_BATCH_ROWS`, default
+    /// 20,000, 100–100,000). Smaller batches hold SQLite's single writer for less time (other
+    /// users' saves wait behind a batch); bigger ones import faster.
+    pub import_batch_rows: usize,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
             metrics_token: None,
             smtp_url: None,
             mail_from: "Kehu <kehu@localhost>".into(),
+            import_batch_rows: kehu_app::import::DEFAULT_BATCH_ROWS,
         }
     }
 }

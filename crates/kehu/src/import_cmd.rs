@@ -178,17 +178,18 @@ fn bench_csv(n: usize) -> String {
     s
 }
 
-pub async fn bench(rows: usize) -> Result<()> {
+pub async fn bench(rows: usize, batch_rows: usize) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("kehu-bench-import-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     let csv_path = dir.join("contacts.csv");
     std::fs::write(&csv_path, bench_csv(rows))?;
     let size = std::fs::metadata(&csv_path)?.len();
-    println!("{rows} contacts, {:.1} MB CSV, in {}", size as f64 / 1e6, dir.display());
+    println!("{rows} contacts, {:.1} MB CSV, batches of {batch_rows} rows, in {}", size as f64 / 1e6, dir.display());
     // 1. Kehu: a fresh SQLite database, the real import path (upload, plan, engine, job).
     let db_path = dir.join("kehu.db");
     let opts = kehu_db::conn::ConnectOptions { max_connections: 4, pg_schema: None };
     let app = App::open(&format!("sqlite://{}", db_path.display()), &opts).await.map_err(err)?;
+    app.set_import_batch_rows(batch_rows);
     let admin = app.create_user("bench@kehu.local", "Bench", None, "admin").await.map_err(err)?;
     let actor = app.actor(admin).await.map_err(err)?;
     let start = std::time::Instant::now();

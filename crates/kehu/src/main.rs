@@ -128,6 +128,9 @@ enum Command {
     BenchImport {
         #[arg(long, default_value_t = 100_000)]
         rows: usize,
+        /// Rows per batch (default: the configured `import_batch_rows`).
+        #[arg(long)]
+        batch_rows: Option<usize>,
     },
     // --- end import ---
     /// Manage users from the command line.
@@ -205,6 +208,7 @@ async fn open(cfg: &Config) -> Result<Arc<App>> {
         .map_err(|e| anyhow::anyhow!("backup before migrating: {}", describe(&e)))?;
     let app = App::with_db(db).await.map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
     app.set_backup_target(target);
+    app.set_import_batch_rows(cfg.import_batch_rows);
     Ok(app)
 }
 
@@ -275,7 +279,9 @@ async fn main() -> Result<()> {
                 import_cmd::ImportArgs { object, file, mode, key, dry_run, as_user, create_missing, sheet, queue };
             import_cmd::import(app, args).await
         }
-        Command::BenchImport { rows } => import_cmd::bench(rows).await,
+        Command::BenchImport { rows, batch_rows } => {
+            import_cmd::bench(rows, batch_rows.unwrap_or(cfg.import_batch_rows)).await
+        }
         // --- end import ---
         Command::User { command: UserCommand::Create { email, name, admin, role, password_stdin: _ } } => {
             let mut pw = String::new();

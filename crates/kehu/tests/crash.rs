@@ -69,6 +69,8 @@ async fn import_survives_kill_9() {
     let out = kehu(dir)
         .args(["import", "--object", "contact", "--file", "contacts.csv", "--mode", "upsert", "--key", "email"])
         .args(["--create-missing", "--queue"])
+        // Ten batches, so that kills land between and inside them.
+        .env("KEHU_IMPORT_BATCH_ROWS", (n / 10).max(100).to_string())
         .output()
         .expect("kehu import");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

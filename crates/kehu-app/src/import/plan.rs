@@ -79,6 +79,20 @@ pub(super) struct UserIndex {
     pub by_name: HashMap<String, Vec<(Uuid, Option<Uuid>)>>,
 }
 
+/// A row of a batch: its number in the file, its cells, and the duplicate-in-file issue the
+/// prepare step found for it.
+pub(crate) type BatchRow = (u64, Vec<String>, Option<RowIssue>);
+
+/// What a batch's rows refer to in the database (`Plan::look_up`).
+pub(crate) struct Lookups {
+    /// (field, value) → ids of the records holding it (every record not in the recycle bin).
+    holders: HashMap<(Uuid, String), Vec<Uuid>>,
+    /// Records the key matched, read in full within the update scope.
+    matched: HashMap<Uuid, Record>,
+    /// (target object, name or "\u{1}" + external id) → (id, readable).
+    related: HashMap<(Uuid, String), Vec<(Uuid, bool)>>,
+}
+
 /// A row's decision.
 pub(crate) enum Outcome {
     Create { row: u64, values: Values },
@@ -218,13 +232,29 @@ impl Plan {
         &self,
         conn: &mut Conn<'_>,
         session: &mut Session,
-        rows: Vec<(u64, Vec<String>, Option<RowIssue>)>,
+        rows: Vec<BatchRow>,
     ) -> Result<Vec<Outcome>> {
+        let found = self.look_up(conn, &rows).await?;
+        Ok(self.decide(session, &found, rows))
+    }
+
+    /// Decide every row given the batch's lookups (no database access).
+    pub(crate) fn decide(&self, session: &mut Session, found: &Lookups, rows: Vec<BatchRow>) -> Vec<Outcome> {
+        rows.into_iter()
+            .map(|(row, cells, dup)| {
+                self.plan_row(session, &found.holders, &found.matched, &found.related, row, cells, dup)
+            })
+            .collect()
+    }
+
+    /// Read what the rows of a batch refer to: records holding their key and unique values,
+    /// the records their key matches, related records by name or external id.
+    pub(crate) async fn look_up(&self, conn: &mut Conn<'_>, rows: &[BatchRow]) -> Result<Lookups> {
         let obj = &self.obj;
-        // 1. Values to look up, for all rows at once.
+        // Values to look up, for all rows at once.
         let mut unique_vals: HashMap<Uuid, HashSet<String>> = HashMap::new();
         let mut rel_names: HashMap<Uuid, HashSet<String>> = HashMap::new();
-        for (_, cells, _) in &rows {
+        for (_, cells, _) in rows {
             for (i, f) in &self.uniques {
                 if let Some(v) = cells.get(*i).and_then(|c| Self::unique_value(f, c)) {
                     unique_vals.entry(f.id).or_default().insert(v);
@@ -325,12 +355,7 @@ impl Plan {
                 }
             }
         }
-        // 2. Each row.
-        let mut out = Vec::with_capacity(rows.len());
-        for (row, cells, dup) in rows {
-            out.push(self.plan_row(session, &holders, &matched, &related, row, cells, dup));
-        }
-        Ok(out)
+        Ok(Lookups { holders, matched, related })
     }
 }
 

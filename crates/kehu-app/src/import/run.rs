@@ -1,9 +1,16 @@
-//! The real run: a job (`kind = "import"`) whose every batch is one transaction that plans
-//! the next stored chunk of rows (the same `Plan::plan_batch` as the dry run), writes the
-//! records through the record engine (rows, audit, field history, search index, outbox),
-//! the undo log (`import_changes`), the failed rows, the counts and the cursor, and deletes
-//! the chunk. A crash at any moment leaves either the whole batch or none of it; the next
-//! worker run continues with the first chunk left, so no row is lost or applied twice.
+//! The real run: a job (`kind = "import"`) whose every batch is one transaction that decides
+//! the next stored chunk of rows (the same `Plan::look_up` and `Plan::decide` as the dry
+//! run), writes the records through the record engine (rows, audit, field history, search
+//! index, outbox), the undo log (`import_changes`), the failed rows, the counts and the
+//! cursor, and deletes the chunk. A crash at any moment leaves either the whole batch or none
+//! of it; the next worker run continues with the first chunk left, so no row is lost or
+//! applied twice.
+//!
+//! On SQLite the batches overlap: at the end of batch N's transaction (which sees N's
+//! writes) the job reads chunk N + 1 and looks up what it refers to, then decides and builds
+//! it on this thread while SQLite's thread commits N (`Ahead`). Batch N + 1's transaction
+//! uses that work only if it is the very next write (`Tx::follows`); otherwise — a user
+//! saved something in between, another process wrote — it decides afresh.
 //!
 //! The first step of a job ("prepare") reads every chunk once to find values of the key and
 //! unique columns that repeat within the file, and stores those duplicates with their chunk —
@@ -11,15 +18,17 @@
 //! processed chunks are gone.
 
 use super::dups::DupIndex;
-use super::plan::{Conn, Outcome, Plan, RowIssue, Session};
+use super::plan::{BatchRow, Conn, Lookups, Outcome, Plan, RowIssue, Session};
 use super::{csv_to_rows, split_row_no, ImportCounts};
 use crate::records::input::Values;
+use crate::records::write::create_statements;
 use crate::{App, Result};
 use kehu_core::meta::ObjectDef;
-use kehu_core::perm::{Action, Actor};
+use kehu_core::perm::{Action, Actor, ScopeFilter};
 use kehu_core::value::{to_json, Value};
-use kehu_core::{now_micros, AppError, ErrorKind, Uuid};
-use kehu_db::{InsertInto, Raw, Tx};
+use kehu_core::{new_id, now_micros, AppError, ErrorKind, Uuid};
+use kehu_db::records::Record;
+use kehu_db::{Backend, InsertInto, Raw, Tx, WriteMark};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,35 +42,41 @@ pub(crate) struct Change {
     pub changes: Option<Json>,
 }
 
-async fn insert_changes(tx: &mut Tx, import: Uuid, changes: &[Change]) -> Result<()> {
+/// The undo log's rows and the failed rows, as statements.
+fn log_statements(
+    backend: Backend,
+    import: Uuid,
+    changes: &[Change],
+    failed: &[(u64, Vec<String>, Vec<RowIssue>)],
+) -> Vec<Raw> {
     let into =
         InsertInto::new("import_changes", ["import_id", "row_no", "object_id", "record_id", "action", "changes"]);
-    let rows = changes.iter().map(|c| {
-        vec![
-            import.into(),
-            (c.row as i64).into(),
-            c.object_id.into(),
-            c.record_id.into(),
-            c.action.into(),
-            c.changes.as_ref().map(kehu_db::journal::json_text).into(),
-        ]
-    });
-    tx.exec_pipeline(into.statements(tx.backend(), rows)).await?;
-    Ok(())
-}
-
-async fn insert_failures(tx: &mut Tx, import: Uuid, rows: &[(u64, Vec<String>, Vec<RowIssue>)]) -> Result<()> {
+    let changes = into.statements(
+        backend,
+        changes.iter().map(|c| {
+            vec![
+                import.into(),
+                (c.row as i64).into(),
+                c.object_id.into(),
+                c.record_id.into(),
+                c.action.into(),
+                c.changes.as_ref().map(kehu_db::journal::json_text).into(),
+            ]
+        }),
+    );
     let into = InsertInto::new("import_failures", ["import_id", "row_no", "cells", "errors"]);
-    let rows = rows.iter().map(|(row, cells, issues)| {
-        vec![
-            import.into(),
-            (*row as i64).into(),
-            serde_json::to_string(cells).unwrap_or_default().into(),
-            serde_json::to_string(issues).unwrap_or_default().into(),
-        ]
-    });
-    tx.exec_pipeline(into.statements(tx.backend(), rows)).await?;
-    Ok(())
+    let failures = into.statements(
+        backend,
+        failed.iter().map(|(row, cells, issues)| {
+            vec![
+                import.into(),
+                (*row as i64).into(),
+                serde_json::to_string(cells).unwrap_or_default().into(),
+                serde_json::to_string(issues).unwrap_or_default().into(),
+            ]
+        }),
+    );
+    changes.chain(failures).collect()
 }
 
 /// Replace placeholder ids of related records to create by the created records' ids.
@@ -75,16 +90,39 @@ fn substitute(values: &mut Values, ids: &HashMap<Uuid, Uuid>) {
     }
 }
 
+/// Records of one object to create, with their statements built.
+struct CreateSet {
+    obj: Arc<ObjectDef>,
+    scope: ScopeFilter,
+    rows: Vec<(String, Values)>,
+    ids: Vec<Uuid>,
+    stmts: Vec<Raw>,
+}
+
+/// A batch decided and built, ready to write. Building needs no database access, so a
+/// batch read and looked up at the end of the previous batch's transaction is built while
+/// the database commits that transaction (see `job_batch`).
+pub(crate) struct Prepared {
+    counts: ImportCounts,
+    /// Related records first (the rows refer to them), then the object's own.
+    creates: Vec<CreateSet>,
+    updates: Vec<(u64, Record, Values)>,
+    /// The undo log and the failed rows.
+    log: Vec<Raw>,
+}
+
 impl Plan {
-    /// Inside `tx`: write the planned rows of one batch through the engine. Returns the
-    /// counts and the rows that failed.
-    pub(crate) async fn write_batch(
+    /// Decide a batch's rows (given its lookups) and build everything it writes: the
+    /// records through the engine's statements, the undo log, the failed rows.
+    pub(crate) fn prepare(
         &self,
-        app: &App,
-        tx: &mut Tx,
-        session: &Session,
-        outcomes: Vec<Outcome>,
-    ) -> Result<Written> {
+        backend: Backend,
+        import: Uuid,
+        found: &Lookups,
+        rows: Vec<BatchRow>,
+    ) -> Result<Prepared> {
+        let mut session = Session::default();
+        let outcomes = self.decide(&mut session, found, rows);
         let mut counts = ImportCounts::default();
         let mut changes: Vec<Change> = Vec::new();
         let mut failed = Vec::new();
@@ -94,7 +132,7 @@ impl Plan {
             counts.add(&o);
             match o {
                 Outcome::Create { row, values } => creates.push((row, values)),
-                Outcome::Update { row, cur, values } => updates.push((row, cur, values)),
+                Outcome::Update { row, cur, values } => updates.push((row, *cur, values)),
                 Outcome::Failed { row, cells, issues } => failed.push((row, cells, issues)),
                 Outcome::Unchanged | Outcome::Skipped => {}
             }
@@ -109,31 +147,34 @@ impl Plan {
         }
         let now = now_micros();
         let first_row = creates.first().map(|c| c.0).or(updates.first().map(|u| u.0)).unwrap_or(0);
+        let mut sets = Vec::new();
         for (target, items) in by_target {
             let t: Arc<ObjectDef> =
                 self.schema.object_by_id(target).cloned().ok_or_else(|| AppError::internal("related object gone"))?;
             let scope = self.actor.check(&t, Action::Create)?;
             let title = t.title_field().cloned().ok_or_else(|| AppError::internal("object without title"))?;
             let owner = t.field("owner").cloned().ok_or_else(|| AppError::internal("object without owner"))?;
+            let me = self.actor.user_id.map(Value::Ref).unwrap_or(Value::Null);
             let rows: Vec<(String, Values)> = items
                 .iter()
                 .map(|(_, name)| {
-                    let me = self.actor.user_id.map(Value::Ref).unwrap_or(Value::Null);
-                    (String::new(), vec![(title.clone(), Value::Text(name.clone())), (owner.clone(), me)])
+                    (String::new(), vec![(title.clone(), Value::Text(name.clone())), (owner.clone(), me.clone())])
                 })
                 .collect();
-            let ids = app.create_values(tx, &self.actor, &self.schema, &t, &scope, &rows, now).await?;
-            for ((p, _), id) in items.iter().zip(ids) {
-                real.insert(*p, id);
+            let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
+            for ((p, _), id) in items.iter().zip(&ids) {
+                real.insert(*p, *id);
                 changes.push(Change {
                     row: first_row,
                     object_id: t.id,
-                    record_id: id,
+                    record_id: *id,
                     action: "created",
                     changes: None,
                 });
             }
             counts.related_created += items.len() as u64;
+            let stmts = create_statements(backend, &self.actor, &t, &scope, &rows, &ids, now)?.collect();
+            sets.push(CreateSet { obj: t, scope, rows, ids, stmts });
         }
         if !creates.is_empty() {
             let scope = self.create_scope.clone().ok_or_else(|| AppError::forbidden("permission.denied"))?;
@@ -144,46 +185,102 @@ impl Plan {
                     (String::new(), std::mem::take(v))
                 })
                 .collect();
-            let ids = app.create_values(tx, &self.actor, &self.schema, &self.obj, &scope, &rows, now).await?;
-            for ((row, _), id) in creates.iter().zip(ids) {
+            let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
+            for ((row, _), id) in creates.iter().zip(&ids) {
                 changes.push(Change {
                     row: *row,
                     object_id: self.obj.id,
-                    record_id: id,
+                    record_id: *id,
                     action: "created",
                     changes: None,
                 });
             }
+            let stmts = create_statements(backend, &self.actor, &self.obj, &scope, &rows, &ids, now)?.collect();
+            sets.push(CreateSet { obj: self.obj.clone(), scope, rows, ids, stmts });
         }
-        if !updates.is_empty() {
-            let scope = self.update_scope.clone().ok_or_else(|| AppError::forbidden("permission.denied"))?;
-            for (row, cur, mut values) in updates {
-                substitute(&mut values, &real);
-                let mut diff = Map::new();
-                for (f, v) in &values {
-                    diff.insert(f.api_name.clone(), json!([to_json(f, cur.get(&f.api_name)), to_json(f, v)]));
-                }
-                let id = cur.id;
-                app.update_loaded(tx, &self.actor, &self.schema, &self.obj, &scope, *cur, values).await?;
-                changes.push(Change {
-                    row,
-                    object_id: self.obj.id,
-                    record_id: id,
-                    action: "updated",
-                    changes: Some(Json::Object(diff)),
-                });
+        if !updates.is_empty() && self.update_scope.is_none() {
+            return Err(AppError::forbidden("permission.denied"));
+        }
+        for (row, cur, values) in &mut updates {
+            substitute(values, &real);
+            let mut diff = Map::new();
+            for (f, v) in values.iter() {
+                diff.insert(f.api_name.clone(), json!([to_json(f, cur.get(&f.api_name)), to_json(f, v)]));
             }
+            changes.push(Change {
+                row: *row,
+                object_id: self.obj.id,
+                record_id: cur.id,
+                action: "updated",
+                changes: Some(Json::Object(diff)),
+            });
         }
         changes.sort_by_key(|c| c.row);
-        Ok(Written { counts, failed, changes })
+        let log = log_statements(backend, import, &changes, &failed);
+        Ok(Prepared { counts, creates: sets, updates, log })
+    }
+
+    /// Inside `tx`: write a prepared batch through the engine. Returns its counts.
+    async fn write(&self, app: &App, tx: &mut Tx, batch: Prepared) -> Result<ImportCounts> {
+        for set in batch.creates {
+            let stmts = set.stmts.into_iter();
+            app.create_with(tx, &self.actor, &self.schema, &set.obj, &set.scope, &set.rows, &set.ids, stmts).await?;
+        }
+        if let Some(scope) = &self.update_scope {
+            for (_, cur, values) in batch.updates {
+                app.update_loaded(tx, &self.actor, &self.schema, &self.obj, scope, cur, values).await?;
+            }
+        }
+        tx.exec_pipeline(batch.log.into_iter()).await?;
+        Ok(batch.counts)
     }
 }
 
-/// What a batch wrote: counts, failed rows, the undo log.
-pub(crate) struct Written {
-    pub counts: ImportCounts,
-    pub failed: Vec<(u64, Vec<String>, Vec<RowIssue>)>,
-    pub changes: Vec<Change>,
+/// The next batch of an import, read, looked up and built at the end of the previous
+/// batch's transaction (SQLite only). Valid only for the transaction that directly follows
+/// that one: if any other write came between, it is dropped and the batch decided afresh.
+pub(crate) struct Ahead {
+    import: Uuid,
+    seq: i64,
+    mark: WriteMark,
+    batch: Prepared,
+}
+
+/// Read stored chunk `seq`'s rows with their duplicate-in-file issues.
+async fn chunk_rows(tx: &mut Tx, import: Uuid, seq: i64) -> Result<Vec<BatchRow>> {
+    let chunk = tx
+        .one(&Raw::new(
+            "SELECT data, dups FROM import_chunks WHERE import_id = $1 AND seq = $2",
+            vec![import.into(), seq.into()],
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal("import chunk gone"))?;
+    let dups: HashMap<u64, RowIssue> = chunk
+        .str(1)
+        .and_then(|s| serde_json::from_str::<Vec<RowIssue>>(s).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i.row, i))
+        .collect();
+    Ok(csv_to_rows(chunk.str(0).unwrap_or(""))?
+        .into_iter()
+        .map(|r| {
+            let (n, cells) = split_row_no(r);
+            let d = dups.get(&n).cloned();
+            (n, cells, d)
+        })
+        .collect())
+}
+
+/// The first stored chunk after `seq` (None: the import has no more).
+async fn next_chunk(tx: &mut Tx, import: Uuid, after: i64) -> Result<Option<i64>> {
+    Ok(tx
+        .one(&Raw::new(
+            "SELECT seq FROM import_chunks WHERE import_id = $1 AND seq > $2 ORDER BY seq LIMIT 1",
+            vec![import.into(), after.into()],
+        ))
+        .await?
+        .and_then(|r| r.i64(0)))
 }
 
 /// Mark an import and its job failed with an error code (the user lost the right, the
@@ -242,19 +339,16 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid) -> Result<bool
         prepare(app, &plan, job, import, chunks).await?;
         return Ok(true);
     }
+    // What the previous batch read and built for this one, if it was this import's.
+    // (Taken whatever import it was for, so a stopped import's batch is not kept.)
+    let ahead = app.import_ahead.lock().ok().and_then(|mut a| a.take()).filter(|a| a.import == import);
     let mut tx = app.db.begin().await?;
     let now = now_micros();
     if !crate::jobs::take(&mut tx, job, now).await? {
         tx.rollback().await?;
         return Ok(false);
     }
-    let chunk = tx
-        .one(&Raw::new(
-            "SELECT seq, data, dups FROM import_chunks WHERE import_id = $1 ORDER BY seq LIMIT 1",
-            vec![import.into()],
-        ))
-        .await?;
-    let Some(chunk) = chunk else {
+    let Some(seq) = next_chunk(&mut tx, import, -1).await? else {
         // Every chunk is done.
         tx.exec(&Raw::new(
             "UPDATE imports SET state = 'done', updated_at = $1, finished_at = $1 WHERE id = $2",
@@ -269,30 +363,34 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid) -> Result<bool
         tx.commit().await?;
         return Ok(false);
     };
-    let seq = chunk.i64(0).unwrap_or(0);
-    let dups: HashMap<u64, RowIssue> = chunk
-        .str(2)
-        .and_then(|s| serde_json::from_str::<Vec<RowIssue>>(s).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| (i.row, i))
-        .collect();
-    let rows: Vec<_> = csv_to_rows(chunk.str(1).unwrap_or(""))?
-        .into_iter()
-        .map(|r| {
-            let (n, cells) = split_row_no(r);
-            let d = dups.get(&n).cloned();
-            (n, cells, d)
-        })
-        .collect();
-    let mut session = Session::default();
-    let written = match plan.plan_batch(&mut Conn::Tx(&mut tx), &mut session, rows).await {
-        Ok(outcomes) => plan.write_batch(app, &mut tx, &session, outcomes).await,
+    let ahead = match ahead {
+        Some(a) if a.seq == seq && tx.follows(&a.mark).await? => Some(a.batch),
+        _ => None,
+    };
+    let from_ahead = ahead.is_some();
+    let batch = match ahead {
+        Some(b) => Ok(b),
+        None => {
+            async {
+                let rows = chunk_rows(&mut tx, import, seq).await?;
+                let found = plan.look_up(&mut Conn::Tx(&mut tx), &rows).await?;
+                plan.prepare(tx.backend(), import, &found, rows)
+            }
+            .await
+        }
+    };
+    let written = match batch {
+        Ok(b) => plan.write(app, &mut tx, b).await,
         Err(e) => Err(e),
     };
-    let Written { counts, failed, changes } = match written {
-        Ok(w) => w,
+    let counts = match written {
+        Ok(c) => c,
         Err(e) if e.kind == ErrorKind::Internal || e.code == "db.busy" => return Err(e),
+        Err(_) if from_ahead => {
+            // Built ahead and refused: decide the batch again in a transaction of its own.
+            tx.rollback().await?;
+            return Ok(true);
+        }
         Err(e) => {
             // The engine refused what the plan allowed (a concurrent change on another
             // server): stop here; the committed batches stay and can be undone.
@@ -300,8 +398,6 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid) -> Result<bool
             return fail(app, job, import, &e.code).await;
         }
     };
-    insert_changes(&mut tx, import, &changes).await?;
-    insert_failures(&mut tx, import, &failed).await?;
     tx.exec(&Raw::new("DELETE FROM import_chunks WHERE import_id = $1 AND seq = $2", vec![import.into(), seq.into()]))
         .await?;
     let last = seq + 1 >= chunks;
@@ -339,7 +435,29 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid) -> Result<bool
         ],
     ))
     .await?;
-    tx.commit().await?;
+    // Read the next batch and look up what it refers to now, in this transaction, which
+    // holds this batch's writes; build it while the database commits. On SQLite only: the
+    // next transaction can tell whether any other write came between (`Tx::follows`).
+    let mut next = None;
+    if let (false, Some(mark)) = (last, tx.write_mark().await?) {
+        if let Some(seq) = next_chunk(&mut tx, import, seq).await? {
+            let rows = chunk_rows(&mut tx, import, seq).await?;
+            let found = plan.look_up(&mut Conn::Tx(&mut tx), &rows).await?;
+            next = Some((seq, mark, rows, found));
+        }
+    }
+    let backend = tx.backend();
+    // `join` polls the commit first, which hands it to the database's thread.
+    let (committed, ahead) = futures_util::future::join(tx.commit(), async {
+        let (seq, mark, rows, found) = next?;
+        let batch = plan.prepare(backend, import, &found, rows).ok()?;
+        Some(Ahead { import, seq, mark, batch })
+    })
+    .await;
+    committed?;
+    if let (Some(a), Ok(mut slot)) = (ahead, app.import_ahead.lock()) {
+        *slot = Some(a);
+    }
     Ok(!last)
 }
 

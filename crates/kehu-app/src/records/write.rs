@@ -10,7 +10,7 @@ use kehu_core::value::{to_json, Value};
 use kehu_core::{new_id, now_micros, AppError, Uuid};
 use kehu_db::journal::{self, AuditEntry, Event, FieldChange};
 use kehu_db::records::{self, col, decode, encode_columns, insert_columns, insert_values, InsertRow, Record};
-use kehu_db::{search, DbError, InsertInto, Tx};
+use kehu_db::{search, DbError, InsertInto, Raw, Tx};
 use sea_query::{Alias, Expr, Query};
 use serde_json::{json, Map, Value as Json};
 use std::sync::Arc;
@@ -143,6 +143,64 @@ pub(crate) fn with_full_name<'a>(
     std::borrow::Cow::Owned(m)
 }
 
+/// The statements that create records with values already parsed (the owner among them)
+/// under the ids given: the rows, then their audit entries, outbox events and search
+/// documents, as multi-row statements built one at a time as they are taken — so a
+/// pipeline builds each while the database runs the previous one. Refuses a record without
+/// an owner when the actor's scope is not "all".
+pub(crate) fn create_statements<'a>(
+    backend: kehu_db::Backend,
+    actor: &'a Actor,
+    obj: &'a ObjectDef,
+    scope: &kehu_core::perm::ScopeFilter,
+    rows: &'a [(String, Values)],
+    ids: &'a [Uuid],
+    now: i64,
+) -> Result<impl Iterator<Item = Raw> + Send + 'a> {
+    let owner_field = obj.field("owner").cloned().ok_or_else(|| AppError::internal("object without owner"))?;
+    let owner_of = move |vals: &Values| match vals.iter().find(|(f, _)| f.id == owner_field.id) {
+        Some((_, Value::Ref(u))) => Some(*u),
+        _ => None,
+    };
+    if !actor.is_system()
+        && *scope != kehu_core::perm::ScopeFilter::All
+        && rows.iter().any(|(_, v)| owner_of(v).is_none())
+    {
+        return Err(AppError::forbidden("permission.owner_out_of_scope"));
+    }
+    let data_fields: Vec<Arc<FieldDef>> = obj.data_fields().cloned().collect();
+    let records = InsertInto::new(obj.table.clone(), insert_columns(&data_fields)).statements(
+        backend,
+        rows.iter().zip(ids).map(move |((_, vals), id)| {
+            let row = InsertRow { id: *id, owner: owner_of(vals), actor: actor.user_id, now, values: vals };
+            insert_values(&data_fields, &row)
+        }),
+    );
+    let audits = journal::audit_into().statements(
+        backend,
+        rows.iter().zip(ids).map(move |((_, vals), id)| {
+            journal::audit_row(now, actor.user_id, obj.id, *id, "create", created_json(vals, true))
+        }),
+    );
+    let events = journal::outbox_into().statements(
+        backend,
+        rows.iter().zip(ids).map(move |((_, vals), id)| {
+            // `{"fields": …, "id": …, "object": …}`, as `json!` with sorted keys writes it.
+            let payload = format!(
+                "{{\"fields\":{},\"id\":\"{id}\",\"object\":{}}}",
+                created_json(vals, false),
+                serde_json::to_string(&obj.api_name).unwrap_or_default()
+            );
+            journal::outbox_row("record.created", obj.id, *id, payload, now)
+        }),
+    );
+    let docs = search::docs_into().statements(
+        backend,
+        rows.iter().zip(ids).map(move |((_, vals), id)| search::doc_row(search_doc(obj, *id, vals, |_| true))),
+    );
+    Ok(records.chain(audits).chain(events).chain(docs))
+}
+
 impl App {
     /// Create one record.
     pub async fn create(&self, actor: &Actor, object: &str, input: &Map<String, Json>) -> Result<RecordView> {
@@ -193,61 +251,35 @@ impl App {
         rows: &[(String, Values)],
         now: i64,
     ) -> Result<Vec<Uuid>> {
-        let owner_field = obj.field("owner").cloned().ok_or_else(|| AppError::internal("object without owner"))?;
-        let owner_of = |vals: &Values| match vals.iter().find(|(f, _)| f.id == owner_field.id) {
-            Some((_, Value::Ref(u))) => Some(*u),
-            _ => None,
-        };
-        if !actor.is_system()
-            && *scope != kehu_core::perm::ScopeFilter::All
-            && rows.iter().any(|(_, v)| owner_of(v).is_none())
-        {
-            return Err(AppError::forbidden("permission.owner_out_of_scope"));
-        }
-        let data_fields: Vec<Arc<FieldDef>> = obj.data_fields().cloned().collect();
+        let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
+        let stmts = create_statements(tx.backend(), actor, obj, scope, rows, &ids, now)?;
+        self.create_with(tx, actor, schema, obj, scope, rows, &ids, stmts).await?;
+        Ok(ids)
+    }
+
+    /// Inside `tx`: check the references of records to create and run their statements
+    /// (`create_statements`, built now or ahead of the transaction), then the
+    /// notifications of each.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn create_with(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        schema: &kehu_core::meta::Schema,
+        obj: &ObjectDef,
+        scope: &kehu_core::perm::ScopeFilter,
+        rows: &[(String, Values)],
+        ids: &[Uuid],
+        stmts: impl Iterator<Item = Raw> + Send,
+    ) -> Result<()> {
         let refs: Vec<(String, &Values)> = rows.iter().map(|(p, v)| (p.clone(), v)).collect();
         check_refs(self, tx, actor, schema, scope, &refs).await?;
-        // One pipeline of multi-row statements: the rows, then their audit entries, outbox
-        // events and search documents — each statement built while the previous one runs.
-        let b = tx.backend();
-        let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
-        let records = InsertInto::new(obj.table.clone(), insert_columns(&data_fields)).statements(
-            b,
-            rows.iter().zip(&ids).map(|((_, vals), id)| {
-                let row = InsertRow { id: *id, owner: owner_of(vals), actor: actor.user_id, now, values: vals };
-                insert_values(&data_fields, &row)
-            }),
-        );
-        let audits = journal::audit_into().statements(
-            b,
-            rows.iter().zip(&ids).map(|((_, vals), id)| {
-                journal::audit_row(now, actor.user_id, obj.id, *id, "create", created_json(vals, true))
-            }),
-        );
-        let events = journal::outbox_into().statements(
-            b,
-            rows.iter().zip(&ids).map(|((_, vals), id)| {
-                // `{"fields": …, "id": …, "object": …}`, as `json!` with sorted keys writes it.
-                let payload = format!(
-                    "{{\"fields\":{},\"id\":\"{id}\",\"object\":{}}}",
-                    created_json(vals, false),
-                    serde_json::to_string(&obj.api_name).unwrap_or_default()
-                );
-                journal::outbox_row("record.created", obj.id, *id, payload, now)
-            }),
-        );
-        let docs = search::docs_into().statements(
-            b,
-            rows.iter().zip(&ids).map(|((_, vals), id)| search::doc_row(search_doc(obj, *id, vals, |_| true))),
-        );
         // Only the rows can break a unique index (journal ids are new; documents upsert).
-        tx.exec_pipeline(records.chain(audits).chain(events).chain(docs))
-            .await
-            .map_err(|e| unique_error(obj, e, ""))?;
+        tx.exec_pipeline(stmts).await.map_err(|e| unique_error(obj, e, ""))?;
         for (id, (_, vals)) in ids.iter().zip(rows) {
             crate::activity::on_write(tx, actor, obj, *id, None, vals).await?;
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// Read the current row inside a write transaction, within the actor's scope.
