@@ -17,7 +17,7 @@
 //! and a chunk can never be applied twice.
 //!
 //! Must never: write a record except through the record engine, or let the dry run and the
-//! real run decide differently (they share `Plan::plan_batch`).
+//! real run decide differently (they share `Plan::look_up` and `Plan::decide`).
 
 mod dups;
 pub mod mapping;
