@@ -99,6 +99,33 @@ struct CreateSet {
     stmts: Vec<Raw>,
 }
 
+impl CreateSet {
+    /// New ids for `rows` and the engine's statements creating them.
+    fn build(
+        backend: Backend,
+        actor: &Actor,
+        obj: Arc<ObjectDef>,
+        scope: ScopeFilter,
+        rows: Vec<(String, Values)>,
+        now: i64,
+    ) -> Result<CreateSet> {
+        let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
+        let stmts = create_statements(backend, actor, &obj, &scope, &rows, &ids, now)?.collect();
+        Ok(CreateSet { obj, scope, rows, ids, stmts })
+    }
+
+    /// The undo log's "created" entries, each at its spreadsheet row.
+    fn created<'a>(&'a self, rows: impl Iterator<Item = u64> + 'a) -> impl Iterator<Item = Change> + 'a {
+        self.ids.iter().zip(rows).map(|(id, row)| Change {
+            row,
+            object_id: self.obj.id,
+            record_id: *id,
+            action: "created",
+            changes: None,
+        })
+    }
+}
+
 /// A batch decided and built, ready to write. Building needs no database access, so a
 /// batch read and looked up at the end of the previous batch's transaction is built while
 /// the database commits that transaction (see `job_batch`).
@@ -161,20 +188,11 @@ impl Plan {
                     (String::new(), vec![(title.clone(), Value::Text(name.clone())), (owner.clone(), me.clone())])
                 })
                 .collect();
-            let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
-            for ((p, _), id) in items.iter().zip(&ids) {
-                real.insert(*p, *id);
-                changes.push(Change {
-                    row: first_row,
-                    object_id: t.id,
-                    record_id: *id,
-                    action: "created",
-                    changes: None,
-                });
-            }
+            let set = CreateSet::build(backend, &self.actor, t, scope, rows, now)?;
+            real.extend(items.iter().map(|(p, _)| *p).zip(set.ids.iter().copied()));
+            changes.extend(set.created(std::iter::repeat(first_row)));
             counts.related_created += items.len() as u64;
-            let stmts = create_statements(backend, &self.actor, &t, &scope, &rows, &ids, now)?.collect();
-            sets.push(CreateSet { obj: t, scope, rows, ids, stmts });
+            sets.push(set);
         }
         if !creates.is_empty() {
             let scope = self.create_scope.clone().ok_or_else(|| AppError::forbidden("permission.denied"))?;
@@ -185,18 +203,9 @@ impl Plan {
                     (String::new(), std::mem::take(v))
                 })
                 .collect();
-            let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
-            for ((row, _), id) in creates.iter().zip(&ids) {
-                changes.push(Change {
-                    row: *row,
-                    object_id: self.obj.id,
-                    record_id: *id,
-                    action: "created",
-                    changes: None,
-                });
-            }
-            let stmts = create_statements(backend, &self.actor, &self.obj, &scope, &rows, &ids, now)?.collect();
-            sets.push(CreateSet { obj: self.obj.clone(), scope, rows, ids, stmts });
+            let set = CreateSet::build(backend, &self.actor, self.obj.clone(), scope, rows, now)?;
+            changes.extend(set.created(creates.iter().map(|(row, _)| *row)));
+            sets.push(set);
         }
         if !updates.is_empty() && self.update_scope.is_none() {
             return Err(AppError::forbidden("permission.denied"));

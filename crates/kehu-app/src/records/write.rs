@@ -229,37 +229,19 @@ impl App {
             rows.push((prefix, vals));
         }
         raise(errors, denied)?;
+        let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
         let mut tx = self.db.begin().await?;
-        let ids = self.create_values(&mut tx, actor, &schema, &obj, &scope, &rows, now).await?;
+        let stmts = create_statements(tx.backend(), actor, &obj, &scope, &rows, &ids, now)?;
+        self.create_with(&mut tx, actor, &schema, &obj, &scope, &rows, &ids, stmts).await?;
         tx.commit().await?;
         Ok(ids)
     }
 
-    /// Inside `tx`: insert records whose values are already parsed (`(prefix, values)` per
-    /// record, the owner among them), with their audit entries, outbox events, search
-    /// documents and notifications — multi-row statements for the whole set. References are
-    /// checked (relation targets visible, users active, owners within `scope`). `create_many`
-    /// and the import's batches both write through here.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn create_values(
-        &self,
-        tx: &mut Tx,
-        actor: &Actor,
-        schema: &kehu_core::meta::Schema,
-        obj: &ObjectDef,
-        scope: &kehu_core::perm::ScopeFilter,
-        rows: &[(String, Values)],
-        now: i64,
-    ) -> Result<Vec<Uuid>> {
-        let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
-        let stmts = create_statements(tx.backend(), actor, obj, scope, rows, &ids, now)?;
-        self.create_with(tx, actor, schema, obj, scope, rows, &ids, stmts).await?;
-        Ok(ids)
-    }
-
-    /// Inside `tx`: check the references of records to create and run their statements
-    /// (`create_statements`, built now or ahead of the transaction), then the
-    /// notifications of each.
+    /// Inside `tx`: create records whose values are already parsed (`(prefix, values)` per
+    /// record, the owner among them): check their references (relation targets visible, users
+    /// active, owners within `scope`), run their statements (`create_statements`: rows, audit
+    /// entries, outbox events, search documents — built now by `create_many`, or ahead of the
+    /// transaction by an import batch), then the notifications of each.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn create_with(
         &self,
