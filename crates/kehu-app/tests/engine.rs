@@ -231,3 +231,94 @@ async fn audit_records_old_and_new_values(t: TestApp) {
     assert_eq!(count(&t, "audit_log").await, 2);
 }
 both!(audit_records_old_and_new_values);
+
+/// Consumers read every event with its payload. A created record's event names its audit
+/// entry instead of holding the created values a second time, and is read with the payload it
+/// always had: `{"fields": {field: value}, "id", "object"}`, the values of the audit entry.
+async fn outbox_events_read_with_their_payloads(t: TestApp) {
+    let a = system();
+    let c = t
+        .create(&a, "contact", &obj(json!({"name": "张伟", "email": "zw@example.com", "tags": ["vip", "华东"]})))
+        .await
+        .unwrap();
+    t.update(&a, "contact", c.id, 1, &obj(json!({"city": "上海"}))).await.unwrap();
+    let q = "SELECT o.payload, a.changes FROM outbox o JOIN audit_log a ON a.id = o.audit_id \
+             WHERE o.event = 'record.created' AND a.action = 'create' AND a.record_id = o.record_id";
+    let row = t.db.one(&kehu_db::Raw::new(q, vec![])).await.unwrap().expect("the event names the create's entry");
+    assert_eq!(row.str(0), None, "the created values are stored once, in the audit entry");
+    let changes: serde_json::Value = serde_json::from_str(row.str(1).unwrap()).unwrap();
+
+    let evs = kehu_db::journal::pending_events(&t.db, 10).await.unwrap();
+    let names: Vec<&str> = evs.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["record.created", "record.updated"]);
+    let created = &evs[0];
+    assert_eq!((created.record_id, created.attempts), (Some(c.id), 0));
+    assert_eq!(created.payload["id"], json!(c.id));
+    assert_eq!(created.payload["object"], json!("contact"));
+    let fields = created.payload["fields"].as_object().unwrap();
+    assert_eq!(fields["name"], json!("张伟"));
+    assert_eq!(fields["email"], json!("zw@example.com"));
+    assert_eq!(fields["tags"], json!(["vip", "华东"]));
+    assert_eq!(fields["lifecycle_stage"], json!("lead"), "defaults are among the created values");
+    let from_audit: serde_json::Map<String, serde_json::Value> =
+        changes.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v[1].clone())).collect();
+    assert_eq!(fields, &from_audit);
+    assert_eq!(created.payload.as_object().unwrap().len(), 3);
+    // An update's event keeps its own payload (it says the new version, which the audit entry does not).
+    assert_eq!(
+        evs[1].payload,
+        json!({"object": "contact", "id": c.id, "version": 2, "changes": {"city": [null, "上海"]}})
+    );
+    assert_eq!(kehu_db::journal::pending_events(&t.db, 1).await.unwrap(), evs[..1]);
+    t.db.write(&kehu_db::Raw::new("UPDATE outbox SET processed_at = 1 WHERE event = 'record.updated'", vec![]))
+        .await
+        .unwrap();
+    assert_eq!(
+        kehu_db::journal::pending_events(&t.db, 10).await.unwrap(),
+        evs[..1],
+        "processed events are not pending"
+    );
+    // An event whose audit entry is gone (a damaged database) is an error, never an empty payload.
+    t.db.write(&kehu_db::Raw::new("DELETE FROM audit_log WHERE action = 'create'", vec![])).await.unwrap();
+    let e = kehu_db::journal::pending_events(&t.db, 10).await.unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+}
+both!(outbox_events_read_with_their_payloads);
+
+/// Migration 12 makes `payload` optional and adds `audit_id` to an outbox that already holds
+/// events: they keep their payloads, and new created records' events name their audit entries.
+async fn outbox_migration_keeps_pending_events(t: TestApp) {
+    let a = system();
+    let uuid = match t.db.backend() {
+        kehu_db::Backend::Sqlite => "blob",
+        kehu_db::Backend::Postgres => "uuid",
+    };
+    // The outbox as migration 1 made it, holding one pending event.
+    t.db.exec_raw(&format!(
+        "DROP TABLE outbox;
+         CREATE TABLE outbox (id {uuid} NOT NULL PRIMARY KEY, event text NOT NULL, object_id {uuid} NULL,
+             record_id {uuid} NULL, payload text NOT NULL, created_at bigint NOT NULL, processed_at bigint NULL,
+             attempts bigint NOT NULL);
+         CREATE INDEX ix_outbox__pending ON outbox (processed_at, id);"
+    ))
+    .await
+    .unwrap();
+    let old = kehu_core::new_id();
+    t.db.write(&kehu_db::Raw::new(
+        "INSERT INTO outbox (id, event, payload, created_at, attempts) VALUES ($1, 'record.deleted', $2, 1, 2)",
+        vec![old.into(), r#"{"id":"x","object":"contact"}"#.into()],
+    ))
+    .await
+    .unwrap();
+    t.db.write(&kehu_db::Raw::new("DELETE FROM schema_migrations WHERE version = 12", vec![])).await.unwrap();
+    assert!(kehu_db::migrate::needs_backup(&t.db).await.unwrap().contains(&12), "it alters a table");
+    assert_eq!(kehu_db::migrate::run(&t.db).await.unwrap(), vec![12]);
+    let c = t.create(&a, "contact", &obj(json!({"name": "李娜"}))).await.unwrap();
+    let evs = kehu_db::journal::pending_events(&t.db, 10).await.unwrap();
+    assert_eq!(evs.len(), 2);
+    assert_eq!((evs[0].id, evs[0].attempts), (old, 2));
+    assert_eq!(evs[0].payload, json!({"id": "x", "object": "contact"}));
+    assert_eq!(evs[1].payload["fields"]["name"], json!("李娜"));
+    assert_eq!(evs[1].record_id, Some(c.id));
+}
+both!(outbox_migration_keeps_pending_events);

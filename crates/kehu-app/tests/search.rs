@@ -99,3 +99,64 @@ async fn search_tuning_migration_keeps_existing_documents(t: TestApp) {
     assert_eq!(ids(t.search(&a, "5678", None, 20).await.unwrap()), vec![li.id]);
 }
 both!(search_tuning_migration_keeps_existing_documents);
+
+/// E-mails and phones are searched as substrings: in order, in any case. On SQLite the trigram
+/// index (no positions) only proposes documents holding all the pattern's trigrams; one with
+/// them all but not in a row ("abca.cab" has abc, bca and cab) is not a hit for "abcabc".
+async fn substrings_are_matched_exactly(t: TestApp) {
+    let a = system();
+    let whole = t.create(&a, "contact", &obj(json!({"name": "甲", "email": "zz.abcabc@kehu-test.cn"}))).await.unwrap();
+    let split = t.create(&a, "contact", &obj(json!({"name": "乙", "email": "abca.cab@kehu-test.cn"}))).await.unwrap();
+    let ids = |hits: Vec<kehu_app::SearchResult>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(ids(t.search(&a, "bcabc", None, 20).await.unwrap()), vec![whole.id], "trigrams out of order");
+    assert_eq!(ids(t.search(&a, "Z.ABCABC@KEHU", None, 20).await.unwrap()), vec![whole.id], "any case");
+    assert_eq!(ids(t.search(&a, "a.cab@k", None, 20).await.unwrap()), vec![split.id]);
+    assert!(t.search(&a, "cabcab", None, 20).await.unwrap().is_empty());
+}
+both!(substrings_are_matched_exactly);
+
+/// Migration 13 lower-cases the e-mails and phones of existing documents and (SQLite) rebuilds
+/// their trigram index without positions: what was found before is found after.
+async fn search_ident_migration_keeps_substring_search(t: TestApp) {
+    let a = system();
+    let zw = t.create(&a, "contact", &obj(json!({"name": "张伟", "email": "zw@huaxia.cn"}))).await.unwrap();
+    let sqlite = t.db.backend() == kehu_db::Backend::Sqlite;
+    let ident_sql = || async {
+        let q = kehu_db::Raw::new("SELECT sql FROM sqlite_master WHERE name = 'search_ident'", vec![]);
+        t.db.one(&q).await.unwrap().and_then(|r| r.string(0)).unwrap_or_default()
+    };
+    if sqlite {
+        assert!(ident_sql().await.contains("detail=none"), "fresh databases start without positions");
+        t.db.exec_raw(
+            "DROP TABLE search_ident;
+             CREATE VIRTUAL TABLE search_ident USING fts5(ident, content='search_docs', content_rowid='rid',
+                 tokenize='trigram', columnsize=0);
+             INSERT INTO search_ident(search_ident) VALUES ('rebuild');",
+        )
+        .await
+        .unwrap();
+    }
+    // A document written before idents were lower-cased.
+    t.db.write(&kehu_db::Raw::new(
+        "UPDATE search_docs SET ident = 'ZW@HuaXia.cn' WHERE record_id = $1",
+        vec![zw.id.into()],
+    ))
+    .await
+    .unwrap();
+    t.db.write(&kehu_db::Raw::new("DELETE FROM schema_migrations WHERE version = 13", vec![])).await.unwrap();
+    assert_eq!(kehu_db::migrate::run(&t.db).await.unwrap(), vec![13]);
+    let ident =
+        t.db.one(&kehu_db::Raw::new("SELECT ident FROM search_docs WHERE record_id = $1", vec![zw.id.into()]))
+            .await
+            .unwrap()
+            .and_then(|r| r.string(0));
+    assert_eq!(ident.as_deref(), Some("zw@huaxia.cn"));
+    if sqlite {
+        assert!(ident_sql().await.contains("detail=none"), "{}", ident_sql().await);
+    }
+    let ids = |hits: Vec<kehu_app::SearchResult>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(ids(t.search(&a, "w@huaX", None, 20).await.unwrap()), vec![zw.id]);
+    let li = t.create(&a, "contact", &obj(json!({"name": "李娜", "phone": "13912345678"}))).await.unwrap();
+    assert_eq!(ids(t.search(&a, "9123", None, 20).await.unwrap()), vec![li.id], "middle digits");
+}
+both!(search_ident_migration_keeps_substring_search);

@@ -21,6 +21,8 @@ mod m008_activity;
 mod m009_import;
 mod m010_backup;
 mod m011_search_tuning;
+mod m012_outbox_audit;
+mod m013_search_ident;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

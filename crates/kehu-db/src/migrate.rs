@@ -20,13 +20,15 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (9, "import"),
     (10, "backups"),
     (11, "search_tuning"),
+    (12, "outbox_audit"),
+    (13, "search_ident"),
 ];
 
 // archive and backup (issue #5)
 /// Migrations that change tables existing before them (ALTER, UPDATE of existing rows): an
 /// existing database is backed up before any of them is applied (`needs_backup`). A migration
 /// that only creates new tables needs no backup. Add a version here when its migration alters.
-pub const ALTERS_EXISTING: &[i64] = &[4, 6, 11];
+pub const ALTERS_EXISTING: &[i64] = &[4, 6, 11, 12, 13];
 
 /// The pending migrations that alter existing tables, when the database already holds a Kehu
 /// schema (a fresh, empty database needs no backup): the caller backs up before `run`.
@@ -64,6 +66,8 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             10 => crate::m010_backup::up(&mut tx).await?,
             9 => crate::m009_import::up(&mut tx).await?,
             11 => crate::m011_search_tuning::up(&mut tx).await?,
+            12 => crate::m012_outbox_audit::up(&mut tx).await?,
+            13 => crate::m013_search_ident::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;

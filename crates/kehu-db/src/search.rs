@@ -159,16 +159,32 @@ impl SearchEngine for Fts5 {
         q.to_fts5()
     }
     fn ident_sql(&self, pat: &str, scope: &str, limit: u32) -> String {
-        // A trigram phrase is a substring match that uses the index (LIKE with ESCAPE does not).
+        // GLOB uses the trigram index (LIKE with ESCAPE does not), and needs no positions:
+        // FTS5 finds the documents with all the pattern's trigrams, SQLite checks the pattern.
         format!(
             "SELECT d.object_id, d.record_id, d.title FROM search_ident i \
              JOIN search_docs d ON d.rid = i.rowid \
-             WHERE search_ident MATCH {pat} AND {scope} ORDER BY i.rowid DESC LIMIT {limit}"
+             WHERE i.ident GLOB {pat} AND {scope} ORDER BY i.rowid DESC LIMIT {limit}"
         )
     }
     fn ident_pattern(&self, raw: &str) -> String {
-        format!("\"{}\"", raw.replace('"', "\"\""))
+        glob_pattern(raw)
     }
+}
+
+/// `*text*` for GLOB over the lower-cased e-mails and phones: the text lower-cased, GLOB's
+/// own characters (`*`, `?`, `[`) each in brackets so they match themselves.
+fn glob_pattern(raw: &str) -> String {
+    let mut o = String::from("*");
+    for c in raw.to_lowercase().chars() {
+        if matches!(c, '*' | '?' | '[') {
+            o.extend(['[', c, ']']);
+        } else {
+            o.push(c);
+        }
+    }
+    o.push('*');
+    o
 }
 
 /// PostgreSQL: a `tsvector` of our tokens (GIN) and `pg_trgm` on the e-mails and phones.
@@ -261,4 +277,15 @@ async fn run(
         }
     }
     db.all(&Raw::new(unbounded(param, scope), values)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_patterns_match_their_text_only() {
+        assert_eq!(glob_pattern("W@HuaX"), "*w@huax*");
+        assert_eq!(glob_pattern("a*b?c[d"), "*a[*]b[?]c[[]d*");
+    }
 }

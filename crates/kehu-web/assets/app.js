@@ -166,6 +166,7 @@
     if (!hits.length) return;
     pop = document.createElement("div");
     pop.className = "mention-pop";
+    pop.owner = ed;
     pop.setAttribute("role", "listbox");
     hits.forEach(function (name, i) {
       var b = document.createElement("button");
@@ -247,7 +248,9 @@
         }
       });
       ed.addEventListener("blur", function () {
-        setTimeout(function () { if (document.activeElement !== ed) closePop(); }, 150);
+        // Close only this editor's pop-up: a timer left by another editor's blur must not
+        // close the menu the user has just opened here.
+        setTimeout(function () { if (pop && pop.owner === ed && document.activeElement !== ed) closePop(); }, 150);
       });
       var form = ta.form;
       if (form) {

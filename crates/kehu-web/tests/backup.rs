@@ -58,7 +58,9 @@ async fn backup_page_run_schedule_readyz(t: TestWeb) {
     // Scheduled: one run per period (a second call in the same period does nothing), and
     // only the last two scheduled files stay; the manual one is not pruned.
     let hour = 3_600_000_000i64;
-    let base = kehu_core::now_micros();
+    // Periods are fixed 6-hour slots of the clock: start at a slot's beginning so that
+    // `now + hour` stays in the same slot whatever time the test runs at.
+    let base = kehu_core::now_micros() / (6 * hour) * (6 * hour);
     for p in 0..4 {
         let now = base + p * 6 * hour;
         assert!(t.app.run_due_backup(now).await.unwrap().is_some(), "period {p}");

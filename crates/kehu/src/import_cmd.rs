@@ -178,7 +178,7 @@ fn bench_csv(n: usize) -> String {
     s
 }
 
-pub async fn bench(rows: usize, batch_rows: usize) -> Result<()> {
+pub async fn bench(rows: usize, batch_rows: usize, keep: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("kehu-bench-import-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     let csv_path = dir.join("contacts.csv");
@@ -257,6 +257,8 @@ pub async fn bench(rows: usize, batch_rows: usize) -> Result<()> {
     );
     println!("sqlite3 .import: {n} rows in {sqlite_s:.1} s = {:.0} rows/s", rows as f64 / sqlite_s);
     println!("ratio: {:.2}", sqlite_s / kehu_s);
-    let _ = std::fs::remove_dir_all(&dir);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }

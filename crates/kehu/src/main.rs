@@ -131,6 +131,9 @@ enum Command {
         /// Rows per batch (default: the configured `import_batch_rows`).
         #[arg(long)]
         batch_rows: Option<usize>,
+        /// Keep the data directory (CSV, Kehu's database, the mirror) to look into afterwards.
+        #[arg(long)]
+        keep: bool,
     },
     // --- end import ---
     /// Manage users from the command line.
@@ -279,8 +282,8 @@ async fn main() -> Result<()> {
                 import_cmd::ImportArgs { object, file, mode, key, dry_run, as_user, create_missing, sheet, queue };
             import_cmd::import(app, args).await
         }
-        Command::BenchImport { rows, batch_rows } => {
-            import_cmd::bench(rows, batch_rows.unwrap_or(cfg.import_batch_rows)).await
+        Command::BenchImport { rows, batch_rows, keep } => {
+            import_cmd::bench(rows, batch_rows.unwrap_or(cfg.import_batch_rows), keep).await
         }
         // --- end import ---
         Command::User { command: UserCommand::Create { email, name, admin, role, password_stdin: _ } } => {

@@ -127,9 +127,10 @@ pub(crate) fn search_doc(
     SearchDoc { record_id: id, object_id: obj.id, owner_id: owner, title, words, ident }
 }
 
+/// E-mails and phones for substring search, lower-cased (SQLite matches them with GLOB).
 fn push_ident(ident: &mut String, s: &str) {
     if !ident.is_empty() {
         ident.push(' ');
     }
-    ident.push_str(s);
+    ident.extend(s.chars().flat_map(char::to_lowercase));
 }

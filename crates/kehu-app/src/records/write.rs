@@ -176,22 +176,20 @@ pub(crate) fn create_statements<'a>(
             insert_values(&data_fields, &row)
         }),
     );
+    // Each created record's event names its audit entry, which holds the created values
+    // (`journal::pending_events` builds the event's payload from it).
+    let audit_ids: Arc<[Uuid]> = ids.iter().map(|_| new_id()).collect();
+    let event_audits = Arc::clone(&audit_ids);
     let audits = journal::audit_into().statements(
         backend,
-        rows.iter().zip(ids).map(move |((_, vals), id)| {
-            journal::audit_row(now, actor.user_id, obj.id, *id, "create", created_json(vals, true))
+        rows.iter().zip(ids).enumerate().map(move |(i, ((_, vals), id))| {
+            journal::audit_row(audit_ids[i], now, actor.user_id, obj.id, *id, "create", created_json(vals, true))
         }),
     );
     let events = journal::outbox_into().statements(
         backend,
-        rows.iter().zip(ids).map(move |((_, vals), id)| {
-            // `{"fields": …, "id": …, "object": …}`, as `json!` with sorted keys writes it.
-            let payload = format!(
-                "{{\"fields\":{},\"id\":\"{id}\",\"object\":{}}}",
-                created_json(vals, false),
-                serde_json::to_string(&obj.api_name).unwrap_or_default()
-            );
-            journal::outbox_row("record.created", obj.id, *id, payload, now)
+        ids.iter().enumerate().map(move |(i, id)| {
+            journal::outbox_row("record.created", obj.id, *id, journal::Body::Audit(event_audits[i]), now)
         }),
     );
     let docs = search::docs_into().statements(
