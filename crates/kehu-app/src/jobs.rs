@@ -177,16 +177,19 @@ impl App {
         if !matches!(row.str(2), Some("pending" | "running")) {
             return Ok(false);
         }
-        // Dispatch by kind: imports and their undo run their own batches.
-        if let Some(kind @ ("import" | "import_undo")) = row.str(3) {
+        // Dispatch by kind: imports, their checks and their undo run their own batches.
+        if let Some(kind @ ("import" | "import_undo" | "import_check")) = row.str(3) {
             let import = serde_json::from_str::<serde_json::Value>(row.str(1).unwrap_or(""))
                 .ok()
                 .and_then(|p| p.get("import").and_then(|i| i.as_str()).and_then(|s| s.parse::<Uuid>().ok()))
                 .ok_or_else(|| AppError::internal("import job without import"))?;
-            return if kind == "import" {
-                crate::import::run::job_batch(self, id, import).await
+            if kind == "import" {
+                return crate::import::run::job_batch(self, id, import).await;
+            }
+            let actor = row.uuid(0).ok_or_else(|| AppError::internal("job without actor"))?;
+            return if kind == "import_check" {
+                crate::import::check_batch(self, id, import, actor).await
             } else {
-                let actor = row.uuid(0).ok_or_else(|| AppError::internal("job without actor"))?;
                 crate::import::undo_batch(self, id, import, actor).await
             };
         }

@@ -368,6 +368,79 @@ async fn resumes_after_a_restart(t: TestApp) {
 }
 both!(resumes_after_a_restart);
 
+/// The dry run as a job (the web's "检查"): the same answer as the dry run in one go, asked
+/// twice → one check; a runner that died mid-check is taken over after the lease and the
+/// check starts again from the first row; a check answers only for the mapping it checked.
+async fn check_job_answers_like_the_dry_run(t: TestApp) {
+    let o = org(&t).await;
+    t.set_import_batch_rows(1000);
+    let n = 2500;
+    let mut text = many_rows(n, 0);
+    text.push_str("重复,c7@example.cn,13000000000,上海\r\n");
+    text.push_str("坏邮箱,not-an-email,13000000001,上海\r\n");
+    let existing = obj(json!({"name": "旧名字", "email": "c3@example.cn", "city": "上海"}));
+    t.create(&o.admin, "contact", &existing).await.unwrap();
+    let id = upload_bytes(&t, &o.admin, "many.csv", text.as_bytes(), upsert_by_email).await;
+    let direct = t.import_dry_run(&o.admin, id).await.unwrap();
+    assert_eq!((direct.counts.created, direct.counts.updated, direct.counts.failed), (n as u64 - 1, 1, 2));
+    assert_eq!(t.import_check(&o.admin, id).await.unwrap(), None, "not checked yet");
+
+    let job = t.import_check_start(&o.admin, id, false).await.unwrap();
+    let c = t.import_check(&o.admin, id).await.unwrap().unwrap();
+    assert_eq!((c.job_id, c.state.as_str(), c.rows, c.total), (job, "pending", 0, n as u64 + 2));
+    assert_eq!((c.result.as_ref(), c.percent()), (None, 0));
+    assert_eq!(t.import_check_start(&o.admin, id, false).await.unwrap(), job, "asked twice: one check");
+
+    // A runner is at row 1000 and showed life just now: nobody else takes the check.
+    let at = |micros: i64| {
+        Raw::new(
+            "UPDATE jobs SET state = 'running', done = 1000, updated_at = $1 WHERE id = $2",
+            vec![micros.into(), job.into()],
+        )
+    };
+    t.db.write(&at(kehu_core::now_micros())).await.unwrap();
+    assert!(!t.run_job_batch(job).await.unwrap());
+    let c = t.import_check(&o.admin, id).await.unwrap().unwrap();
+    assert_eq!((c.state.as_str(), c.rows, c.result.is_none(), c.percent()), ("running", 1000, true, 39));
+    // It died: 31 s without a sign of life, and a new process takes the check over.
+    t.db.write(&at(kehu_core::now_micros() - 31_000_000)).await.unwrap();
+    let restarted = kehu_app::App::with_db(t.db.clone()).await.unwrap();
+    while restarted.run_jobs().await.unwrap() > 0 {}
+    let c = t.import_check(&o.admin, id).await.unwrap().unwrap();
+    assert_eq!((c.state.as_str(), c.rows, c.percent()), ("done", n as u64 + 2, 100));
+    assert!(c.finished_at.is_some());
+    assert_eq!(c.result.as_ref(), Some(&direct), "the job's answer is the dry run's");
+    assert_eq!(c.result.as_ref().unwrap().errors[0].first_row, Some(9), "duplicates across chunks found");
+    assert_eq!(live(&t, "o_contact").await, 1, "a check writes nothing");
+    assert_eq!(t.import_view(&o.admin, id).await.unwrap().state, "uploaded");
+
+    // Check again (the data may have changed): a new job with the new answer.
+    t.create(&o.admin, "contact", &obj(json!({"name": "新客户", "email": "c4@example.cn"}))).await.unwrap();
+    let again = t.import_check_start(&o.admin, id, true).await.unwrap();
+    assert_ne!(again, job);
+    while t.run_jobs().await.unwrap() > 0 {}
+    let counts = t.import_check(&o.admin, id).await.unwrap().unwrap().result.unwrap().counts;
+    assert_eq!((counts.created, counts.updated), (n as u64 - 2, 2));
+
+    // A new mapping: the old check does not answer for it, and a check queued for the old
+    // mapping ends as outdated without reading a row.
+    let stale = t.import_check_start(&o.admin, id, true).await.unwrap();
+    let mut s = t.import_settings(&o.admin, id).await.unwrap();
+    s.mode = ImportMode::Create;
+    s.key = None;
+    t.import_configure(&o.admin, id, &s, None).await.unwrap();
+    assert_eq!(t.import_check(&o.admin, id).await.unwrap(), None);
+    while t.run_jobs().await.unwrap() > 0 {}
+    let j = t.job(&o.admin, stale).await.unwrap();
+    assert_eq!((j.state.as_str(), j.error.as_deref()), ("failed", Some("import.check_outdated")));
+
+    // Another user cannot check someone else's import; once started, nothing is checked.
+    assert_eq!(t.import_check_start(&o.rep_east1, id, false).await.unwrap_err().code, "import.not_found");
+    t.import_start(&o.admin, id).await.unwrap();
+    assert_eq!(t.import_check_start(&o.admin, id, false).await.unwrap_err().code, "import.already_started");
+}
+both!(check_job_answers_like_the_dry_run);
+
 /// A batch decided while the previous one committed is used only if nothing was written in
 /// between. Here a user creates a company the next rows name (they must link to it; the batch
 /// built ahead would have created a second one), then sets a record's city to the file's value

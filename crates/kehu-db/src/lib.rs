@@ -23,6 +23,7 @@ mod m010_backup;
 mod m011_search_tuning;
 mod m012_outbox_audit;
 mod m013_search_ident;
+mod m014_import_checks;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (11, "search_tuning"),
     (12, "outbox_audit"),
     (13, "search_ident"),
+    (14, "import_checks"),
 ];
 
 // archive and backup (issue #5)
@@ -68,6 +69,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             11 => crate::m011_search_tuning::up(&mut tx).await?,
             12 => crate::m012_outbox_audit::up(&mut tx).await?,
             13 => crate::m013_search_ident::up(&mut tx).await?,
+            14 => crate::m014_import_checks::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;

@@ -19,6 +19,7 @@
 //! Must never: write a record except through the record engine, or let the dry run and the
 //! real run decide differently (they share `Plan::look_up` and `Plan::decide`).
 
+mod check;
 mod dups;
 pub mod mapping;
 pub(crate) mod plan;
@@ -27,18 +28,19 @@ mod report;
 mod row;
 pub(crate) mod run;
 mod undo;
+pub(crate) use check::job_batch as check_batch;
 pub(crate) use undo::job_batch as undo_batch;
 
+pub use check::ImportCheck;
 pub use mapping::{ImportMode, ImportSettings, SavedMapping};
 pub use plan::RowIssue;
 pub use report::{FailedRow, ImportCounts, ImportView, UndoCounts};
 
 use crate::{App, Result};
-use dups::DupIndex;
 use kehu_core::perm::{Action, Actor};
 use kehu_core::{new_id, now_micros, AppError, Uuid};
 use kehu_db::Raw;
-use plan::{Conn, Plan, Session};
+use plan::Plan;
 use sea_query::{Alias, Query};
 use serde::Serialize;
 
@@ -266,43 +268,6 @@ impl App {
             ))
             .await?;
         Ok(())
-    }
-
-    /// Count what the import would do and list every row error, writing nothing.
-    pub async fn import_dry_run(&self, actor: &Actor, id: Uuid) -> Result<DryRun> {
-        let v = self.import_view(actor, id).await?;
-        let settings = v.settings.clone().ok_or_else(|| AppError::invalid("import.not_configured"))?;
-        let plan = Plan::new(self, actor.clone(), v.object_id, v.headers.clone(), settings).await?;
-        let dup_cols = plan.dup_columns();
-        let mut dups = DupIndex::default();
-        let mut session = Session::default();
-        let mut out = DryRun::default();
-        let mut conn = Conn::Db(&self.db);
-        for seq in 0..v.chunks {
-            let Some(data) = self.chunk_data(id, seq).await? else {
-                return Err(AppError::conflict("import.already_started"));
-            };
-            let rows: Vec<_> = csv_to_rows(&data)?
-                .into_iter()
-                .map(|r| {
-                    let (n, cells) = split_row_no(r);
-                    let d = dups.check(&dup_cols, &v.headers, n, &cells);
-                    (n, cells, d)
-                })
-                .collect();
-            for o in plan.plan_batch(&mut conn, &mut session, rows).await? {
-                out.counts.add(&o);
-                if let plan::Outcome::Failed { issues, .. } = o {
-                    for i in issues {
-                        if out.errors.len() < MAX_LISTED_ERRORS {
-                            out.errors.push(i);
-                        }
-                    }
-                }
-            }
-        }
-        out.counts.related_created = session.used.len() as u64;
-        Ok(out)
     }
 
     /// Queue the import as a background job. Returns the job id.

@@ -13,7 +13,7 @@ use sea_query::{Alias, Order, Query};
 use serde::Serialize;
 
 /// Row counts of a dry run or a real run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ImportCounts {
     pub created: u64,
     pub updated: u64,

@@ -39,13 +39,14 @@ pub const DATA: &[Core] = &[
     core("settings", &["key"], &[]),
     core("saved_views", ID, &["columns", "filter", "sort"]),
     core("jobs", ID, &["params", "cursor"]),
-    // Imports: their history, undo logs, failed rows, saved mappings, and the chunks of an
+    // Imports: their history, undo logs, failed rows, saved mappings, dry runs, and the chunks of an
     // import still running (so a moved instance can finish or undo it).
     core("imports", ID, &["headers", "samples", "settings"]),
     core("import_chunks", &["import_id", "seq"], &["dups"]),
     core("import_changes", &["import_id", "row_no", "record_id"], &["changes"]),
     core("import_failures", &["import_id", "row_no"], &["cells", "errors"]),
     core("import_mappings", ID, &["settings"]),
+    core("import_checks", ID, &["settings", "counts", "errors"]),
     core("notifications", ID, &[]),
     core("recent_views", &["user_id", "record_id"], &[]),
     core("mails", ID, &[]),

@@ -9,7 +9,7 @@ use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
 use kehu_app::import::mapping::can_be_key;
-use kehu_app::import::{ImportCounts, ImportMode, ImportSettings, ImportView};
+use kehu_app::import::{ImportCheck, ImportMode, ImportSettings, ImportView};
 use kehu_core::meta::FieldType;
 use kehu_core::{AppError, Uuid};
 
@@ -109,7 +109,7 @@ pub async fn mapping_page(st: &AppState, u: &UserCtx, v: ImportView) -> WebResul
     render_mapping(st, u, v, s, None).await
 }
 
-/// `POST /imports/{id}/map` — keep the mapping (and save it by name), then the dry run.
+/// `POST /imports/{id}/map` — keep the mapping (and save it by name), then start the dry run.
 pub async fn map(
     State(st): State<AppState>,
     u: UserCtx,
@@ -126,7 +126,10 @@ pub async fn map(
     };
     let save_as = get("save_as");
     match st.app.import_configure(&u.actor, id, &s, Some(save_as.as_str())).await {
-        Ok(()) => Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check"))),
+        Ok(()) => {
+            start_check(&st, &u, id, false).await?;
+            Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check")))
+        }
         Err(e) if e.kind == kehu_core::ErrorKind::Internal => Err(e.into()),
         Err(e) => {
             let mut msg = st.i18n.error(u.ctx.lang, &e.code);
@@ -156,15 +159,43 @@ pub struct IssueView {
 struct CheckPage {
     shell: Shell,
     v: ImportView,
-    counts: ImportCounts,
+    check: Option<ImportCheck>,
+    /// The check is done: the import can start from here.
+    ready: bool,
+    failed: bool,
+    /// Something would be written.
+    can_start: bool,
+    /// Why the check failed, translated.
+    error: String,
     issues: Vec<IssueView>,
     more: usize,
+}
+
+#[derive(Template)]
+#[template(path = "import/check_progress.html")]
+struct CheckProgress {
+    shell: Shell,
+    v: ImportView,
+    c: ImportCheck,
 }
 
 /// Row errors shown on a page (the failed-rows CSV has them all).
 const SHOWN: usize = 500;
 
-/// `GET /imports/{id}/check` — the dry run: what would happen, every row error.
+/// Queue a check of the import's settings; a file of one batch or less is checked right
+/// here, so its page shows the result at once (the job is taken as any other: if the worker
+/// got it first, the page shows its progress instead).
+async fn start_check(st: &AppState, u: &UserCtx, id: Uuid, again: bool) -> Result<(), crate::error::WebError> {
+    let job = st.app.import_check_start(&u.actor, id, again).await?;
+    let v = st.app.import_view(&u.actor, id).await?;
+    if v.total_rows <= st.app.import_batch_rows() as u64 {
+        st.app.run_job_batch(job).await?;
+    }
+    Ok(())
+}
+
+/// `GET /imports/{id}/check` — the dry run: its progress, then what would happen and every
+/// row error.
 pub async fn check(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -> WebResult {
     let v = st.app.import_view(&u.actor, id).await?;
     if v.state != "uploaded" {
@@ -173,17 +204,45 @@ pub async fn check(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>)
     if v.settings.is_none() {
         return Err(AppError::invalid("import.not_configured").into());
     }
-    let dry = st.app.import_dry_run(&u.actor, id).await?;
+    let check = st.app.import_check(&u.actor, id).await?;
+    let dry = check.as_ref().and_then(|c| c.result.as_ref());
     let issues = dry
-        .errors
-        .iter()
-        .take(SHOWN)
-        .map(|i| IssueView { row: i.row, text: issue_text(&st.i18n, u.ctx.lang, i) })
-        .collect();
+        .map(|d| {
+            d.errors
+                .iter()
+                .take(SHOWN)
+                .map(|i| IssueView { row: i.row, text: issue_text(&st.i18n, u.ctx.lang, i) })
+                .collect()
+        })
+        .unwrap_or_default();
+    let more = dry.map(|d| d.errors.len().saturating_sub(SHOWN)).unwrap_or(0);
+    let ready = dry.is_some();
+    let can_start = dry.is_some_and(|d| d.counts.created + d.counts.updated > 0);
+    let failed = check.as_ref().is_some_and(|c| c.state == "failed");
+    let error =
+        check.as_ref().and_then(|c| c.error.as_deref()).map(|code| st.i18n.error(u.ctx.lang, code)).unwrap_or_default();
     let schema = st.app.schema().await?;
     let obj = schema.object(&v.object)?.clone();
     let t = title(&st, &u, &obj);
     let shell = shell(&st, &u, &obj, t).await;
-    let more = dry.errors.len().saturating_sub(SHOWN);
-    render(&CheckPage { shell, v, counts: dry.counts, issues, more })
+    render(&CheckPage { shell, v, ready, failed, can_start, error, issues, more, check })
+}
+
+/// `POST /imports/{id}/check` — check again (the data may have changed since).
+pub async fn check_again(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -> WebResult {
+    start_check(&st, &u, id, true).await?;
+    Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check")))
+}
+
+/// `GET /imports/{id}/check/progress` — the check's progress bar; when it has finished, a
+/// redirect to the check page.
+pub async fn check_progress(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -> WebResult {
+    let v = st.app.import_view(&u.actor, id).await?;
+    match st.app.import_check(&u.actor, id).await? {
+        Some(c) if !c.finished() && v.state == "uploaded" => {
+            let shell = Shell::bare(&st, &u.ctx, String::new());
+            render(&CheckProgress { shell, v, c })
+        }
+        _ => Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check"))),
+    }
 }
