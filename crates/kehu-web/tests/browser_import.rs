@@ -27,6 +27,8 @@ async fn live_contacts(app: &kehu_app::App) -> i64 {
 async fn upload_map_check_import_and_undo() {
     let Some(d) = Driver::start().await else { return };
     let (app, base, dir) = fresh_app().await;
+    // Batches of 2,000 rows: the check and the import both run as jobs with progress.
+    app.set_import_batch_rows(2000);
     tokio::spawn(app.clone().job_worker());
     first_admin(&d, &base).await;
     let me = app.user_choices().await.unwrap()[0].0;
@@ -72,7 +74,8 @@ async fn upload_map_check_import_and_undo() {
     d.click("#import-key option[value=email]").await;
     d.click("#import-create-missing").await;
     d.click("#mapping-submit").await;
-    wait_long(&d, "dry-run").await;
+    // The check's progress, then (the page follows by itself) its answer.
+    wait_long(&d, "id=\"count-created\"").await;
     let src = d.source().await;
     assert!(src.contains(&format!("id=\"count-created\">{n}<")), "dry run counts");
     assert!(src.contains("id=\"count-updated\">1<") && src.contains("id=\"count-related\">4<"));

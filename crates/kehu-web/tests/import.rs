@@ -154,6 +154,72 @@ async fn upload_map_check_run_undo(t: TestWeb) {
 }
 both!(upload_map_check_run_undo);
 
+/// A file of several batches is checked by a job: the page polls its progress, then shows
+/// the answer with its time; "重新检查" queues a new check (CSRF needed); a failed check says
+/// why and can be asked again.
+async fn large_files_are_checked_in_the_background(t: TestWeb) {
+    let admin = t.admin().await;
+    t.app.set_import_batch_rows(100);
+    let mut csv = String::from("姓名,邮箱,手机\r\n");
+    for i in 0..250 {
+        csv.push_str(&format!("客户{i},c{i}@example.cn,139{i:08}\r\n"));
+    }
+    csv.push_str("坏行,bad@,13900000000\r\n");
+    let path = upload(&admin, "big.csv", csv.as_bytes()).await;
+    let cols = [("col_0", "name"), ("col_1", "email"), ("col_2", "phone"), ("mode", "create"), ("key", "")];
+    let r = admin.post_form(&format!("{path}/map"), &cols).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, format!("{path}/check").as_str()), "{}", r.body);
+    let page = admin.get(&format!("{path}/check")).await;
+    assert!(page.body.contains(&format!("hx-get=\"{path}/check/progress\"")), "{}", page.body);
+    assert!(!page.body.contains("count-created") && !page.body.contains("id=\"start-import\""), "{}", page.body);
+    let r = poll_check(&admin, &path).await;
+    assert!(r.body.contains("id=\"check-progress\"") && r.body.contains("已检查 0 行"), "{}", r.body);
+    while t.app.run_jobs().await.unwrap() > 0 {}
+    let r = poll_check(&admin, &path).await;
+    let check_url = format!("{path}/check");
+    assert_eq!(r.headers.get("hx-redirect").and_then(|v| v.to_str().ok()), Some(check_url.as_str()));
+    let page = admin.get(&check_url).await;
+    assert!(
+        page.body.contains("id=\"count-created\">250<") && page.body.contains("id=\"count-failed\">1<"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"checked-at\"") && page.body.contains("id=\"start-import\""));
+    assert!(page.body.contains("邮箱格式不正确"));
+    assert_eq!(count(&t, "o_contact").await, 0, "the check wrote nothing");
+    // Check again: CSRF needed; then a new job and its progress.
+    assert_eq!(admin.post_raw(&check_url, &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(count(&t, "jobs WHERE kind = 'import_check'").await, 1);
+    let r = admin.post_form(&check_url, &[]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, check_url.as_str()));
+    assert_eq!(count(&t, "jobs WHERE kind = 'import_check'").await, 2);
+    assert!(admin.get(&check_url).await.body.contains("id=\"check-progress\""));
+    // A check that failed says why, and can be asked again.
+    t.app
+        .db
+        .write(&kehu_db::Raw::new(
+            "UPDATE jobs SET state = 'failed', error = 'import.check_outdated' WHERE kind = 'import_check' AND state = 'pending'",
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let page = admin.get(&check_url).await;
+    assert!(page.body.contains("id=\"check-error\"") && page.body.contains("请重新检查"), "{}", page.body);
+    assert!(page.body.contains("id=\"check-again\"") && !page.body.contains("id=\"start-import\""));
+    // Someone else sees none of it.
+    t.user("rep@kehu.test", "sales_rep").await;
+    let rep = t.login("rep@kehu.test").await;
+    assert_eq!(rep.get(&check_url).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(poll_check(&rep, &path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(rep.post_form(&check_url, &[]).await.status, StatusCode::NOT_FOUND);
+}
+both!(large_files_are_checked_in_the_background);
+
+/// The check's progress as the page's htmx poll asks for it.
+async fn poll_check(b: &Browser, path: &str) -> Resp {
+    b.send(Method::GET, &format!("{path}/check/progress"), &[("hx-request", "true")], Body::empty()).await
+}
+
 async fn read_only_users_cannot_import(t: TestWeb) {
     let _admin = t.admin().await;
     t.user("viewer@kehu.test", "read_only").await;

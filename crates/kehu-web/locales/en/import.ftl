@@ -121,6 +121,5 @@ import-checking-hint = Checking every row against your data. Nothing is written;
 import-check-rows = { $done } rows checked
 import-checked-at = Checked { $time }. Records added or changed since then are taken into account when the import runs.
 import-check-needed = This file has not been checked with the current column mapping yet.
-import-check = Check
 import-check-again = Check again
 err-import-check_outdated = The column mapping changed while the file was being checked. Check it again.

@@ -121,6 +121,5 @@ import-checking-hint = 正在逐行核对现有数据，不会写入任何内容
 import-check-rows = 已检查 { $done } 行
 import-checked-at = 检查于 { $time }。此后新增或修改的记录会在导入时一并考虑。
 import-check-needed = 此文件尚未按当前的字段对应进行检查。
-import-check = 检查
 import-check-again = 重新检查
 err-import-check_outdated = 检查过程中字段对应已被修改，请重新检查。
