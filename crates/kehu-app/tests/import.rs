@@ -575,5 +575,37 @@ async fn saved_mappings(t: TestApp) {
     let other =
         t.import_upload(&o.manager_sales, "contact", "b.csv", &data("contacts_utf8_bom.csv"), None).await.unwrap();
     assert_eq!(t.import_settings(&o.manager_sales, other).await.unwrap(), s, "same headers: the saved mapping");
+
+    // Picked by name for a file whose columns differ: same headers take the saved choice
+    // (also "skip"), a new column its automatic match, a field the saved mapping fills is
+    // not taken twice; mode, key and "create missing" come along.
+    let mut s = s.clone();
+    s.mode = ImportMode::Upsert;
+    s.key = Some("email".into());
+    s.create_missing = true;
+    s.columns[5] = Some("job_title".into()); // City → job title, on purpose
+    t.import_configure(&o.admin, id, &s, Some("Trade fair list")).await.unwrap();
+    let saved = t.import_mappings(&o.admin, "contact").await.unwrap();
+    assert_eq!((saved.len(), saved[0].created_by), (1, o.admin.user_id), "replaced by name");
+    let csv = "邮箱,City,Job title,职位,Name,Fax\r\na@example.cn,上海,CEO,CEO,甲,1\r\n";
+    let third = t.import_upload(&o.manager_sales, "contact", "c.csv", csv.as_bytes(), None).await.unwrap();
+    let applied = t.import_apply_mapping(&o.manager_sales, third, saved[0].id).await.unwrap();
+    let cols: Vec<&str> = applied.columns.iter().map(|c| c.as_deref().unwrap_or("-")).collect();
+    assert_eq!(cols, ["email", "job_title", "-", "-", "name", "-"]);
+    assert_eq!(
+        (applied.mode, applied.key.as_deref(), applied.create_missing),
+        (ImportMode::Upsert, Some("email"), true)
+    );
+    assert_eq!(t.import_view(&o.manager_sales, third).await.unwrap().settings, None, "nothing stored yet");
+    // Only its creator or an administrator deletes it; then it is gone.
+    assert_eq!(
+        t.delete_import_mapping(&o.manager_sales, "contact", saved[0].id).await.unwrap_err().code,
+        "permission.denied"
+    );
+    assert_eq!(t.import_apply_mapping(&o.rep_east1, third, saved[0].id).await.unwrap_err().code, "import.not_found");
+    t.delete_import_mapping(&o.admin, "contact", saved[0].id).await.unwrap();
+    assert!(t.import_mappings(&o.admin, "contact").await.unwrap().is_empty());
+    let gone = t.import_apply_mapping(&o.manager_sales, third, saved[0].id).await.unwrap_err();
+    assert_eq!(gone.code, "import.mapping_not_found");
 }
 both!(saved_mappings);

@@ -106,6 +106,7 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/o/{object}/imports", get(crate::http::import::history))
         .route("/imports/{id}", get(crate::http::import::show))
         .route("/imports/{id}/map", post(crate::http::import::map))
+        .route("/imports/{id}/mappings/{mapping}/delete", post(crate::http::import::delete_mapping))
         .route("/imports/{id}/check", get(crate::http::import::check).post(crate::http::import::check_again))
         .route("/imports/{id}/check/progress", get(crate::http::import::check_progress))
         .route("/imports/{id}/start", post(crate::http::import::start))

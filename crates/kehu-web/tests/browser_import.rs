@@ -73,6 +73,7 @@ async fn upload_map_check_import_and_undo() {
     d.click("input[name=mode][value=upsert]").await;
     d.click("#import-key option[value=email]").await;
     d.click("#import-create-missing").await;
+    d.type_in("#import-save-as", "展会名单").await;
     d.click("#mapping-submit").await;
     // The check's progress, then (the page follows by itself) its answer.
     wait_long(&d, "id=\"count-created\"").await;
@@ -118,5 +119,25 @@ async fn upload_map_check_import_and_undo() {
     d.go(&format!("{base}/o/contact/imports")).await;
     d.wait_for("contacts-browser.csv").await;
     d.screenshot("import-history-phone").await;
+    // The same kind of file again, its columns in another order: the saved mapping by name.
+    d.size(1280, 900).await;
+    let other = dir.path().join("contacts-again.csv");
+    std::fs::write(&other, "\u{feff}City,Email,Name\r\n上海,new@example.cn,新客户\r\n").unwrap();
+    d.go(&format!("{base}/o/contact/import")).await;
+    d.wait_for("upload-form").await;
+    d.keys("#import-file", &other.display().to_string()).await;
+    d.click("#upload-submit").await;
+    wait_long(&d, "saved-mappings").await;
+    d.click("#saved-mapping option:nth-child(2)").await;
+    d.click("#apply-mapping").await;
+    wait_long(&d, "applied-mapping").await;
+    let src = d.source().await;
+    assert!(src.contains("value=\"upsert\" checked"), "the saved mode came along");
+    d.screenshot("import-saved-mapping-desktop").await;
+    d.size(390, 844).await;
+    let here = d.url().await;
+    d.go(&here).await;
+    d.wait_for("applied-mapping").await;
+    d.screenshot("import-saved-mapping-phone").await;
     d.quit().await;
 }

@@ -215,6 +215,47 @@ async fn large_files_are_checked_in_the_background(t: TestWeb) {
 }
 both!(large_files_are_checked_in_the_background);
 
+/// A mapping saved by name is offered on the mapping page of a file with other columns,
+/// applied by name (nothing stored until the user goes on), and deleted by its creator.
+async fn saved_mappings_are_picked_by_name(t: TestWeb) {
+    let admin = t.admin().await;
+    let first = upload(&admin, "bad_rows.csv", &data("bad_rows.csv")).await;
+    assert!(!admin.get(&first).await.body.contains("id=\"saved-mappings\""), "nothing saved yet");
+    let mut cols = COLUMNS.to_vec();
+    cols[5] = ("col_5", "");
+    cols.push(("save_as", "展会名单"));
+    let r = admin.post_form(&format!("{first}/map"), &cols).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let id = t.app.db.one(&kehu_db::Raw::new("SELECT id FROM import_mappings", vec![])).await.unwrap().unwrap();
+    let id = id.uuid(0).unwrap();
+    // Another file: the city column first, the rest renamed or reordered.
+    let csv = "城市,邮箱,姓名,备注\r\n广州,a@example.cn,甲,x\r\n";
+    let second = upload(&admin, "other.csv", csv.as_bytes()).await;
+    let page = admin.get(&second).await;
+    assert!(page.body.contains("id=\"saved-mappings\"") && page.body.contains(">展会名单</option>"), "{}", page.body);
+    assert!(page.body.contains("<option value=\"city\" selected>"), "automatic before applying");
+    let applied = admin.get(&format!("{second}?mapping={id}")).await;
+    assert_eq!(applied.status, StatusCode::OK);
+    assert!(applied.body.contains(&format!("<option value=\"{id}\" selected>展会名单")), "{}", applied.body);
+    assert!(applied.body.contains("id=\"applied-mapping\"") && applied.body.contains("id=\"delete-mapping\""));
+    assert!(!applied.body.contains("<option value=\"city\" selected>"), "city skipped as saved: {}", applied.body);
+    assert!(applied.body.contains("<input type=\"radio\" name=\"mode\" value=\"create\" checked>"));
+    assert_eq!(admin.get(&format!("{second}?mapping=nonsense")).await.status, StatusCode::NOT_FOUND);
+    // Someone else's import: not found; deleting needs CSRF.
+    t.user("rep@kehu.test", "sales_rep").await;
+    let rep = t.login("rep@kehu.test").await;
+    assert_eq!(rep.get(&format!("{second}?mapping={id}")).await.status, StatusCode::NOT_FOUND);
+    let delete = format!("{second}/mappings/{id}/delete");
+    assert_eq!(rep.post_form(&delete, &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(admin.post_raw(&delete, &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(count(&t, "import_mappings").await, 1);
+    let r = admin.post_form(&delete, &[]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, second.as_str()));
+    assert_eq!(count(&t, "import_mappings").await, 0);
+    assert!(!admin.get(&second).await.body.contains("id=\"saved-mappings\""));
+}
+both!(saved_mappings_are_picked_by_name);
+
 /// The check's progress as the page's htmx poll asks for it.
 async fn poll_check(b: &Browser, path: &str) -> Resp {
     b.send(Method::GET, &format!("{path}/check/progress"), &[("hx-request", "true")], Body::empty()).await

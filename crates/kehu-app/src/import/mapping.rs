@@ -69,6 +69,36 @@ pub fn headers_key(headers: &[String]) -> String {
     headers.iter().map(|h| norm(h)).collect::<Vec<_>>().join("\u{1f}")
 }
 
+/// A saved mapping applied to a file's headers: each column takes what the saved mapping did
+/// with the column of the same (normalised) header — including "skip" — and a column the
+/// saved file did not have gets the automatic suggestion, unless the saved mapping already
+/// fills that field. Mode, key and "create missing" come from the saved mapping.
+pub fn apply_saved(obj: &ObjectDef, saved_key: &str, saved: &ImportSettings, headers: &[String]) -> ImportSettings {
+    let saved_headers: Vec<&str> = saved_key.split('\u{1f}').collect();
+    let mut taken = vec![false; saved_headers.len()];
+    let from_saved: Vec<Option<Option<String>>> = headers
+        .iter()
+        .map(|h| {
+            let n = norm(h);
+            let i = (0..saved_headers.len()).find(|&i| !taken[i] && saved_headers[i] == n)?;
+            taken[i] = true;
+            Some(saved.columns.get(i).cloned().flatten().filter(|f| obj.field(f).is_some()))
+        })
+        .collect();
+    let used: Vec<String> = from_saved.iter().flatten().flatten().cloned().collect();
+    let auto = auto_map(obj, headers);
+    let columns = from_saved
+        .into_iter()
+        .zip(auto)
+        .map(|(s, a)| match s {
+            Some(choice) => choice,
+            None => a.filter(|f| !used.contains(f)),
+        })
+        .collect::<Vec<_>>();
+    let key = saved.key.clone().filter(|k| columns.iter().flatten().any(|c| c == k));
+    ImportSettings { mode: saved.mode, key, columns, create_missing: saved.create_missing }
+}
+
 /// Fields a column may fill: data fields and the owner.
 fn targets(obj: &ObjectDef) -> impl Iterator<Item = &std::sync::Arc<kehu_core::meta::FieldDef>> {
     obj.active().filter(|f| !f.readonly && (!f.builtin || f.api_name == "owner"))
@@ -180,6 +210,7 @@ pub struct SavedMapping {
     pub id: Uuid,
     pub name: String,
     pub settings: ImportSettings,
+    pub created_by: Option<Uuid>,
 }
 
 impl App {
@@ -229,13 +260,52 @@ impl App {
         Ok(())
     }
 
+    /// Import `id`'s headers mapped as the saved mapping `mapping` says (`apply_saved`), to
+    /// show on the mapping page; nothing is stored until the user saves the mapping.
+    pub async fn import_apply_mapping(&self, actor: &Actor, id: Uuid, mapping: Uuid) -> Result<ImportSettings> {
+        let v = self.import_view(actor, id).await?;
+        let schema = self.schema().await?;
+        let obj = schema.object(&v.object)?;
+        let row = self
+            .db
+            .one(&Raw::new(
+                "SELECT headers_key, settings FROM import_mappings WHERE id = $1 AND object_id = $2",
+                vec![mapping.into(), obj.id.into()],
+            ))
+            .await?
+            .ok_or_else(|| AppError::not_found("import.mapping_not_found"))?;
+        let saved: ImportSettings = serde_json::from_str(row.str(1).unwrap_or(""))
+            .map_err(|_| AppError::not_found("import.mapping_not_found"))?;
+        Ok(apply_saved(obj, row.str(0).unwrap_or(""), &saved, &v.headers))
+    }
+
+    /// Delete a saved mapping of an object: its creator or an administrator.
+    pub async fn delete_import_mapping(&self, actor: &Actor, object: &str, mapping: Uuid) -> Result<()> {
+        let schema = self.schema().await?;
+        let obj = schema.object(object)?;
+        actor.check(obj, Action::Read)?;
+        let row = self
+            .db
+            .one(&Raw::new(
+                "SELECT created_by FROM import_mappings WHERE id = $1 AND object_id = $2",
+                vec![mapping.into(), obj.id.into()],
+            ))
+            .await?
+            .ok_or_else(|| AppError::not_found("import.mapping_not_found"))?;
+        if !actor.is_admin() && (row.uuid(0).is_none() || row.uuid(0) != actor.user_id) {
+            return Err(AppError::forbidden("permission.denied"));
+        }
+        self.db.write(&Raw::new("DELETE FROM import_mappings WHERE id = $1", vec![mapping.into()])).await?;
+        Ok(())
+    }
+
     /// Saved mappings of an object, newest first.
     pub async fn import_mappings(&self, actor: &Actor, object: &str) -> Result<Vec<SavedMapping>> {
         let schema = self.schema().await?;
         let obj = schema.object(object)?;
         actor.check(obj, Action::Read)?;
         let q = Query::select()
-            .columns(["id", "name", "settings"].map(Alias::new))
+            .columns(["id", "name", "settings", "created_by"].map(Alias::new))
             .from(Alias::new("import_mappings"))
             .and_where(col("object_id").eq(obj.id))
             .order_by(Alias::new("updated_at"), Order::Desc)
@@ -251,6 +321,7 @@ impl App {
                     id: r.uuid(0)?,
                     name: r.string(1)?,
                     settings: serde_json::from_str(r.str(2)?).ok()?,
+                    created_by: r.uuid(3),
                 })
             })
             .collect())

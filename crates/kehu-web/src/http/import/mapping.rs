@@ -25,10 +25,23 @@ pub struct Opt {
     pub label: String,
 }
 
+/// A saved mapping in the picker.
+pub struct SavedOpt {
+    pub id: Uuid,
+    pub name: String,
+    /// The one applied on this page.
+    pub selected: bool,
+    /// Its creator or an administrator may delete it.
+    pub can_delete: bool,
+}
+
 #[derive(Template)]
 #[template(path = "import/mapping.html")]
 struct MappingPage {
     shell: Shell,
+    saved: Vec<SavedOpt>,
+    /// The saved mapping applied (`?mapping=`), if any: offered for deletion.
+    applied: Option<SavedOpt>,
     v: ImportView,
     cols: Vec<ColView>,
     fields: Vec<Opt>,
@@ -48,6 +61,36 @@ pub(crate) async fn render_mapping(
     s: ImportSettings,
     error: Option<String>,
 ) -> WebResult {
+    render_mapping_with(st, u, v, s, error, None).await
+}
+
+async fn render_mapping_with(
+    st: &AppState,
+    u: &UserCtx,
+    v: ImportView,
+    s: ImportSettings,
+    error: Option<String>,
+    applied: Option<Uuid>,
+) -> WebResult {
+    let mut saved: Vec<SavedOpt> = st
+        .app
+        .import_mappings(&u.actor, &v.object)
+        .await?
+        .into_iter()
+        .map(|m| SavedOpt {
+            selected: Some(m.id) == applied,
+            can_delete: u.actor.is_admin() || (m.created_by.is_some() && m.created_by == u.actor.user_id),
+            id: m.id,
+            name: m.name,
+        })
+        .collect();
+    saved.sort_by(|a, b| a.name.cmp(&b.name));
+    let applied = saved.iter().find(|m| m.selected).map(|m| SavedOpt {
+        id: m.id,
+        name: m.name.clone(),
+        selected: true,
+        can_delete: m.can_delete,
+    });
     let schema = st.app.schema().await?;
     let obj = schema.object(&v.object)?.clone();
     let lang = u.ctx.lang.code();
@@ -91,6 +134,8 @@ pub(crate) async fn render_mapping(
     let shell = shell(st, u, &obj, t).await;
     render(&MappingPage {
         shell,
+        saved,
+        applied,
         mode: s.mode.as_str(),
         key: s.key.clone().unwrap_or_default(),
         create_missing: s.create_missing,
@@ -103,10 +148,28 @@ pub(crate) async fn render_mapping(
     })
 }
 
-/// `GET /imports/{id}?edit=1` and, before the start, `GET /imports/{id}` — the mapping.
-pub async fn mapping_page(st: &AppState, u: &UserCtx, v: ImportView) -> WebResult {
-    let s = st.app.import_settings(&u.actor, v.id).await?;
-    render_mapping(st, u, v, s, None).await
+/// Before the start, `GET /imports/{id}` — the mapping; `?mapping={saved id}` shows a saved
+/// mapping applied to this file's columns (stored only when the user goes on).
+pub async fn mapping_page(st: &AppState, u: &UserCtx, v: ImportView, saved: Option<&str>) -> WebResult {
+    let applied = saved.filter(|m| !m.is_empty()).map(|m| m.parse::<Uuid>()).transpose();
+    let applied = applied.map_err(|_| AppError::not_found("import.mapping_not_found"))?;
+    let s = match applied {
+        Some(m) => st.app.import_apply_mapping(&u.actor, v.id, m).await?,
+        None => st.app.import_settings(&u.actor, v.id).await?,
+    };
+    render_mapping_with(st, u, v, s, None, applied).await
+}
+
+/// `POST /imports/{id}/mappings/{mapping}/delete` — delete a saved mapping (its creator or
+/// an administrator), back to the import's mapping page.
+pub async fn delete_mapping(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path((id, mapping)): Path<(Uuid, Uuid)>,
+) -> WebResult {
+    let v = st.app.import_view(&u.actor, id).await?;
+    st.app.delete_import_mapping(&u.actor, &v.object, mapping).await?;
+    Ok(redirect_for(&u.ctx, &format!("/imports/{id}")))
 }
 
 /// `POST /imports/{id}/map` — keep the mapping (and save it by name), then start the dry run.

@@ -20,7 +20,7 @@ pub fn issue_text(i18n: &I18n, lang: Lang, i: &RowIssue) -> String {
 mod mapping;
 mod report;
 
-pub use mapping::{check, check_again, check_progress, map, mapping_page};
+pub use mapping::{check, check_again, check_progress, delete_mapping, map, mapping_page};
 pub use report::{failed_csv, history, progress, show, start, undo};
 
 use crate::ctx::{redirect_for, UserCtx};

@@ -7,7 +7,7 @@ use crate::error::WebResult;
 use crate::shell::{render, Shell};
 use crate::AppState;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use kehu_app::import::ImportView;
@@ -46,11 +46,22 @@ struct ProgressPartial {
 /// Failed rows listed on the report (the CSV has them all).
 const SHOWN: u64 = 100;
 
+#[derive(serde::Deserialize)]
+pub struct ShowQuery {
+    /// A saved mapping to apply on the mapping page.
+    mapping: Option<String>,
+}
+
 /// `GET /imports/{id}` — mapping before the start, progress while running, then the report.
-pub async fn show(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -> WebResult {
+pub async fn show(
+    State(st): State<AppState>,
+    u: UserCtx,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ShowQuery>,
+) -> WebResult {
     let v = st.app.import_view(&u.actor, id).await?;
     if v.state == "uploaded" {
-        return super::mapping_page(&st, &u, v).await;
+        return super::mapping_page(&st, &u, v, q.mapping.as_deref()).await;
     }
     let schema = st.app.schema().await?;
     let obj = schema.object(&v.object)?.clone();
