@@ -16,7 +16,7 @@ use crate::{App, Result};
 use kehu_core::{new_id, now_micros, AppError, Uuid};
 use kehu_db::records::col;
 use kehu_db::Raw;
-use sea_query::{Alias, Order, Query};
+use sea_query::{Alias, Query};
 use serde::Serialize;
 
 /// A job as its owner sees it.
@@ -254,13 +254,15 @@ impl App {
     /// Run every pending or unfinished job to completion (the worker calls this; tests too).
     /// Returns the number of jobs worked on.
     pub async fn run_jobs(&self) -> Result<usize> {
-        let q = Query::select()
-            .column(Alias::new("id"))
-            .from(Alias::new("jobs"))
-            .and_where(col("state").is_in(["pending", "running"]))
-            .order_by(Alias::new("created_at"), Order::Asc)
-            .limit(20)
-            .to_owned();
+        // A check runs in one go under a lease (`import::check`): one another runner holds is
+        // not picked, so the worker does not spin on it.
+        let stale = now_micros() - crate::import::CHECK_LEASE_MICROS;
+        let q = Raw::new(
+            "SELECT id FROM jobs WHERE state = 'pending' \
+             OR (state = 'running' AND (kind <> 'import_check' OR updated_at < $1)) \
+             ORDER BY created_at LIMIT 20",
+            vec![stale.into()],
+        );
         let ids: Vec<Uuid> = self.db.all(&q).await?.iter().filter_map(|r| r.uuid(0)).collect();
         for id in &ids {
             while self.run_job_batch(*id).await? {}

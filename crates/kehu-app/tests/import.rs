@@ -400,6 +400,7 @@ async fn check_job_answers_like_the_dry_run(t: TestApp) {
     };
     t.db.write(&at(kehu_core::now_micros())).await.unwrap();
     assert!(!t.run_job_batch(job).await.unwrap());
+    assert_eq!(t.run_jobs().await.unwrap(), 0, "a check another runner holds is not picked (no spinning)");
     let c = t.import_check(&o.admin, id).await.unwrap().unwrap();
     assert_eq!((c.state.as_str(), c.rows, c.result.is_none(), c.percent()), ("running", 1000, true, 39));
     // It died: 31 s without a sign of life, and a new process takes the check over.

@@ -28,7 +28,7 @@ use kehu_db::Raw;
 use serde::Serialize;
 
 /// A running check whose runner showed no sign of life for this long is taken over.
-const LEASE_MICROS: i64 = 30_000_000;
+pub(crate) const LEASE_MICROS: i64 = 30_000_000;
 
 /// The dry run over an import's stored chunks, chunk by chunk.
 pub(crate) struct DryRunner {

@@ -28,7 +28,7 @@ mod report;
 mod row;
 pub(crate) mod run;
 mod undo;
-pub(crate) use check::job_batch as check_batch;
+pub(crate) use check::{job_batch as check_batch, LEASE_MICROS as CHECK_LEASE_MICROS};
 pub(crate) use undo::job_batch as undo_batch;
 
 pub use check::ImportCheck;
