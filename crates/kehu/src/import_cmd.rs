@@ -178,7 +178,63 @@ fn bench_csv(n: usize) -> String {
     s
 }
 
-pub async fn bench(rows: usize, batch_rows: usize, keep: bool) -> Result<()> {
+/// `bench-import --check-export`: the check of the same file as an upsert by e-mail over the
+/// imported rows (every row found, none changed), and the streamed CSV export of them all.
+async fn check_and_export(
+    app: &Arc<App>,
+    actor: &Actor,
+    csv: &std::path::Path,
+    rows: usize,
+    check_new: f64,
+) -> Result<()> {
+    let bytes = std::fs::read(csv)?;
+    let id = app.import_upload(actor, "contact", "again.csv", &bytes, None).await.map_err(err)?;
+    drop(bytes);
+    let mut s = app.import_settings(actor, id).await.map_err(err)?;
+    s.mode = ImportMode::Upsert;
+    s.key = Some("email".into());
+    app.import_configure(actor, id, &s, None).await.map_err(err)?;
+    let t = std::time::Instant::now();
+    let dry = app.import_dry_run(actor, id).await.map_err(err)?;
+    let check_existing = t.elapsed().as_secs_f64();
+    anyhow::ensure!(dry.counts.unchanged == rows as u64, "check again: {:?}", dry.counts);
+    println!(
+        "check (dry run): {rows} new rows in {check_new:.1} s = {:.0} rows/s; {rows} existing rows (upsert by e-mail) in {check_existing:.1} s = {:.0} rows/s",
+        rows as f64 / check_new,
+        rows as f64 / check_existing
+    );
+    let req = kehu_app::export::ExportRequest {
+        object: "contact".into(),
+        columns: ["name", "email", "phone", "city", "job_title", "lifecycle_stage", "tags", "owner", "created_at"]
+            .map(String::from)
+            .to_vec(),
+        filter: None,
+        sort: None,
+        ids: None,
+        reveal: true,
+        lang: "zh-CN".into(),
+        tz: None,
+    };
+    let t = std::time::Instant::now();
+    let mut rx = app.export_csv_stream(actor, req).await.map_err(err)?;
+    let mut bytes = 0usize;
+    let mut lines = 0usize;
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk.map_err(err)?;
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|&&b| b == b'\n').count();
+    }
+    let export_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(lines == rows + 1, "exported {} lines for {rows} rows", lines);
+    println!(
+        "CSV export (streamed, 9 columns): {rows} rows, {:.1} MB in {export_s:.1} s = {:.0} rows/s",
+        bytes as f64 / 1e6,
+        rows as f64 / export_s
+    );
+    Ok(())
+}
+
+pub async fn bench(rows: usize, batch_rows: usize, keep: bool, check_export: bool) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("kehu-bench-import-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     let csv_path = dir.join("contacts.csv");
@@ -188,7 +244,7 @@ pub async fn bench(rows: usize, batch_rows: usize, keep: bool) -> Result<()> {
     // 1. Kehu: a fresh SQLite database, the real import path (upload, plan, engine, job).
     let db_path = dir.join("kehu.db");
     let opts = kehu_db::conn::ConnectOptions { max_connections: 4, pg_schema: None };
-    let app = App::open(&format!("sqlite://{}", db_path.display()), &opts).await.map_err(err)?;
+    let app = Arc::new(App::open(&format!("sqlite://{}", db_path.display()), &opts).await.map_err(err)?);
     app.set_import_batch_rows(batch_rows);
     let admin = app.create_user("bench@kehu.local", "Bench", None, "admin").await.map_err(err)?;
     let actor = app.actor(admin).await.map_err(err)?;
@@ -199,10 +255,23 @@ pub async fn bench(rows: usize, batch_rows: usize, keep: bool) -> Result<()> {
     let s = app.import_settings(&actor, id).await.map_err(err)?;
     app.import_configure(&actor, id, &s, None).await.map_err(err)?;
     let uploaded = start.elapsed().as_secs_f64();
+    // The check before the import (every row new), outside the import's time.
+    let check_new = if check_export {
+        let t = std::time::Instant::now();
+        let dry = app.import_dry_run(&actor, id).await.map_err(err)?;
+        anyhow::ensure!(dry.counts.created == rows as u64, "check: {:?}", dry.counts);
+        Some(t.elapsed().as_secs_f64())
+    } else {
+        None
+    };
+    let start = std::time::Instant::now() - std::time::Duration::from_secs_f64(uploaded);
     let job = app.import_start(&actor, id).await.map_err(err)?;
     let v = run_to_end(&app, &actor, job, id).await?;
     let kehu_s = start.elapsed().as_secs_f64();
     anyhow::ensure!(v.counts.created == rows as u64, "imported {} of {rows}: {:?}", v.counts.created, v.error);
+    if check_export {
+        check_and_export(&app, &actor, &csv_path, rows, check_new.unwrap_or_default()).await?;
+    }
     // 2. sqlite3 .import into a table with o_contact's columns and indexes.
     let ddl = app
         .db

@@ -134,6 +134,10 @@ enum Command {
         /// Keep the data directory (CSV, Kehu's database, the mirror) to look into afterwards.
         #[arg(long)]
         keep: bool,
+        /// Also time the check (dry run) of the file before the import and again as an upsert
+        /// after it, and the streamed CSV export of every imported contact.
+        #[arg(long)]
+        check_export: bool,
     },
     // --- end import ---
     /// Manage users from the command line.
@@ -282,8 +286,8 @@ async fn main() -> Result<()> {
                 import_cmd::ImportArgs { object, file, mode, key, dry_run, as_user, create_missing, sheet, queue };
             import_cmd::import(app, args).await
         }
-        Command::BenchImport { rows, batch_rows, keep } => {
-            import_cmd::bench(rows, batch_rows.unwrap_or(cfg.import_batch_rows), keep).await
+        Command::BenchImport { rows, batch_rows, keep, check_export } => {
+            import_cmd::bench(rows, batch_rows.unwrap_or(cfg.import_batch_rows), keep, check_export).await
         }
         // --- end import ---
         Command::User { command: UserCommand::Create { email, name, admin, role, password_stdin: _ } } => {
