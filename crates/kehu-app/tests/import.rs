@@ -385,11 +385,11 @@ async fn check_job_answers_like_the_dry_run(t: TestApp) {
     assert_eq!((direct.counts.created, direct.counts.updated, direct.counts.failed), (n as u64 - 1, 1, 2));
     assert_eq!(t.import_check(&o.admin, id).await.unwrap(), None, "not checked yet");
 
-    let job = t.import_check_start(&o.admin, id, false).await.unwrap();
+    let job = t.import_check_start(&o.admin, id).await.unwrap();
     let c = t.import_check(&o.admin, id).await.unwrap().unwrap();
     assert_eq!((c.job_id, c.state.as_str(), c.rows, c.total), (job, "pending", 0, n as u64 + 2));
     assert_eq!((c.result.as_ref(), c.percent()), (None, 0));
-    assert_eq!(t.import_check_start(&o.admin, id, false).await.unwrap(), job, "asked twice: one check");
+    assert_eq!(t.import_check_start(&o.admin, id).await.unwrap(), job, "asked twice: one check");
 
     // A runner is at row 1000 and showed life just now: nobody else takes the check.
     let at = |micros: i64| {
@@ -415,9 +415,9 @@ async fn check_job_answers_like_the_dry_run(t: TestApp) {
     assert_eq!(live(&t, "o_contact").await, 1, "a check writes nothing");
     assert_eq!(t.import_view(&o.admin, id).await.unwrap().state, "uploaded");
 
-    // Check again (the data may have changed): a new job with the new answer.
+    // Checked again (the data may have changed): a new job with the new answer.
     t.create(&o.admin, "contact", &obj(json!({"name": "新客户", "email": "c4@example.cn"}))).await.unwrap();
-    let again = t.import_check_start(&o.admin, id, true).await.unwrap();
+    let again = t.import_check_start(&o.admin, id).await.unwrap();
     assert_ne!(again, job);
     while t.run_jobs().await.unwrap() > 0 {}
     let counts = t.import_check(&o.admin, id).await.unwrap().unwrap().result.unwrap().counts;
@@ -425,7 +425,7 @@ async fn check_job_answers_like_the_dry_run(t: TestApp) {
 
     // A new mapping: the old check does not answer for it, and a check queued for the old
     // mapping ends as outdated without reading a row.
-    let stale = t.import_check_start(&o.admin, id, true).await.unwrap();
+    let stale = t.import_check_start(&o.admin, id).await.unwrap();
     let mut s = t.import_settings(&o.admin, id).await.unwrap();
     s.mode = ImportMode::Create;
     s.key = None;
@@ -436,9 +436,9 @@ async fn check_job_answers_like_the_dry_run(t: TestApp) {
     assert_eq!((j.state.as_str(), j.error.as_deref()), ("failed", Some("import.check_outdated")));
 
     // Another user cannot check someone else's import; once started, nothing is checked.
-    assert_eq!(t.import_check_start(&o.rep_east1, id, false).await.unwrap_err().code, "import.not_found");
+    assert_eq!(t.import_check_start(&o.rep_east1, id).await.unwrap_err().code, "import.not_found");
     t.import_start(&o.admin, id).await.unwrap();
-    assert_eq!(t.import_check_start(&o.admin, id, false).await.unwrap_err().code, "import.already_started");
+    assert_eq!(t.import_check_start(&o.admin, id).await.unwrap_err().code, "import.already_started");
 }
 both!(check_job_answers_like_the_dry_run);
 

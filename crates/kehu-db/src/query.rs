@@ -174,6 +174,27 @@ fn after(keys: &[SortKey], cur: &Cursor) -> SimpleExpr {
     any.into()
 }
 
+/// Columns every record has a value in (`NOT NULL` in every object table).
+const NOT_NULL: [&str; 4] = ["id", "created_at", "updated_at", "version"];
+
+/// A bound on the first sort key implied by "after the cursor", as a plain range the sort
+/// index `(key, id)` can seek to. `after` alone is an OR of several terms, which neither
+/// planner turns into an index range: each page then walks the index from the first row
+/// and skips everything before the cursor — a streamed export of N records read N²/2 rows.
+/// No bound exists where the rows after the cursor include NULLs on both sides of it in
+/// index order (descending from a value of a column that may be NULL: NULLs come last);
+/// those pages keep walking.
+fn first_key_bound(keys: &[SortKey], cur: &Cursor) -> Option<SimpleExpr> {
+    let (k, v) = (keys.first()?, cur.values.first()?);
+    let c = col(&k.field.column);
+    match (v, k.desc) {
+        (Some(v), false) => Some(c.gte(v.clone())),
+        (None, true) => Some(c.is_null()),
+        (Some(v), true) if NOT_NULL.contains(&k.field.column.as_str()) => Some(c.lte(v.clone())),
+        _ => None,
+    }
+}
+
 /// A list request, resolved.
 pub struct ListSpec<'a> {
     pub obj: &'a ObjectDef,
@@ -210,6 +231,9 @@ pub fn list_query(b: Backend, spec: &ListSpec) -> Result<(SelectStatement, usize
     base_where(b, &mut q, spec);
     if let Some(c) = spec.cursor {
         let cur = decode_cursor(spec.sort, c)?;
+        if let Some(bound) = first_key_bound(spec.sort, &cur) {
+            q.and_where(bound);
+        }
         q.and_where(after(spec.sort, &cur));
     }
     for k in spec.sort {

@@ -150,10 +150,10 @@ impl App {
         Ok(run.finish())
     }
 
-    /// Queue a check of the import's current settings (a job); returns its job id. The check
-    /// already queued or done for the same settings is returned instead, unless `again`
-    /// (the data may have changed since: "再次检查").
-    pub async fn import_check_start(&self, actor: &Actor, id: Uuid, again: bool) -> Result<Uuid> {
+    /// Queue a check of the import's current settings (a job); returns its job id. A check of
+    /// the same settings still queued or running is returned instead (a double submit is one
+    /// check); a finished one is not: the data may have changed since ("重新检查").
+    pub async fn import_check_start(&self, actor: &Actor, id: Uuid) -> Result<Uuid> {
         let v = self.import_view(actor, id).await?;
         if v.state != "uploaded" {
             return Err(AppError::conflict("import.already_started"));
@@ -161,12 +161,8 @@ impl App {
         let settings = v.settings.clone().ok_or_else(|| AppError::invalid("import.not_configured"))?;
         // Refuse what the job would refuse (a mapping the user may no longer use) now.
         Plan::new(self, actor.clone(), v.object_id, v.headers.clone(), settings.clone()).await?;
-        if !again {
-            if let Some(c) = self.import_check(actor, id).await? {
-                if c.state != "failed" {
-                    return Ok(c.job_id);
-                }
-            }
+        if let Some(c) = self.import_check(actor, id).await?.filter(|c| !c.finished()) {
+            return Ok(c.job_id);
         }
         let mut tx = self.db.begin().await?;
         let params = serde_json::json!({ "import": id });

@@ -190,7 +190,7 @@ pub async fn map(
     let save_as = get("save_as");
     match st.app.import_configure(&u.actor, id, &s, Some(save_as.as_str())).await {
         Ok(()) => {
-            start_check(&st, &u, id, false).await?;
+            start_check(&st, &u, id).await?;
             Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check")))
         }
         Err(e) if e.kind == kehu_core::ErrorKind::Internal => Err(e.into()),
@@ -248,8 +248,8 @@ const SHOWN: usize = 500;
 /// Queue a check of the import's settings; a file of one batch or less is checked right
 /// here, so its page shows the result at once (the job is taken as any other: if the worker
 /// got it first, the page shows its progress instead).
-async fn start_check(st: &AppState, u: &UserCtx, id: Uuid, again: bool) -> Result<(), crate::error::WebError> {
-    let job = st.app.import_check_start(&u.actor, id, again).await?;
+async fn start_check(st: &AppState, u: &UserCtx, id: Uuid) -> Result<(), crate::error::WebError> {
+    let job = st.app.import_check_start(&u.actor, id).await?;
     let v = st.app.import_view(&u.actor, id).await?;
     if v.total_rows <= st.app.import_batch_rows() as u64 {
         st.app.run_job_batch(job).await?;
@@ -293,7 +293,7 @@ pub async fn check(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>)
 
 /// `POST /imports/{id}/check` — check again (the data may have changed since).
 pub async fn check_again(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -> WebResult {
-    start_check(&st, &u, id, true).await?;
+    start_check(&st, &u, id).await?;
     Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check")))
 }
 
