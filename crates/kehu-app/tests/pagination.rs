@@ -177,6 +177,7 @@ async fn later_pages_seek_to_their_cursor(t: TestApp) {
         ("-created_at", "(created_at<?)"),
         ("name", "(f_name>?)"),
         ("score", "(f_score>?)"),
+        ("-score", "(f_score<?)"),
     ] {
         let req = ListRequest { sort: Some(json!(sort)), limit: Some(2), ..Default::default() };
         let first = t.list(&a, "contact", &req).await.unwrap();

@@ -181,18 +181,28 @@ const NOT_NULL: [&str; 4] = ["id", "created_at", "updated_at", "version"];
 /// index `(key, id)` can seek to. `after` alone is an OR of several terms, which neither
 /// planner turns into an index range: each page then walks the index from the first row
 /// and skips everything before the cursor — a streamed export of N records read N²/2 rows.
-/// No bound exists where the rows after the cursor include NULLs on both sides of it in
-/// index order (descending from a value of a column that may be NULL: NULLs come last);
-/// those pages keep walking.
+/// Descending from a value of a column that may be NULL, the rows after the cursor are the
+/// smaller values *and* the NULLs (last when descending): the bound `<= v` leaves the NULLs
+/// out, and `fetch_page` reads them separately once the values run out (`nulls_follow`).
 fn first_key_bound(keys: &[SortKey], cur: &Cursor) -> Option<SimpleExpr> {
     let (k, v) = (keys.first()?, cur.values.first()?);
     let c = col(&k.field.column);
     match (v, k.desc) {
         (Some(v), false) => Some(c.gte(v.clone())),
         (None, true) => Some(c.is_null()),
-        (Some(v), true) if NOT_NULL.contains(&k.field.column.as_str()) => Some(c.lte(v.clone())),
-        _ => None,
+        (Some(v), true) => Some(c.lte(v.clone())),
+        (None, false) => None,
     }
+}
+
+/// Whether the page's bound left out NULLs of the first key that come after the cursor:
+/// descending, from a value, on a column that may be NULL.
+fn nulls_follow(spec: &ListSpec) -> Result<bool, AppError> {
+    let (Some(k), Some(c)) = (spec.sort.first(), spec.cursor) else { return Ok(false) };
+    if !k.desc || NOT_NULL.contains(&k.field.column.as_str()) {
+        return Ok(false);
+    }
+    Ok(decode_cursor(spec.sort, c)?.values.first().is_some_and(Option::is_some))
 }
 
 /// A list request, resolved.
@@ -325,5 +335,14 @@ pub async fn fetch_page(db: &Db, spec: &ListSpec<'_>) -> Result<(Vec<DbRow>, usi
             }
         }
     }
-    Ok((db.all(&q).await?, first_sort_col))
+    let mut rows = db.all(&q).await?;
+    if rows.len() as u64 <= spec.limit && nulls_follow(spec)? {
+        // The values ran out before the page was full: go on with the NULL block, from its
+        // top (every NULL row comes after a cursor that has a value).
+        let from_top = ListSpec { cursor: None, ..*spec };
+        let (mut tail, _) = list_query(b, &from_top)?;
+        tail.and_where(col(&spec.sort[0].field.column).is_null()).limit(spec.limit + 1 - rows.len() as u64);
+        rows.extend(db.all(&tail).await?);
+    }
+    Ok((rows, first_sort_col))
 }
