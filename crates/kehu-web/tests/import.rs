@@ -187,6 +187,10 @@ async fn large_files_are_checked_in_the_background(t: TestWeb) {
     assert!(page.body.contains("id=\"checked-at\"") && page.body.contains("id=\"start-import\""));
     assert!(page.body.contains("邮箱格式不正确"));
     assert_eq!(count(&t, "o_contact").await, 0, "the check wrote nothing");
+    // Back on the mapping page (as from the history), the check is linked.
+    let m = admin.get(&path).await;
+    assert!(m.body.contains("id=\"check-link\"") && m.body.contains("此字段对应已于"), "{}", m.body);
+    assert!(m.body.contains(&format!("href=\"{check_url}\"")));
     // Check again: CSRF needed; then a new job and its progress.
     assert_eq!(admin.post_raw(&check_url, &[]).await.status, StatusCode::FORBIDDEN);
     assert_eq!(count(&t, "jobs WHERE kind = 'import_check'").await, 1);
@@ -194,6 +198,7 @@ async fn large_files_are_checked_in_the_background(t: TestWeb) {
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, check_url.as_str()));
     assert_eq!(count(&t, "jobs WHERE kind = 'import_check'").await, 2);
     assert!(admin.get(&check_url).await.body.contains("id=\"check-progress\""));
+    assert!(admin.get(&path).await.body.contains("正在按此字段对应检查（0%）"));
     // A check that failed says why, and can be asked again.
     t.app
         .db

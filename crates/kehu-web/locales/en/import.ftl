@@ -130,3 +130,7 @@ import-applied-saved = Columns set as in "{ $name }". Check them, then go on: no
 import-delete-saved = Delete this saved mapping
 import-delete-saved-confirm = Delete the saved mapping "{ $name }"? Imports that used it are not affected.
 err-import-mapping_not_found = This saved mapping does not exist (any more).
+import-check-done-at = This mapping was checked { $time }.
+import-check-failed = The last check of this mapping did not finish.
+import-check-running = This mapping is being checked ({ $percent }%).
+import-see-check = See the check

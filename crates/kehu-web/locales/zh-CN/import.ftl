@@ -130,3 +130,7 @@ import-applied-saved = 已按“{ $name }”设置各列。请核对后继续；
 import-delete-saved = 删除此已保存的对应
 import-delete-saved-confirm = 删除已保存的对应“{ $name }”？使用过它的导入不受影响。
 err-import-mapping_not_found = 此已保存的字段对应不存在（或已被删除）。
+import-check-done-at = 此字段对应已于 { $time } 检查。
+import-check-failed = 此字段对应的上次检查未能完成。
+import-check-running = 正在按此字段对应检查（{ $percent }%）。
+import-see-check = 查看检查结果

@@ -42,6 +42,9 @@ struct MappingPage {
     saved: Vec<SavedOpt>,
     /// The saved mapping applied (`?mapping=`), if any: offered for deletion.
     applied: Option<SavedOpt>,
+    /// A check of the stored mapping, queued, running or done: linked from the page (the
+    /// user who left the check page comes back here through the history).
+    check: Option<ImportCheck>,
     v: ImportView,
     cols: Vec<ColView>,
     fields: Vec<Opt>,
@@ -91,6 +94,10 @@ async fn render_mapping_with(
         selected: true,
         can_delete: m.can_delete,
     });
+    let check = match (&applied, &error) {
+        (None, None) => st.app.import_check(&u.actor, v.id).await?,
+        _ => None,
+    };
     let schema = st.app.schema().await?;
     let obj = schema.object(&v.object)?.clone();
     let lang = u.ctx.lang.code();
@@ -136,6 +143,7 @@ async fn render_mapping_with(
         shell,
         saved,
         applied,
+        check,
         mode: s.mode.as_str(),
         key: s.key.clone().unwrap_or_default(),
         create_missing: s.create_missing,
