@@ -82,6 +82,13 @@ async fn upload_map_check_import_and_undo() {
     assert!(src.contains("id=\"count-updated\">1<") && src.contains("id=\"count-related\">4<"));
     assert_eq!(live_contacts(&app).await, 1, "nothing written by the check");
     d.screenshot("import-check-desktop").await;
+    // Back on the mapping page, the check is linked; the link leads back to it.
+    let check_page = d.url().await;
+    d.go(check_page.trim_end_matches("/check")).await;
+    d.wait_for("check-link").await;
+    d.screenshot("import-check-link-desktop").await;
+    d.click("#check-link a").await;
+    wait_long(&d, "id=\"start-import\"").await;
     d.click("#start-import").await;
     wait_long(&d, "import-progress").await;
     d.screenshot("import-progress-desktop").await;
