@@ -37,12 +37,16 @@ impl JobView {
     }
     /// Progress in percent (0–100).
     pub fn percent(&self) -> u64 {
-        let handled = self.counts.done + self.counts.skipped + self.counts.failed;
-        if self.finished() || self.total == 0 {
-            100
-        } else {
-            (handled * 100 / self.total).min(99)
-        }
+        percent(self.finished(), self.counts.done + self.counts.skipped + self.counts.failed, self.total)
+    }
+}
+
+/// Progress of a job in percent: 100 once finished, else at most 99.
+pub(crate) fn percent(finished: bool, handled: u64, total: u64) -> u64 {
+    if finished || total == 0 {
+        100
+    } else {
+        (handled * 100 / total).min(99)
     }
 }
 

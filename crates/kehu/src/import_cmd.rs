@@ -264,10 +264,10 @@ pub async fn bench(rows: usize, batch_rows: usize, keep: bool, check_export: boo
     } else {
         None
     };
-    let start = std::time::Instant::now() - std::time::Duration::from_secs_f64(uploaded);
+    let started = std::time::Instant::now();
     let job = app.import_start(&actor, id).await.map_err(err)?;
     let v = run_to_end(&app, &actor, job, id).await?;
-    let kehu_s = start.elapsed().as_secs_f64();
+    let kehu_s = uploaded + started.elapsed().as_secs_f64();
     anyhow::ensure!(v.counts.created == rows as u64, "imported {} of {rows}: {:?}", v.counts.created, v.error);
     if check_export {
         check_and_export(&app, &actor, &csv_path, rows, check_new.unwrap_or_default()).await?;

@@ -127,11 +127,7 @@ impl ImportCheck {
     }
     /// Progress in percent (0–100).
     pub fn percent(&self) -> u64 {
-        if self.finished() || self.total == 0 {
-            100
-        } else {
-            (self.rows * 100 / self.total).min(99)
-        }
+        crate::jobs::percent(self.finished(), self.rows, self.total)
     }
 }
 

@@ -213,6 +213,25 @@ pub struct SavedMapping {
     pub created_by: Option<Uuid>,
 }
 
+impl SavedMapping {
+    /// Its creator or an administrator may delete it.
+    pub fn deletable_by(&self, actor: &Actor) -> bool {
+        actor.is_admin() || (self.created_by.is_some() && self.created_by == actor.user_id)
+    }
+}
+
+/// Columns of `import_mappings` that make a `SavedMapping` (`saved_mapping`).
+const SAVED_COLS: [&str; 4] = ["id", "name", "settings", "created_by"];
+
+fn saved_mapping(r: &kehu_db::DbRow) -> Option<SavedMapping> {
+    Some(SavedMapping {
+        id: r.uuid(0)?,
+        name: r.string(1)?,
+        settings: serde_json::from_str(r.str(2)?).ok()?,
+        created_by: r.uuid(3),
+    })
+}
+
 impl App {
     /// Save (or replace, by name) a named mapping for an object.
     pub async fn save_import_mapping(
@@ -266,17 +285,8 @@ impl App {
         let v = self.import_view(actor, id).await?;
         let schema = self.schema().await?;
         let obj = schema.object(&v.object)?;
-        let row = self
-            .db
-            .one(&Raw::new(
-                "SELECT headers_key, settings FROM import_mappings WHERE id = $1 AND object_id = $2",
-                vec![mapping.into(), obj.id.into()],
-            ))
-            .await?
-            .ok_or_else(|| AppError::not_found("import.mapping_not_found"))?;
-        let saved: ImportSettings = serde_json::from_str(row.str(1).unwrap_or(""))
-            .map_err(|_| AppError::not_found("import.mapping_not_found"))?;
-        Ok(apply_saved(obj, row.str(0).unwrap_or(""), &saved, &v.headers))
+        let (saved, headers_key) = self.saved_mapping(obj.id, mapping).await?;
+        Ok(apply_saved(obj, &headers_key, &saved.settings, &v.headers))
     }
 
     /// Delete a saved mapping of an object: its creator or an administrator.
@@ -284,19 +294,25 @@ impl App {
         let schema = self.schema().await?;
         let obj = schema.object(object)?;
         actor.check(obj, Action::Read)?;
-        let row = self
-            .db
-            .one(&Raw::new(
-                "SELECT created_by FROM import_mappings WHERE id = $1 AND object_id = $2",
-                vec![mapping.into(), obj.id.into()],
-            ))
-            .await?
-            .ok_or_else(|| AppError::not_found("import.mapping_not_found"))?;
-        if !actor.is_admin() && (row.uuid(0).is_none() || row.uuid(0) != actor.user_id) {
+        if !self.saved_mapping(obj.id, mapping).await?.0.deletable_by(actor) {
             return Err(AppError::forbidden("permission.denied"));
         }
         self.db.write(&Raw::new("DELETE FROM import_mappings WHERE id = $1", vec![mapping.into()])).await?;
         Ok(())
+    }
+
+    /// One saved mapping of an object, with the header signature it was saved for.
+    async fn saved_mapping(&self, object_id: Uuid, mapping: Uuid) -> Result<(SavedMapping, String)> {
+        let q = Query::select()
+            .columns(SAVED_COLS.map(Alias::new))
+            .column(Alias::new("headers_key"))
+            .from(Alias::new("import_mappings"))
+            .and_where(col("id").eq(mapping))
+            .and_where(col("object_id").eq(object_id))
+            .to_owned();
+        let row = self.db.one(&q).await?;
+        row.and_then(|r| Some((saved_mapping(&r)?, r.string(4)?)))
+            .ok_or_else(|| AppError::not_found("import.mapping_not_found"))
     }
 
     /// Saved mappings of an object, newest first.
@@ -305,26 +321,13 @@ impl App {
         let obj = schema.object(object)?;
         actor.check(obj, Action::Read)?;
         let q = Query::select()
-            .columns(["id", "name", "settings", "created_by"].map(Alias::new))
+            .columns(SAVED_COLS.map(Alias::new))
             .from(Alias::new("import_mappings"))
             .and_where(col("object_id").eq(obj.id))
             .order_by(Alias::new("updated_at"), Order::Desc)
             .limit(100)
             .to_owned();
-        Ok(self
-            .db
-            .all(&q)
-            .await?
-            .iter()
-            .filter_map(|r| {
-                Some(SavedMapping {
-                    id: r.uuid(0)?,
-                    name: r.string(1)?,
-                    settings: serde_json::from_str(r.str(2)?).ok()?,
-                    created_by: r.uuid(3),
-                })
-            })
-            .collect())
+        Ok(self.db.all(&q).await?.iter().filter_map(saved_mapping).collect())
     }
 
     /// The settings to propose for a file: the last import of this object with the same

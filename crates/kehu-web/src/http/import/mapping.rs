@@ -26,6 +26,7 @@ pub struct Opt {
 }
 
 /// A saved mapping in the picker.
+#[derive(Clone)]
 pub struct SavedOpt {
     pub id: Uuid,
     pub name: String,
@@ -82,18 +83,13 @@ async fn render_mapping_with(
         .into_iter()
         .map(|m| SavedOpt {
             selected: Some(m.id) == applied,
-            can_delete: u.actor.is_admin() || (m.created_by.is_some() && m.created_by == u.actor.user_id),
+            can_delete: m.deletable_by(&u.actor),
             id: m.id,
             name: m.name,
         })
         .collect();
     saved.sort_by(|a, b| a.name.cmp(&b.name));
-    let applied = saved.iter().find(|m| m.selected).map(|m| SavedOpt {
-        id: m.id,
-        name: m.name.clone(),
-        selected: true,
-        can_delete: m.can_delete,
-    });
+    let applied = saved.iter().find(|m| m.selected).cloned();
     let check = match (&applied, &error) {
         (None, None) => st.app.import_check(&u.actor, v.id).await?,
         _ => None,
@@ -198,7 +194,7 @@ pub async fn map(
     let save_as = get("save_as");
     match st.app.import_configure(&u.actor, id, &s, Some(save_as.as_str())).await {
         Ok(()) => {
-            start_check(&st, &u, id).await?;
+            start_check(&st, &u, &v).await?;
             Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check")))
         }
         Err(e) if e.kind == kehu_core::ErrorKind::Internal => Err(e.into()),
@@ -256,9 +252,8 @@ const SHOWN: usize = 500;
 /// Queue a check of the import's settings; a file of one batch or less is checked right
 /// here, so its page shows the result at once (the job is taken as any other: if the worker
 /// got it first, the page shows its progress instead).
-async fn start_check(st: &AppState, u: &UserCtx, id: Uuid) -> Result<(), crate::error::WebError> {
-    let job = st.app.import_check_start(&u.actor, id).await?;
-    let v = st.app.import_view(&u.actor, id).await?;
+async fn start_check(st: &AppState, u: &UserCtx, v: &ImportView) -> Result<(), crate::error::WebError> {
+    let job = st.app.import_check_start(&u.actor, v.id).await?;
     if v.total_rows <= st.app.import_batch_rows() as u64 {
         st.app.run_job_batch(job).await?;
     }
@@ -301,7 +296,8 @@ pub async fn check(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>)
 
 /// `POST /imports/{id}/check` — check again (the data may have changed since).
 pub async fn check_again(State(st): State<AppState>, u: UserCtx, Path(id): Path<Uuid>) -> WebResult {
-    start_check(&st, &u, id).await?;
+    let v = st.app.import_view(&u.actor, id).await?;
+    start_check(&st, &u, &v).await?;
     Ok(redirect_for(&u.ctx, &format!("/imports/{id}/check")))
 }
 
