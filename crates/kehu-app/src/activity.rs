@@ -406,9 +406,34 @@ fn ref_of(values: &[(Arc<FieldDef>, Value)], api: &str) -> Option<Uuid> {
     })
 }
 
+/// The activity module's behaviour: notifications (below) after every create or update.
+struct Notifications;
+
+impl crate::records::behaviour::Behaviour for Notifications {
+    fn after<'a>(
+        &'a self,
+        _app: &'a App,
+        tx: &'a mut Tx,
+        w: &'a crate::records::behaviour::Written<'a>,
+    ) -> crate::work::BoxFut<'a, Result<()>> {
+        use crate::records::behaviour::ChangeKind;
+        Box::pin(async move {
+            match w.kind {
+                ChangeKind::Create | ChangeKind::Update => on_write(tx, w.actor, w.obj, w.id, w.old, w.new).await,
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+/// The module's behaviours, by object.
+pub(crate) fn behaviours() -> Vec<(&'static str, Arc<dyn crate::records::behaviour::Behaviour>)> {
+    vec![(OBJECT, Arc::new(Notifications))]
+}
+
 /// Notifications an activity write causes, in the write's transaction: users newly mentioned
 /// in the body, and the owner of a task someone else assigned to them.
-pub(crate) async fn on_write(
+async fn on_write(
     tx: &mut Tx,
     actor: &Actor,
     obj: &ObjectDef,

@@ -33,7 +33,7 @@ pub struct JobView {
 
 impl JobView {
     pub fn finished(&self) -> bool {
-        self.state == "done" || self.state == "failed"
+        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
     }
     /// Progress in percent (0–100).
     pub fn percent(&self) -> u64 {
@@ -107,13 +107,26 @@ pub(crate) async fn insert_job(
 const JOB_COLS: [&str; 10] =
     ["id", "kind", "object", "state", "total", "done", "skipped", "failed", "error", "actor_id"];
 
-/// Inside a batch's transaction: take job `id` (and, on PostgreSQL, its row lock) if it is
-/// still pending or running. `false`: it ended meanwhile — the caller rolls back and stops.
-pub(crate) async fn take(tx: &mut kehu_db::Tx, id: Uuid, now: i64) -> Result<bool> {
+/// A worker's hold on a job: the job and the fencing token its claim wrote. Every batch's
+/// transaction first `take`s the job with it, so a worker whose lease ran out (another took
+/// the job over) cannot commit a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub id: Uuid,
+    pub token: Uuid,
+    /// How long a renewal holds (microseconds).
+    pub micros: i64,
+}
+
+/// Inside a batch's transaction: take the leased job (and, on PostgreSQL, its row lock) if it
+/// is still pending or running and the lease is still this worker's; the lease is renewed.
+/// `false`: it ended, was cancelled or was taken over — the caller rolls back and stops.
+pub(crate) async fn take(tx: &mut kehu_db::Tx, lease: &Lease, now: i64) -> Result<bool> {
     let touched = tx
         .exec(&Raw::new(
-            "UPDATE jobs SET state = 'running', updated_at = $1 WHERE id = $2 AND state IN ('pending', 'running')",
-            vec![now.into(), id.into()],
+            "UPDATE jobs SET state = 'running', updated_at = $1, lease_until = $2 \
+             WHERE id = $3 AND lease_token = $4 AND state IN ('pending', 'running')",
+            vec![now.into(), (now + lease.micros).into(), lease.id.into(), lease.token.into()],
         ))
         .await?;
     Ok(touched == 1)
@@ -171,118 +184,241 @@ impl App {
         Ok(job)
     }
 
-    /// Run one batch of a job in one transaction. Returns whether more work remains.
+    /// Run one batch of job `id` now, if no other worker holds it: lease it, run the batch,
+    /// let go of it. Returns whether more work remains (the CLI and tests step with this).
     pub async fn run_job_batch(&self, id: Uuid) -> Result<bool> {
+        let Some(lease) = self.claim_job(Some(id)).await? else { return Ok(false) };
+        let r = self.job_step(&lease).await;
+        self.release_job(&lease).await?;
+        r
+    }
+
+    /// Lease the next due job (or job `only`), if one is free.
+    pub(crate) async fn claim_job(&self, only: Option<Uuid>) -> Result<Option<Lease>> {
+        let token = new_id();
+        let now = now_micros();
+        let mut tx = self.db.begin().await?;
+        let micros = self.lease_micros();
+        let ids = kehu_db::work::lease(&mut tx, &kehu_db::work::JOBS, token, now + micros, now, only, 1).await?;
+        tx.commit().await?;
+        Ok(ids.first().map(|id| Lease { id: *id, token, micros }))
+    }
+
+    /// Let go of a lease (the job stays where its last batch left it).
+    pub(crate) async fn release_job(&self, lease: &Lease) -> Result<()> {
+        self.db
+            .write(&Raw::new(
+                "UPDATE jobs SET lease_until = NULL WHERE id = $1 AND lease_token = $2",
+                vec![lease.id.into(), lease.token.into()],
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// One batch of a leased job, dispatched to its kind. An internal error (a bug, the
+    /// database gone) is not the job's end: the attempt is counted and the job waits with
+    /// exponential backoff (1 s, 2 s, 4 s … at most an hour) while other jobs run, and fails
+    /// with the error after `MAX_ATTEMPTS`. A refusal (the user lost the right) ends it at once.
+    async fn job_step(&self, lease: &Lease) -> Result<bool> {
         let row = self
             .db
-            .one(&Raw::new("SELECT actor_id, params, state, kind FROM jobs WHERE id = $1", vec![id.into()]))
+            .one(&Raw::new("SELECT kind, actor_id, params, state, attempts FROM jobs WHERE id = $1", vec![lease.id.into()]))
             .await?
             .ok_or_else(|| AppError::not_found("job.not_found"))?;
-        if !matches!(row.str(2), Some("pending" | "running")) {
+        let job = JobRow {
+            id: lease.id,
+            kind: row.string(0).unwrap_or_default(),
+            actor_id: row.uuid(1).ok_or_else(|| AppError::internal("job without actor"))?,
+            params: serde_json::from_str(row.str(2).unwrap_or("null")).unwrap_or(serde_json::Value::Null),
+            attempts: row.i64(4).unwrap_or(0),
+        };
+        if !matches!(row.str(3), Some("pending" | "running")) {
             return Ok(false);
         }
-        // Dispatch by kind: imports, their checks and their undo run their own batches.
-        if let Some(kind @ ("import" | "import_undo" | "import_check")) = row.str(3) {
-            let import = serde_json::from_str::<serde_json::Value>(row.str(1).unwrap_or(""))
-                .ok()
-                .and_then(|p| p.get("import").and_then(|i| i.as_str()).and_then(|s| s.parse::<Uuid>().ok()))
-                .ok_or_else(|| AppError::internal("import job without import"))?;
-            if kind == "import" {
-                return crate::import::run::job_batch(self, id, import).await;
+        let result = match crate::modules::job_kind(&job.kind) {
+            Some(kind) => kind.batch(self, &job, lease).await,
+            None => Err(AppError::internal(format!("unknown job kind {}", job.kind))),
+        };
+        match result {
+            Ok(more) => {
+                if job.attempts > 0 {
+                    self.db
+                        .write(&Raw::new(
+                            "UPDATE jobs SET attempts = 0 WHERE id = $1 AND lease_token = $2",
+                            vec![lease.id.into(), lease.token.into()],
+                        ))
+                        .await?;
+                }
+                Ok(more)
             }
-            let actor = row.uuid(0).ok_or_else(|| AppError::internal("job without actor"))?;
-            return if kind == "import_check" {
-                crate::import::check_batch(self, id, import, actor).await
-            } else {
-                crate::import::undo_batch(self, id, import, actor).await
-            };
-        }
-        // Check the request again as the user is now (before the batch's transaction: the
-        // checks read the database on their own connections).
-        let prepared = async {
-            let actor = self.actor(row.uuid(0).ok_or_else(|| AppError::internal("job without actor"))?).await?;
-            let req: BulkRequest = serde_json::from_str(row.str(1).unwrap_or(""))
-                .map_err(|e| AppError::internal(format!("job params: {e}")))?;
-            let p = self.prepare_bulk(&actor, &req).await?;
-            Ok::<_, AppError>((actor, p))
-        }
-        .await;
-        let now = now_micros();
-        let (actor, p) = match prepared {
-            Ok(x) => x,
-            Err(e) if e.kind == kehu_core::ErrorKind::Internal => return Err(e),
             Err(e) => {
-                // The user was disabled, lost the permission, or the field is gone: stop.
+                let attempts = job.attempts + 1;
+                let now = now_micros();
+                let (state, run_after) = if attempts >= MAX_ATTEMPTS {
+                    ("failed", now)
+                } else {
+                    ("running", now + backoff_micros(attempts))
+                };
+                tracing::warn!(job = %lease.id, kind = %job.kind, attempts, error = %e, "job batch failed");
                 self.db
                     .write(&Raw::new(
-                        "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3",
-                        vec![e.code.clone().into(), now.into(), id.into()],
+                        "UPDATE jobs SET attempts = $1, run_after = $2, state = $3, error = $4, lease_until = NULL, \
+                         updated_at = $5 WHERE id = $6 AND lease_token = $7",
+                        vec![
+                            attempts.into(),
+                            run_after.into(),
+                            state.into(),
+                            e.code.clone().into(),
+                            now.into(),
+                            lease.id.into(),
+                            lease.token.into(),
+                        ],
                     ))
                     .await?;
-                return Ok(false);
+                Err(e)
             }
-        };
-        let mut tx = self.db.begin().await?;
-        // Take the job (and, on PostgreSQL, its row lock) before reading where it stands.
-        if !take(&mut tx, id, now).await? {
-            tx.rollback().await?;
-            return Ok(false);
         }
-        let cursor = tx
-            .one(&Raw::new("SELECT cursor FROM jobs WHERE id = $1", vec![id.into()]))
-            .await?
-            .and_then(|r| r.string(0))
-            .unwrap_or_default();
-        let after = if cursor.is_empty() { None } else { cursor.parse::<Uuid>().ok() };
-        let r = self.bulk_batch(&mut tx, &actor, &p, after).await?;
-        let cursor = r.last.map(|u| u.to_string()).unwrap_or(cursor);
-        let state = if r.more { "running" } else { "done" };
-        tx.exec(&Raw::new(
-            "UPDATE jobs SET cursor = $1, done = done + $2, skipped = skipped + $3, failed = failed + $4, \
-             batches = batches + 1, state = $5, updated_at = $6 WHERE id = $7",
-            vec![
-                cursor.into(),
-                (r.counts.done as i64).into(),
-                (r.counts.skipped as i64).into(),
-                (r.counts.failed as i64).into(),
-                state.into(),
-                now_micros().into(),
-                id.into(),
-            ],
-        ))
-        .await?;
-        tx.commit().await?;
-        Ok(r.more)
     }
 
-    /// Run every pending or unfinished job to completion (the worker calls this; tests too).
+    /// Work on due jobs until none is left: lease one, run its batches while the lease holds
+    /// (at most `SLICE` at a time, so a long job shares the worker), let go, take the next.
+    /// A job whose batch failed waits out its backoff and does not hold up the others.
     /// Returns the number of jobs worked on.
     pub async fn run_jobs(&self) -> Result<usize> {
-        // A check runs in one go under a lease (`import::check`): one another runner holds is
-        // not picked, so the worker does not spin on it.
-        let stale = now_micros() - crate::import::CHECK_LEASE_MICROS;
-        let q = Raw::new(
-            "SELECT id FROM jobs WHERE state = 'pending' \
-             OR (state = 'running' AND (kind <> 'import_check' OR updated_at < $1)) \
-             ORDER BY created_at LIMIT 20",
-            vec![stale.into()],
-        );
-        let ids: Vec<Uuid> = self.db.all(&q).await?.iter().filter_map(|r| r.uuid(0)).collect();
-        for id in &ids {
-            while self.run_job_batch(*id).await? {}
+        let mut worked = 0;
+        let started = std::time::Instant::now();
+        while let Some(lease) = self.claim_job(None).await? {
+            worked += 1;
+            let slice = std::time::Instant::now();
+            let r = loop {
+                match self.job_step(&lease).await {
+                    Ok(true) if slice.elapsed() < SLICE => continue,
+                    other => break other,
+                }
+            };
+            self.release_job(&lease).await?;
+            if let Err(e) = r {
+                if e.kind != kehu_core::ErrorKind::Internal {
+                    tracing::info!(job = %lease.id, code = %e.code, "job stopped");
+                }
+            }
+            if started.elapsed() > SLICE * 6 {
+                break;
+            }
         }
-        Ok(ids.len())
+        Ok(worked)
     }
 
-    /// The worker loop `kehu serve` starts: run jobs, then wait a moment.
-    pub async fn job_worker(self: std::sync::Arc<Self>) {
-        loop {
-            match self.run_jobs().await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "jobs"),
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    /// Cancel a job of the actor (administrators: any job): it stops before its next batch;
+    /// what its committed batches did stays.
+    pub async fn cancel_job(&self, actor: &kehu_core::perm::Actor, id: Uuid) -> Result<JobView> {
+        let job = self.job(actor, id).await?;
+        if job.finished() {
+            return Err(AppError::conflict("job.finished"));
         }
+        self.db
+            .write(&Raw::new(
+                "UPDATE jobs SET state = 'cancelled', error = 'job.cancelled', updated_at = $1, lease_until = NULL \
+                 WHERE id = $2 AND state IN ('pending', 'running')",
+                vec![now_micros().into(), id.into()],
+            ))
+            .await?;
+        self.job(actor, id).await
     }
+}
+
+/// A job as its kind's batch function reads it.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub actor_id: Uuid,
+    pub params: serde_json::Value,
+    pub attempts: i64,
+}
+
+/// Failed attempts (internal errors) before a job fails for good.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// How long one worker keeps a job before letting others have a turn.
+const SLICE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The wait after the `attempt`-th failure: 2^(attempt-1) s, at most an hour, with up to a
+/// quarter of jitter so jobs that failed together do not retry together.
+pub(crate) fn backoff_micros(attempt: i64) -> i64 {
+    use rand::Rng;
+    let base = 1_000_000i64.saturating_mul(1i64 << (attempt - 1).clamp(0, 12)).min(3_600_000_000);
+    base + rand::thread_rng().gen_range(0..=base / 4)
+}
+
+/// The bulk action kind: bulk changes too large for one request.
+pub(crate) struct BulkJob;
+
+impl crate::work::JobKind for BulkJob {
+    fn name(&self) -> &'static str {
+        "bulk"
+    }
+    fn batch<'a>(&'a self, app: &'a App, job: &'a JobRow, lease: &'a Lease) -> crate::work::BoxFut<'a, Result<bool>> {
+        Box::pin(bulk_batch(app, job, lease))
+    }
+}
+
+async fn bulk_batch(app: &App, job: &JobRow, lease: &Lease) -> Result<bool> {
+    let id = job.id;
+    // Check the request again as the user is now (before the batch's transaction: the
+    // checks read the database on their own connections).
+    let prepared = async {
+        let actor = app.actor(job.actor_id).await?;
+        let req: BulkRequest = serde_json::from_value(job.params.clone())
+            .map_err(|e| AppError::internal(format!("job params: {e}")))?;
+        let p = app.prepare_bulk(&actor, &req).await?;
+        Ok::<_, AppError>((actor, p))
+    }
+    .await;
+    let now = now_micros();
+    let (actor, p) = match prepared {
+        Ok(x) => x,
+        Err(e) if e.kind == kehu_core::ErrorKind::Internal => return Err(e),
+        Err(e) => {
+            // The user was disabled, lost the permission, or the field is gone: stop.
+            app.db
+                .write(&Raw::new(
+                    "UPDATE jobs SET state = 'failed', error = $1, updated_at = $2 WHERE id = $3",
+                    vec![e.code.clone().into(), now.into(), id.into()],
+                ))
+                .await?;
+            return Ok(false);
+        }
+    };
+    let mut tx = app.db.begin().await?;
+    // Take the job (and, on PostgreSQL, its row lock) before reading where it stands.
+    if !take(&mut tx, lease, now).await? {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let cursor = tx
+        .one(&Raw::new("SELECT cursor FROM jobs WHERE id = $1", vec![id.into()]))
+        .await?
+        .and_then(|r| r.string(0))
+        .unwrap_or_default();
+    let after = if cursor.is_empty() { None } else { cursor.parse::<Uuid>().ok() };
+    let r = app.bulk_batch(&mut tx, &actor, &p, after).await?;
+    let cursor = r.last.map(|u| u.to_string()).unwrap_or(cursor);
+    let state = if r.more { "running" } else { "done" };
+    tx.exec(&Raw::new(
+        "UPDATE jobs SET cursor = $1, done = done + $2, skipped = skipped + $3, failed = failed + $4, \
+         batches = batches + 1, state = $5, updated_at = $6 WHERE id = $7",
+        vec![
+            cursor.into(),
+            (r.counts.done as i64).into(),
+            (r.counts.skipped as i64).into(),
+            (r.counts.failed as i64).into(),
+            state.into(),
+            now_micros().into(),
+            id.into(),
+        ],
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(r.more)
 }

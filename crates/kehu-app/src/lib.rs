@@ -19,10 +19,13 @@ pub mod import;
 pub mod jobs;
 pub mod mail;
 pub mod metadata;
+pub mod modules;
 pub mod records;
 pub mod rich;
 pub mod users;
 pub mod views;
+pub mod webhooks;
+pub mod work;
 
 use kehu_core::meta::Schema;
 use kehu_core::AppError;
@@ -57,6 +60,12 @@ pub struct App {
     import_batch_rows: std::sync::atomic::AtomicUsize,
     /// The next import batch, built while the previous one commits (`import::run::Ahead`).
     import_ahead: std::sync::Mutex<Option<import::run::Ahead>>,
+    /// The lease this server writes when it claims background work (`work`).
+    lease_micros: std::sync::atomic::AtomicI64,
+    /// Where queued mail goes, when a mail server is configured.
+    mailer: RwLock<Option<Arc<mail::Mailer>>>,
+    /// The webhook sender (HTTP client with the address guard), built at first use.
+    webhook_client: std::sync::OnceLock<webhooks::Sender>,
 }
 
 impl App {
@@ -77,6 +86,9 @@ impl App {
             backup_target: RwLock::new(None),
             import_batch_rows: import::DEFAULT_BATCH_ROWS.into(),
             import_ahead: Default::default(),
+            lease_micros: (work::DEFAULT_LEASE_SECONDS * 1_000_000).into(),
+            mailer: RwLock::new(None),
+            webhook_client: Default::default(),
         }))
     }
 
@@ -106,6 +118,17 @@ impl App {
         c.schema = schema.clone();
         c.checked = Instant::now();
         Ok(schema)
+    }
+
+    /// Deliver queued mail through `m` (the mail pump of `kehu serve`).
+    pub fn set_mailer(&self, m: mail::Mailer) {
+        if let Ok(mut g) = self.mailer.write() {
+            *g = Some(Arc::new(m));
+        }
+        self.set_mail_enabled(true);
+    }
+    pub(crate) fn mailer(&self) -> Option<Arc<mail::Mailer>> {
+        self.mailer.read().ok().and_then(|g| g.clone())
     }
 
     pub fn set_mail_enabled(&self, on: bool) {
@@ -142,6 +165,16 @@ impl App {
         tx.commit().await?;
         // Records deleted longer ago than the recycle bin's retention are purged.
         self.purge_expired(now).await?;
+        // Outbox events every consumer took, after their retention; old schedule runs and
+        // webhook deliveries.
+        self.prune_outbox(now).await?;
+        for (sql, keep_days) in [
+            ("DELETE FROM schedule_runs WHERE started_at < $1 AND state <> 'running'", 7),
+            ("DELETE FROM webhook_attempts WHERE at < $1", webhooks::LOG_RETENTION_DAYS),
+            ("DELETE FROM webhook_deliveries WHERE created_at < $1 AND state <> 'pending'", webhooks::LOG_RETENTION_DAYS),
+        ] {
+            self.db.write(&kehu_db::Raw::new(sql, vec![(now - keep_days * day).into()])).await?;
+        }
         Ok(())
     }
 

@@ -68,6 +68,22 @@ pub struct Mailer {
 /// Attempts before a message is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
 
+/// The least lease of a message being sent: longer than the SMTP timeout (20 s), so a slow
+/// server's message is never taken by a second server while the first still sends it.
+const MAIL_LEASE: i64 = 60_000_000;
+
+/// The mail pump: sends what is queued when a mail server is configured.
+pub(crate) const PUMP: crate::work::Pump = crate::work::Pump { name: "mail", tick: pump_tick };
+
+fn pump_tick(app: &crate::App) -> crate::work::BoxFut<'_, Result<usize>> {
+    Box::pin(async move {
+        match app.mailer() {
+            Some(m) => app.deliver_mails(&m).await,
+            None => Ok(0),
+        }
+    })
+}
+
 impl Mailer {
     pub fn new(url: &str, from: &str) -> Result<Mailer> {
         let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
@@ -82,7 +98,9 @@ impl Mailer {
 
 impl crate::App {
     /// Send up to 20 queued messages; returns how many went out. Each message is claimed by
-    /// bumping its attempt counter first, so two app servers never send the same one.
+    /// bumping its attempt counter and taking a lease (`lease_until`) first, so while one
+    /// server talks to a slow SMTP server no other server sends the same message; a message
+    /// whose server died while sending is sent again once the lease ran out (at least once).
     pub async fn deliver_mails(&self, m: &Mailer) -> Result<usize> {
         use kehu_db::records::col;
         use lettre::AsyncTransport;
@@ -91,6 +109,11 @@ impl crate::App {
             .from(Alias::new("mails"))
             .and_where(sea_query::Expr::col(Alias::new("sent_at")).is_null())
             .and_where(col("attempts").lt(MAX_ATTEMPTS))
+            .cond_where(
+                sea_query::Cond::any()
+                    .add(sea_query::Expr::col(Alias::new("lease_until")).is_null())
+                    .add(col("lease_until").lt(kehu_core::now_micros())),
+            )
             .order_by(Alias::new("created_at"), sea_query::Order::Asc)
             .limit(20)
             .to_owned();
@@ -104,6 +127,7 @@ impl crate::App {
             let claim = Query::update()
                 .table(Alias::new("mails"))
                 .value(Alias::new("attempts"), attempts + 1)
+                .value(Alias::new("lease_until"), kehu_core::now_micros() + self.lease_micros().max(MAIL_LEASE))
                 .and_where(col("id").eq(id))
                 .and_where(col("attempts").eq(attempts))
                 .and_where(sea_query::Expr::col(Alias::new("sent_at")).is_null())

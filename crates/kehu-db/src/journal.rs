@@ -154,15 +154,30 @@ pub struct PendingEvent {
 /// `record.created`: `{"fields": {field: value, …}, "id": …, "object": api_name}`. The audit
 /// log is append-only, so a named entry that is missing means a damaged database: an error.
 pub async fn pending_events(db: &Db, limit: i64) -> DbResult<Vec<PendingEvent>> {
+    let q = Raw::new(format!("{PENDING_SELECT} WHERE o.processed_at IS NULL ORDER BY o.id LIMIT $1"), vec![limit.into()]);
+    decode_pending(db.all(&q).await?)
+}
+
+const PENDING_SELECT: &str = "SELECT o.id, o.event, o.object_id, o.record_id, o.payload, o.audit_id, a.changes, \
+     m.api_name, o.created_at, o.attempts FROM outbox o \
+     LEFT JOIN audit_log a ON a.id = o.audit_id LEFT JOIN meta_objects m ON m.id = o.object_id";
+
+/// Inside `tx`: up to `limit` unprocessed events that `consumer` has not taken yet, oldest
+/// first (as `pending_events`).
+pub async fn pending_for(tx: &mut Tx, consumer: &str, limit: i64) -> DbResult<Vec<PendingEvent>> {
     let q = Raw::new(
-        "SELECT o.id, o.event, o.object_id, o.record_id, o.payload, o.audit_id, a.changes, m.api_name, \
-         o.created_at, o.attempts FROM outbox o \
-         LEFT JOIN audit_log a ON a.id = o.audit_id LEFT JOIN meta_objects m ON m.id = o.object_id \
-         WHERE o.processed_at IS NULL ORDER BY o.id LIMIT $1",
-        vec![limit.into()],
+        format!(
+            "{PENDING_SELECT} WHERE o.processed_at IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM outbox_consumed c WHERE c.event_id = o.id AND c.consumer = $1) ORDER BY o.id LIMIT $2"
+        ),
+        vec![consumer.into(), limit.into()],
     );
+    decode_pending(tx.all(&q).await?)
+}
+
+fn decode_pending(rows: Vec<crate::DbRow>) -> DbResult<Vec<PendingEvent>> {
     let mut out = Vec::new();
-    for r in db.all(&q).await? {
+    for r in rows {
         let id = r.uuid(0).ok_or_else(|| DbError::Other("outbox event without id".into()))?;
         let event = r.string(1).unwrap_or_default();
         let payload = match (r.str(4), r.uuid(5)) {
@@ -204,7 +219,7 @@ fn audit_payload(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.get(1).cloned().unwrap_or(serde_json::Value::Null)))
                 .collect();
-            Some(serde_json::json!({"fields": fields, "id": record_id?, "object": object?}))
+            Some(serde_json::json!({"fields": fields, "id": record_id?, "object": object?, "version": 1}))
         }
         _ => None,
     }

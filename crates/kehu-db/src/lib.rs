@@ -24,11 +24,13 @@ mod m011_search_tuning;
 mod m012_outbox_audit;
 mod m013_search_ident;
 mod m014_import_checks;
+mod m015_work;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;
 pub mod records;
 pub mod search;
+pub mod work;
 
 pub use bulk::InsertInto;
 pub use conn::{Backend, Db, DbError, DbRow, DbVal, Raw, Sql, Tx, WriteMark};

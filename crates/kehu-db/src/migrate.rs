@@ -23,13 +23,14 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (12, "outbox_audit"),
     (13, "search_ident"),
     (14, "import_checks"),
+    (15, "work"),
 ];
 
 // archive and backup (issue #5)
 /// Migrations that change tables existing before them (ALTER, UPDATE of existing rows): an
 /// existing database is backed up before any of them is applied (`needs_backup`). A migration
 /// that only creates new tables needs no backup. Add a version here when its migration alters.
-pub const ALTERS_EXISTING: &[i64] = &[4, 6, 11, 12, 13];
+pub const ALTERS_EXISTING: &[i64] = &[4, 6, 11, 12, 13, 15];
 
 /// The pending migrations that alter existing tables, when the database already holds a Kehu
 /// schema (a fresh, empty database needs no backup): the caller backs up before `run`.
@@ -70,6 +71,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             12 => crate::m012_outbox_audit::up(&mut tx).await?,
             13 => crate::m013_search_ident::up(&mut tx).await?,
             14 => crate::m014_import_checks::up(&mut tx).await?,
+            15 => crate::m015_work::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;

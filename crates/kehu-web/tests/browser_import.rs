@@ -29,7 +29,7 @@ async fn upload_map_check_import_and_undo() {
     let (app, base, dir) = fresh_app().await;
     // Batches of 2,000 rows: the check and the import both run as jobs with progress.
     app.set_import_batch_rows(2000);
-    tokio::spawn(app.clone().job_worker());
+    let _work = kehu_app::work::spawn(app.clone());
     first_admin(&d, &base).await;
     let me = app.user_choices().await.unwrap()[0].0;
     let input = json!({"name": "陈静", "email": "chen.jing@example.com", "city": "温州", "owner": me.to_string()});

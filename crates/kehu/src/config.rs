@@ -35,6 +35,10 @@ pub struct Config {
     /// 20,000, 100–100,000). Smaller batches hold SQLite's single writer for less time (other
     /// users' saves wait behind a batch); bigger ones import faster.
     pub import_batch_rows: usize,
+    /// How long a server's claim on background work holds without renewal
+    /// (`KEHU_LEASE_SECONDS`, default 30): after a crash, another server takes the work
+    /// over this much later.
+    pub lease_seconds: Option<i64>,
 }
 
 impl Default for Config {
@@ -51,6 +55,7 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "Kehu <kehu@localhost>".into(),
             import_batch_rows: kehu_app::import::DEFAULT_BATCH_ROWS,
+            lease_seconds: None,
         }
     }
 }

@@ -467,18 +467,6 @@ async fn serve(cfg: Config) -> Result<()> {
         None => None,
     };
     let app = open(&cfg).await?;
-    // Scheduled backups (set on the admin page): each period once, checked every minute.
-    {
-        let app = app.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = app.run_due_backup(kehu_core::now_micros()).await {
-                    tracing::warn!(error = %e, "scheduled backup");
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            }
-        });
-    }
     // end archive and backup
     let listener =
         tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
@@ -491,46 +479,18 @@ async fn serve(cfg: Config) -> Result<()> {
         metrics_token: cfg.metrics_token.clone(),
         smtp_configured: cfg.smtp_url.is_some(),
     };
-    {
-        let app = app.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = app.housekeeping().await {
-                    tracing::warn!(error = %e, "housekeeping");
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
-            }
-        });
-    }
-    // Background jobs (bulk actions over many records).
-    tokio::spawn(app.clone().job_worker());
-    // Task reminders: each is sent once (a unique key per task and time), so a restart or a
-    // second server running this too sends nothing twice.
-    {
-        let app = app.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = app.send_reminders(kehu_core::now_micros()).await {
-                    tracing::warn!(error = %e, "reminders");
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            }
-        });
-    }
     if let Some(url) = &cfg.smtp_url {
-        app.set_mail_enabled(true);
         let mailer =
             kehu_app::mail::Mailer::new(url, &cfg.mail_from).map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
-        let app = app.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = app.deliver_mails(&mailer).await {
-                    tracing::warn!(error = %e, "mail delivery");
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
-            }
-        });
+        app.set_mailer(mailer);
     }
+    // Background work: jobs, schedules (reminders, backups, housekeeping), outbox consumers
+    // (webhooks) and pumps (webhook deliveries, mail) — see kehu_app::work.
+    if let Some(s) = cfg.lease_seconds {
+        app.set_lease_seconds(s);
+    }
+    app.release_stale_leases().await.map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+    let _work = kehu_app::work::spawn(app.clone());
     let router = kehu_web::router(app.clone(), web);
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown())

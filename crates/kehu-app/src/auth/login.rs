@@ -75,6 +75,7 @@ impl App {
         })?;
         Self::put_setting(&mut tx, "org_name", org).await?;
         Self::put_setting(&mut tx, "base_url", base_url.trim_end_matches('/')).await?;
+        Self::put_setting(&mut tx, "org_time_zone", &req.time_zone).await?;
         let id = self.insert_user(&mut tx, &req.email, &req.name, None, "admin", &req.locale, &req.time_zone).await?;
         set_password_in(&mut tx, id, &hash).await?;
         audit(&mut tx, Some(id), id, "auth.setup", serde_json::json!({"org_name": org})).await?;

@@ -2,7 +2,9 @@
 //! seeded once by a recorded migration step. Everything else about them is metadata the
 //! record engine already understands.
 
+mod behaviour;
 pub mod duplicates;
+pub(crate) use behaviour::behaviours;
 mod external_id;
 
 use crate::metadata::create_object_in;

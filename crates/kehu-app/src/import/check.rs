@@ -9,10 +9,9 @@
 //! result (`import_checks`, with the job's `done` state in the same transaction). Its state
 //! across chunks (duplicates within the file, related records that would be created) lives
 //! in memory, so a check interrupted by a crash starts again from the first row: it is
-//! idempotent because it reads only. The job row is its lease: a runner takes it when it is
-//! pending or when its last sign of life (`updated_at`, refreshed every chunk) is older than
-//! `LEASE`, so two servers never run the same check at once and a dead server's check is
-//! taken over.
+//! idempotent because it reads only. It runs under the job framework's lease (`jobs::Lease`),
+//! renewed after every chunk with the fencing token: two servers never run the same check at
+//! once, and a dead server's check is taken over when its lease runs out.
 //!
 //! A check belongs to the settings it checked (`import_checks.settings`): changing the
 //! mapping makes the page ask for a new one, and a queued check whose settings are no longer
@@ -27,8 +26,6 @@ use kehu_core::{now_micros, AppError, ErrorKind, Uuid};
 use kehu_db::Raw;
 use serde::Serialize;
 
-/// A running check whose runner showed no sign of life for this long is taken over.
-pub(crate) const LEASE_MICROS: i64 = 30_000_000;
 
 /// The dry run over an import's stored chunks, chunk by chunk.
 pub(crate) struct DryRunner {
@@ -210,20 +207,21 @@ impl App {
 
 /// Run a check job to its end (see the module doc). Returns `false`: no batch is left for
 /// this caller, either because it finished or because another runner holds it.
-pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid, actor_id: Uuid) -> Result<bool> {
+pub(crate) async fn job_batch(app: &App, lease: &crate::jobs::Lease, import: Uuid, actor_id: Uuid) -> Result<bool> {
+    let job = lease.id;
     let now = now_micros();
     let taken = app
         .db
         .write(&Raw::new(
-            "UPDATE jobs SET state = 'running', done = 0, updated_at = $1 WHERE id = $2 \
-             AND (state = 'pending' OR (state = 'running' AND updated_at < $3))",
-            vec![now.into(), job.into(), (now - LEASE_MICROS).into()],
+            "UPDATE jobs SET state = 'running', done = 0, updated_at = $1, lease_until = $2 WHERE id = $3 \
+             AND lease_token = $4 AND state IN ('pending', 'running')",
+            vec![now.into(), (now + lease.micros).into(), job.into(), lease.token.into()],
         ))
         .await?;
     if taken != 1 {
         return Ok(false);
     }
-    match check(app, job, import, actor_id).await {
+    match check(app, lease, import, actor_id).await {
         Ok(out) => {
             let counts = serde_json::to_string(&out.counts).map_err(|e| AppError::internal(e.to_string()))?;
             let errors = serde_json::to_string(&out.errors).map_err(|e| AppError::internal(e.to_string()))?;
@@ -262,7 +260,8 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid, actor_id: Uuid
 }
 
 /// The check itself, refreshing the job's progress (and lease) after every chunk.
-async fn check(app: &App, job: Uuid, import: Uuid, actor_id: Uuid) -> Result<DryRun> {
+async fn check(app: &App, lease: &crate::jobs::Lease, import: Uuid, actor_id: Uuid) -> Result<DryRun> {
+    let job = lease.id;
     let actor = app.actor(actor_id).await?;
     let v = app.import_view(&actor, import).await?;
     if v.state != "uploaded" {
@@ -281,8 +280,15 @@ async fn check(app: &App, job: Uuid, import: Uuid, actor_id: Uuid) -> Result<Dry
         let n = app
             .db
             .write(&Raw::new(
-                "UPDATE jobs SET done = $1, updated_at = $2 WHERE id = $3 AND state = 'running'",
-                vec![(run.rows() as i64).into(), now_micros().into(), job.into()],
+                "UPDATE jobs SET done = $1, updated_at = $2, lease_until = $3 WHERE id = $4 AND state = 'running' \
+                 AND lease_token = $5",
+                vec![
+                    (run.rows() as i64).into(),
+                    now_micros().into(),
+                    (now_micros() + lease.micros).into(),
+                    job.into(),
+                    lease.token.into(),
+                ],
             ))
             .await?;
         if n != 1 {

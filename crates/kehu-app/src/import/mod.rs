@@ -28,8 +28,36 @@ mod report;
 mod row;
 pub(crate) mod run;
 mod undo;
-pub(crate) use check::{job_batch as check_batch, LEASE_MICROS as CHECK_LEASE_MICROS};
-pub(crate) use undo::job_batch as undo_batch;
+
+/// The import's job kinds: the import itself, its check (dry run) and its undo. Each job's
+/// parameters name the import.
+pub(crate) struct ImportJob(pub &'static str);
+
+impl crate::work::JobKind for ImportJob {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn batch<'a>(
+        &'a self,
+        app: &'a App,
+        job: &'a crate::jobs::JobRow,
+        lease: &'a crate::jobs::Lease,
+    ) -> crate::work::BoxFut<'a, Result<bool>> {
+        Box::pin(async move {
+            let import = job
+                .params
+                .get("import")
+                .and_then(|i| i.as_str())
+                .and_then(|s| s.parse::<kehu_core::Uuid>().ok())
+                .ok_or_else(|| kehu_core::AppError::internal("import job without import"))?;
+            match self.0 {
+                "import" => run::job_batch(app, lease, import).await,
+                "import_check" => check::job_batch(app, lease, import, job.actor_id).await,
+                _ => undo::job_batch(app, lease, import, job.actor_id).await,
+            }
+        })
+    }
+}
 
 pub use check::ImportCheck;
 pub use mapping::{ImportMode, ImportSettings, SavedMapping};

@@ -134,7 +134,7 @@ impl Plan {
                 }
             }
         }
-        let input = if creating { crate::records::write::with_full_name(obj, &input).into_owned() } else { input };
+        let input = crate::records::behaviour::derive(obj, &input, creating).into_owned();
         let (mut errors, mut denied) = (Vec::new(), Vec::new());
         let mode = if creating { Mode::Create } else { Mode::Update };
         let mut values = parse_fields(&self.actor, obj, &input, mode, "", &mut errors, &mut denied);

@@ -312,7 +312,8 @@ async fn fail(app: &App, job: Uuid, import: Uuid, code: &str) -> Result<bool> {
 }
 
 /// One batch of an import job. Returns whether more work remains.
-pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid) -> Result<bool> {
+pub(crate) async fn job_batch(app: &App, lease: &crate::jobs::Lease, import: Uuid) -> Result<bool> {
+    let job = lease.id;
     let row = app
         .db
         .one(&Raw::new(
@@ -353,7 +354,7 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid) -> Result<bool
     let ahead = app.import_ahead.lock().ok().and_then(|mut a| a.take()).filter(|a| a.import == import);
     let mut tx = app.db.begin().await?;
     let now = now_micros();
-    if !crate::jobs::take(&mut tx, job, now).await? {
+    if !crate::jobs::take(&mut tx, lease, now).await? {
         tx.rollback().await?;
         return Ok(false);
     }

@@ -66,7 +66,8 @@ impl App {
 }
 
 /// One batch of an undo job. Returns whether more work remains.
-pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid, actor_id: Uuid) -> Result<bool> {
+pub(crate) async fn job_batch(app: &App, lease: &crate::jobs::Lease, import: Uuid, actor_id: Uuid) -> Result<bool> {
+    let job = lease.id;
     let actor = match app.actor(actor_id).await {
         Ok(a) => a,
         Err(e) if e.kind == ErrorKind::Internal => return Err(e),
@@ -83,7 +84,7 @@ pub(crate) async fn job_batch(app: &App, job: Uuid, import: Uuid, actor_id: Uuid
     let schema = app.schema().await?;
     let mut tx = app.db.begin().await?;
     let now = now_micros();
-    if !crate::jobs::take(&mut tx, job, now).await? {
+    if !crate::jobs::take(&mut tx, lease, now).await? {
         tx.rollback().await?;
         return Ok(false);
     }

@@ -7,13 +7,15 @@
 //! any change does), and leaves an audit entry `purge` without values — the log keeps that
 //! the record existed, never its content.
 
+use super::behaviour::{ChangeKind, Written};
 use super::write::record_journal;
 use super::{parse_time_cursor, view, RecordView};
 use crate::{App, Result};
 use kehu_core::meta::{FieldType, ObjectDef};
-use kehu_core::perm::{Action, Actor};
+use kehu_core::perm::{Action, Actor, ScopeFilter};
+use kehu_core::value::Value;
 use kehu_core::{now_micros, AppError, Uuid};
-use kehu_db::journal::{self, FieldChange};
+use kehu_db::journal;
 use kehu_db::records::{col, decode, select_in_scope};
 use kehu_db::{search, Raw, Tx};
 use sea_query::{Alias, Cond, Expr, Order, Query};
@@ -248,39 +250,20 @@ impl App {
         // Links from other records (deleted ones too) to the purged record are cleared.
         for o in schema.objects() {
             for f in o.fields.iter().filter(|f| f.ftype == FieldType::Relation && f.options.target == Some(obj.id)) {
-                let sel = Query::select()
-                    .column(Alias::new("id"))
-                    .from(Alias::new(&o.table))
-                    .and_where(col(&f.column).eq(id))
-                    .to_owned();
-                let linked: Vec<Uuid> = tx.all(&sel).await?.iter().filter_map(|r| r.uuid(0)).collect();
-                for rid in linked {
-                    let up = Query::update()
-                        .table(Alias::new(&o.table))
-                        .value(Alias::new(&f.column), sea_query::Value::Uuid(None))
-                        .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
-                        .value(Alias::new("updated_at"), now)
-                        .and_where(col("id").eq(rid))
-                        .to_owned();
-                    tx.exec(&up).await?;
-                    let old = Some(json!(id.to_string()).to_string());
-                    journal::field_history(
-                        tx,
-                        now,
-                        actor.user_id,
-                        o.id,
-                        rid,
-                        &[FieldChange { field_id: f.id, old, new: None }],
-                    )
-                    .await?;
-                    let changes = json!({ f.api_name.clone(): [id, null] });
-                    let payload = json!({"object": o.api_name, "id": rid});
-                    record_journal(tx, actor, o, rid, now, ("update", "record.updated"), changes, payload).await?;
+                let mut sel = kehu_db::records::select_in_scope(o, &ScopeFilter::All);
+                sel.and_where(col(&f.column).eq(id));
+                for row in tx.all(&sel).await? {
+                    let rec = kehu_db::records::decode(o, &row).ok_or_else(|| AppError::internal("undecodable row"))?;
+                    let in_bin = rec.deleted_at.is_some();
+                    let vals = vec![(f.clone(), Value::Null)];
+                    self.write_update(tx, actor, schema, o, &ScopeFilter::All, rec, vals, in_bin).await?;
                 }
             }
         }
         let payload = json!({"object": obj.api_name, "id": id});
         record_journal(tx, actor, obj, id, now, ("purge", "record.purged"), json!({}), payload).await?;
+        let w = Written { actor, obj, id, kind: ChangeKind::Purge, old: None, new: &[] };
+        super::behaviour::after(self, tx, &w).await?;
         Ok(())
     }
 

@@ -8,12 +8,13 @@
 //! to the survivor; the merged records go to the recycle bin with a `record.merged` audit entry
 //! naming the survivor, their unique values cleared first so the survivor can take them.
 
+use super::behaviour::{self, ChangeKind, Written};
 use super::input::{check_refs, raise, Values};
-use super::write::{after_write, change_log, record_journal, unique_error, values_json};
-use super::{search_doc, view, RecordView};
+use super::write::values_json;
+use super::{view, RecordView};
 use crate::{App, Result};
 use kehu_core::meta::FieldType;
-use kehu_core::perm::{Action, Actor};
+use kehu_core::perm::{Action, Actor, ScopeFilter};
 use kehu_core::value::{to_json, Value};
 use kehu_core::{now_micros, AppError, FieldError, Uuid};
 use kehu_db::journal::{self, AuditEntry, Event};
@@ -21,7 +22,7 @@ use kehu_db::records::{self, col, encode_columns, null_of};
 use kehu_db::search;
 use sea_query::{Alias, Expr, Query};
 use serde::Deserialize;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Map};
 use std::collections::HashMap;
 
 /// Most records merged into one survivor (five records in all).
@@ -174,30 +175,14 @@ impl App {
                 event: "record.deleted",
                 object_id: obj.id,
                 record_id: r.id,
-                payload: json!({"object": obj.api_name, "id": r.id, "merged_into": req.survivor}),
+                payload: json!({"object": obj.api_name, "id": r.id, "version": r.version + 1, "merged_into": req.survivor}),
                 at: now,
             });
             search::remove(&mut tx, r.id).await?;
+            let w = Written { actor, obj: &obj, id: r.id, kind: ChangeKind::Delete, old: None, new: &r.values };
+            behaviour::after(self, &mut tx, &w).await?;
         }
 
-        // The survivor: the chosen values, as a normal update.
-        let mut q = Query::update();
-        q.table(Alias::new(&obj.table));
-        for (f, v) in &changed {
-            for (c, sv) in encode_columns(f, v) {
-                q.value(Alias::new(c), sv);
-            }
-        }
-        q.value(Alias::new("updated_at"), now)
-            .value(Alias::new("updated_by"), by.clone())
-            .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
-            .and_where(col("id").eq(survivor.id))
-            .and_where(col("version").eq(survivor.version))
-            .and_where(col("deleted_at").is_null());
-        if tx.exec(&q).await.map_err(|e| unique_error(&obj, e, "values."))? != 1 {
-            return Err(AppError::conflict("record.version_conflict"));
-        }
-        let (changes, history) = change_log(&survivor, &changed);
         // The merged records' history becomes the survivor's (before this merge's own entries).
         let mut moved = Query::update();
         moved
@@ -206,22 +191,11 @@ impl App {
             .and_where(col("object_id").eq(obj.id))
             .and_where(col("record_id").is_in(losers.iter().copied()));
         tx.exec(&moved).await?;
-        journal::field_history(&mut tx, now, actor.user_id, obj.id, survivor.id, &history).await?;
-        if !changed.is_empty() {
-            let payload =
-                json!({"object": obj.api_name, "id": survivor.id, "version": survivor.version + 1, "changes": changes});
-            record_journal(
-                &mut tx,
-                actor,
-                &obj,
-                survivor.id,
-                now,
-                ("update", "record.updated"),
-                Json::Object(changes),
-                payload,
-            )
-            .await?;
-        }
+        // The survivor: the chosen values, through the write core (behaviours, history,
+        // audit, one `record.updated` event, search document).
+        self.write_update(&mut tx, actor, &schema, &obj, &update_scope, survivor.clone(), changed, false)
+            .await
+            .map_err(|e| prefix_fields(e, "values."))?;
         audits.push(AuditEntry {
             at: now,
             actor: actor.user_id,
@@ -238,57 +212,35 @@ impl App {
             at: now,
         });
 
-        // Related records of every object move to the survivor: one statement per relation
-        // field, each moved record audited, versioned and announced.
+        // Related records of every object move to the survivor, each through the write core
+        // (so each has its field history, audit entry, behaviours and one `record.updated`
+        // event), deleted ones too. They follow the record they belong to, even outside the
+        // actor's scope.
         for (o, f) in schema.reverse_relations(obj.id) {
-            let mut sel = Query::select();
-            sel.column(Alias::new("id"))
-                .column(Alias::new(&f.column))
-                .from(Alias::new(&o.table))
-                .and_where(col(&f.column).is_in(losers.iter().copied()));
+            let mut sel = records::select_in_scope(o, &ScopeFilter::All);
+            sel.and_where(col(&f.column).is_in(losers.iter().copied()));
             let rows = tx.all(&sel).await?;
-            if rows.is_empty() {
-                continue;
-            }
-            let mut up = Query::update();
-            up.table(Alias::new(&o.table))
-                .value(Alias::new(&f.column), survivor.id)
-                .value(Alias::new("updated_at"), now)
-                .value(Alias::new("updated_by"), by.clone())
-                .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
-                .and_where(col(&f.column).is_in(losers.iter().copied()));
-            tx.exec(&up).await?;
-            for r in &rows {
-                let (Some(id), Some(old)) = (r.uuid(0), r.uuid(1)) else { continue };
-                let change = json!({ f.api_name.clone(): [old, survivor.id] });
-                audits.push(AuditEntry {
-                    at: now,
-                    actor: actor.user_id,
-                    object_id: o.id,
-                    record_id: id,
-                    action: "update",
-                    changes: change.clone(),
-                });
-                events.push(Event {
-                    event: "record.updated",
-                    object_id: o.id,
-                    record_id: id,
-                    payload: json!({"object": o.api_name, "id": id, "changes": change, "merged_into": survivor.id}),
-                    at: now,
-                });
+            for row in rows {
+                let rec = records::decode(o, &row).ok_or_else(|| AppError::internal("undecodable row"))?;
+                let in_bin = rec.deleted_at.is_some();
+                let vals = vec![(f.clone(), Value::Ref(survivor.id))];
+                self.write_update(&mut tx, actor, &schema, o, &ScopeFilter::All, rec, vals, in_bin).await?;
             }
         }
         journal::audit(&mut tx, &audits).await?;
         journal::outbox(&mut tx, &events).await?;
 
         // Read the survivor back (a relation of its own object may have moved it again).
-        let after = after_write(survivor, &changed, now, actor, None);
-        let after = match self.load_for_write(&mut tx, &obj, after.id, &kehu_core::perm::ScopeFilter::All).await {
-            Ok(r) => r,
-            Err(_) => after,
-        };
-        search::upsert(&mut tx, &[search_doc(&obj, after.id, &after.values, |_| true)]).await?;
+        let after = self.load_for_write(&mut tx, &obj, survivor.id, &ScopeFilter::All).await?;
         tx.commit().await?;
         Ok(view(actor, &obj, &after))
     }
+}
+
+/// A field error of the survivor's update names the request's `values.<field>`.
+fn prefix_fields(mut e: AppError, prefix: &str) -> AppError {
+    for f in &mut e.fields {
+        f.field = format!("{prefix}{}", f.field);
+    }
+    e
 }

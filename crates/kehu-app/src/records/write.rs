@@ -1,6 +1,7 @@
 //! Create, update, delete and restore: permission checks first, then one transaction with the
 //! row, the audit entry, the field history, the outbox event and the search document.
 
+use super::behaviour::{self, ChangeKind, Pending, Written};
 use super::input::{check_refs, parse_fields, raise, Mode, Values};
 use super::{search_doc, view, RecordView};
 use crate::{App, Result};
@@ -122,27 +123,6 @@ pub(super) fn after_write(
     rec
 }
 
-/// A Chinese name is one field; a Western one may come as first and last name. When `name` is
-/// missing and the object has `first_name`/`last_name`, the name is "First Last".
-pub(crate) fn with_full_name<'a>(
-    obj: &ObjectDef,
-    input: &'a Map<String, Json>,
-) -> std::borrow::Cow<'a, Map<String, Json>> {
-    let has = |k: &str| input.get(k).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty());
-    if has("name") || obj.field("first_name").is_none() || obj.field("last_name").is_none() {
-        return std::borrow::Cow::Borrowed(input);
-    }
-    let part = |k: &str| input.get(k).and_then(Json::as_str).map(str::trim).unwrap_or("");
-    let full =
-        [part("first_name"), part("last_name")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
-    if full.is_empty() {
-        return std::borrow::Cow::Borrowed(input);
-    }
-    let mut m = input.clone();
-    m.insert("name".into(), Json::String(full));
-    std::borrow::Cow::Owned(m)
-}
-
 /// The statements that create records with values already parsed (the owner among them)
 /// under the ids given: the rows, then their audit entries, outbox events and search
 /// documents, as multi-row statements built one at a time as they are taken — so a
@@ -218,8 +198,15 @@ impl App {
         let mut rows: Vec<(String, Values)> = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
             let prefix = if inputs.len() > 1 { format!("{i}.") } else { String::new() };
-            let input = with_full_name(&obj, input);
+            let input = behaviour::derive(&obj, input, true);
             let mut vals = parse_fields(actor, &obj, &input, Mode::Create, &prefix, &mut errors, &mut denied);
+            let mut pending = Pending { actor, obj: &obj, kind: ChangeKind::Create, old: None, values: &mut vals };
+            if let Err(e) = behaviour::before(&mut pending) {
+                if inputs.len() == 1 || e.fields.is_empty() {
+                    return Err(e);
+                }
+                errors.extend(e.fields.into_iter().map(|f| kehu_core::FieldError::new(format!("{prefix}{}", f.field), f.code)));
+            }
             // The owner stays among the values: checked as a reference, indexed, journaled.
             if !vals.iter().any(|(f, _)| f.id == owner_field.id) {
                 vals.push((owner_field.clone(), actor.user_id.map(Value::Ref).unwrap_or(Value::Null)));
@@ -257,7 +244,8 @@ impl App {
         // Only the rows can break a unique index (journal ids are new; documents upsert).
         tx.exec_pipeline(stmts).await.map_err(|e| unique_error(obj, e, ""))?;
         for (id, (_, vals)) in ids.iter().zip(rows) {
-            crate::activity::on_write(tx, actor, obj, *id, None, vals).await?;
+            let w = Written { actor, obj, id: *id, kind: ChangeKind::Create, old: None, new: vals };
+            behaviour::after(self, tx, &w).await?;
         }
         Ok(())
     }
@@ -291,7 +279,8 @@ impl App {
         let obj = schema.object(object)?.clone();
         let scope = actor.check(&obj, Action::Update)?;
         let (mut errors, mut denied) = (Vec::new(), Vec::new());
-        let vals = parse_fields(actor, &obj, patch, Mode::Update, "", &mut errors, &mut denied);
+        let patch = behaviour::derive(&obj, patch, false);
+        let vals = parse_fields(actor, &obj, &patch, Mode::Update, "", &mut errors, &mut denied);
         raise(errors, denied)?;
         let mut tx = self.db.begin().await?;
         let cur = self.load_for_write(&mut tx, &obj, id, &scope).await?;
@@ -321,9 +310,37 @@ impl App {
         cur: Record,
         vals: Values,
     ) -> Result<Record> {
+        self.write_update(tx, actor, schema, obj, scope, cur, vals, false).await
+    }
+
+    /// The write core's update: `before` behaviours on the changed values, the row (only if
+    /// still at the version read; a record in the recycle bin only with `in_bin`, which the
+    /// purge uses to clear links from deleted records), field history, audit entry, one
+    /// `record.updated` event of the common shape (`{object, id, version, changes: {field:
+    /// [old, new]}}`), search document, then the `after` behaviours. Every update of a record
+    /// — a form, in-place edit, bulk, import, undo, revert, merge, purge — comes here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn write_update(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        schema: &kehu_core::meta::Schema,
+        obj: &ObjectDef,
+        scope: &kehu_core::perm::ScopeFilter,
+        cur: Record,
+        vals: Values,
+        in_bin: bool,
+    ) -> Result<Record> {
         let id = cur.id;
         let version = cur.version;
-        let changed: Values = vals.into_iter().filter(|(f, v)| cur.get(&f.api_name) != v).collect();
+        let mut changed: Values = vals.into_iter().filter(|(f, v)| cur.get(&f.api_name) != v).collect();
+        if changed.is_empty() {
+            return Ok(cur);
+        }
+        let mut pending =
+            Pending { actor, obj, kind: ChangeKind::Update, old: Some(&cur.values), values: &mut changed };
+        behaviour::before(&mut pending)?;
+        changed.retain(|(f, v)| cur.get(&f.api_name) != v);
         if changed.is_empty() {
             return Ok(cur);
         }
@@ -340,8 +357,10 @@ impl App {
             .value(Alias::new("updated_by"), sea_query::Value::from(actor.user_id))
             .value(Alias::new("version"), Expr::col(Alias::new("version")).add(1))
             .and_where(col("id").eq(id))
-            .and_where(col("version").eq(version))
-            .and_where(col("deleted_at").is_null());
+            .and_where(col("version").eq(version));
+        if !in_bin {
+            q.and_where(col("deleted_at").is_null());
+        }
         if tx.exec(&q).await.map_err(|e| unique_error(obj, e, ""))? != 1 {
             return Err(AppError::conflict("record.version_conflict"));
         }
@@ -349,10 +368,13 @@ impl App {
         journal::field_history(tx, now, actor.user_id, obj.id, id, &history).await?;
         let payload = json!({"object": obj.api_name, "id": id, "version": version + 1, "changes": changes});
         record_journal(tx, actor, obj, id, now, ("update", "record.updated"), Json::Object(changes), payload).await?;
-        let old_vals = (obj.api_name == crate::activity::OBJECT).then(|| cur.values.clone());
+        let old_vals = cur.values.clone();
         let after = after_write(cur, &changed, now, actor, None);
-        search::upsert(tx, &[search_doc(obj, id, &after.values, |_| true)]).await?;
-        crate::activity::on_write(tx, actor, obj, id, old_vals.as_deref(), &after.values).await?;
+        if after.deleted_at.is_none() {
+            search::upsert(tx, &[search_doc(obj, id, &after.values, |_| true)]).await?;
+        }
+        let w = Written { actor, obj, id, kind: ChangeKind::Update, old: Some(&old_vals), new: &after.values };
+        behaviour::after(self, tx, &w).await?;
         Ok(after)
     }
 
@@ -425,7 +447,7 @@ impl App {
             return Err(AppError::conflict("record.version_conflict"));
         }
         let (action, event) = if delete { ("delete", "record.deleted") } else { ("restore", "record.restored") };
-        let payload = json!({"object": obj.api_name, "id": id});
+        let payload = json!({"object": obj.api_name, "id": id, "version": cur.version + 1});
         record_journal(tx, actor, obj, id, now, (action, event), json!({}), payload).await?;
         let after = after_write(cur, &[], now, actor, Some(delete));
         if delete {
@@ -433,6 +455,9 @@ impl App {
         } else {
             search::upsert(tx, &[search_doc(obj, id, &after.values, |_| true)]).await?;
         }
+        let kind = if delete { ChangeKind::Delete } else { ChangeKind::Restore };
+        let w = Written { actor, obj, id, kind, old: None, new: &after.values };
+        behaviour::after(self, tx, &w).await?;
         Ok(after)
     }
 }

@@ -1,0 +1,115 @@
+//! The module manifest: one declaration per module of what it adds to the platform — job
+//! kinds, schedules, outbox consumers, pumps and record behaviours. The worker, the scheduler
+//! and the write core iterate `MODULES`; adding a module is its own folder plus one line here
+//! (see `docs/architecture.md`, "Adding a module").
+
+use crate::records::behaviour::Behaviour;
+use crate::work::{Consumer, JobKind, Pump, Schedule};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// What a module brings. Each list is built once, at first use.
+pub struct Module {
+    pub name: &'static str,
+    pub job_kinds: fn() -> Vec<Arc<dyn JobKind>>,
+    pub schedules: fn() -> Vec<Schedule>,
+    pub consumers: fn() -> Vec<Arc<dyn Consumer>>,
+    pub pumps: fn() -> Vec<Pump>,
+    /// Behaviours per object api name, run by the write core on every change of its records.
+    pub behaviours: fn() -> Vec<(&'static str, Arc<dyn Behaviour>)>,
+}
+
+impl Module {
+    /// A module that adds nothing yet (fill in what it has).
+    pub const EMPTY: Module = Module {
+        name: "",
+        job_kinds: Vec::new,
+        schedules: Vec::new,
+        consumers: Vec::new,
+        pumps: Vec::new,
+        behaviours: Vec::new,
+    };
+}
+
+/// Every module, in the order their behaviours run.
+pub const MODULES: &[Module] = &[
+    Module {
+        name: "core",
+        job_kinds: || vec![Arc::new(crate::jobs::BulkJob)],
+        schedules: crate::work::core_schedules,
+        pumps: || vec![crate::mail::PUMP],
+        ..Module::EMPTY
+    },
+    Module { name: "customers", behaviours: crate::customers::behaviours, ..Module::EMPTY },
+    Module { name: "activity", behaviours: crate::activity::behaviours, ..Module::EMPTY },
+    Module {
+        name: "import",
+        job_kinds: || {
+            ["import", "import_check", "import_undo"]
+                .into_iter()
+                .map(|k| Arc::new(crate::import::ImportJob(k)) as Arc<dyn JobKind>)
+                .collect()
+        },
+        ..Module::EMPTY
+    },
+    Module {
+        name: "webhooks",
+        consumers: || vec![Arc::new(crate::webhooks::WebhookConsumer)],
+        pumps: || vec![crate::webhooks::PUMP],
+        ..Module::EMPTY
+    },
+];
+
+struct Registry {
+    kinds: HashMap<&'static str, Arc<dyn JobKind>>,
+    schedules: Vec<Schedule>,
+    consumers: Vec<Arc<dyn Consumer>>,
+    pumps: Vec<Pump>,
+    behaviours: HashMap<&'static str, Vec<Arc<dyn Behaviour>>>,
+}
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| {
+        let mut r = Registry {
+            kinds: HashMap::new(),
+            schedules: Vec::new(),
+            consumers: Vec::new(),
+            pumps: Vec::new(),
+            behaviours: HashMap::new(),
+        };
+        for m in MODULES {
+            for k in (m.job_kinds)() {
+                r.kinds.insert(k.name(), k);
+            }
+            r.schedules.extend((m.schedules)());
+            r.consumers.extend((m.consumers)());
+            r.pumps.extend((m.pumps)());
+            for (object, b) in (m.behaviours)() {
+                r.behaviours.entry(object).or_default().push(b);
+            }
+        }
+        r
+    })
+}
+
+pub fn job_kind(name: &str) -> Option<&'static Arc<dyn JobKind>> {
+    registry().kinds.get(name)
+}
+
+pub fn schedules() -> &'static [Schedule] {
+    &registry().schedules
+}
+
+pub fn consumers() -> &'static [Arc<dyn Consumer>] {
+    &registry().consumers
+}
+
+pub fn pumps() -> &'static [Pump] {
+    &registry().pumps
+}
+
+/// The behaviours of an object (by api name), in module order.
+pub fn behaviours(object: &str) -> &'static [Arc<dyn Behaviour>] {
+    registry().behaviours.get(object).map(Vec::as_slice).unwrap_or(&[])
+}
