@@ -226,29 +226,38 @@ impl App {
     /// Each reminder is sent once, however often this runs. Returns how many were sent now.
     pub async fn send_reminders(&self, now: i64) -> Result<u64> {
         let system = Actor::system();
-        let req = ListRequest {
-            filter: Some(json!({"and": [
-                {"field": "kind", "op": "eq", "value": "task"},
-                {"field": "done", "op": "eq", "value": false},
-                {"field": "remind_at", "op": "between", "value": [format_datetime(now - 86_400_000_000), format_datetime(now)]},
-            ]})),
-            sort: Some(json!("remind_at")),
-            limit: Some(200),
-            ..Default::default()
-        };
-        let page = self.list(&system, OBJECT, &req).await?;
         let schema = self.schema().await?;
         let obj = schema.object(OBJECT)?;
-        let mut tx = self.db.begin().await?;
         let mut sent = 0;
-        for t in &page.records {
-            let Some(owner) = t.get("owner").as_str().and_then(|s| s.parse().ok()) else { continue };
-            let at = micros(t, "remind_at").unwrap_or(now);
-            let key = format!("remind:{}:{at}", t.id);
-            sent += notify(&mut tx, owner, "reminder", None, obj.id, t.id, &key).await?;
+        let mut cursor = None;
+        // Every due task, page by page (a busy minute may have thousands), each page's
+        // reminders in one transaction; the key makes each reminder happen once.
+        loop {
+            let req = ListRequest {
+                filter: Some(json!({"and": [
+                    {"field": "kind", "op": "eq", "value": "task"},
+                    {"field": "done", "op": "eq", "value": false},
+                    {"field": "remind_at", "op": "between", "value": [format_datetime(now - 86_400_000_000), format_datetime(now)]},
+                ]})),
+                sort: Some(json!("remind_at")),
+                limit: Some(200),
+                cursor: cursor.take(),
+                ..Default::default()
+            };
+            let page = self.list(&system, OBJECT, &req).await?;
+            let mut tx = self.db.begin().await?;
+            for t in &page.records {
+                let Some(owner) = t.get("owner").as_str().and_then(|s| s.parse().ok()) else { continue };
+                let at = micros(t, "remind_at").unwrap_or(now);
+                let key = format!("remind:{}:{at}", t.id);
+                sent += notify(&mut tx, owner, "reminder", None, obj.id, t.id, &key).await?;
+            }
+            tx.commit().await?;
+            match page.next_cursor {
+                Some(c) if !page.records.is_empty() => cursor = Some(c),
+                _ => return Ok(sent),
+            }
         }
-        tx.commit().await?;
-        Ok(sent)
     }
 
     /// The user's notifications, newest first.

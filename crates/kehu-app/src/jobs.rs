@@ -194,7 +194,7 @@ impl App {
     }
 
     /// Lease the next due job (or job `only`), if one is free.
-    pub(crate) async fn claim_job(&self, only: Option<Uuid>) -> Result<Option<Lease>> {
+    pub async fn claim_job(&self, only: Option<Uuid>) -> Result<Option<Lease>> {
         let token = new_id();
         let now = now_micros();
         let mut tx = self.db.begin().await?;
@@ -205,7 +205,7 @@ impl App {
     }
 
     /// Let go of a lease (the job stays where its last batch left it).
-    pub(crate) async fn release_job(&self, lease: &Lease) -> Result<()> {
+    pub async fn release_job(&self, lease: &Lease) -> Result<()> {
         self.db
             .write(&Raw::new(
                 "UPDATE jobs SET lease_until = NULL WHERE id = $1 AND lease_token = $2",
@@ -219,10 +219,13 @@ impl App {
     /// database gone) is not the job's end: the attempt is counted and the job waits with
     /// exponential backoff (1 s, 2 s, 4 s … at most an hour) while other jobs run, and fails
     /// with the error after `MAX_ATTEMPTS`. A refusal (the user lost the right) ends it at once.
-    async fn job_step(&self, lease: &Lease) -> Result<bool> {
+    pub async fn job_step(&self, lease: &Lease) -> Result<bool> {
         let row = self
             .db
-            .one(&Raw::new("SELECT kind, actor_id, params, state, attempts FROM jobs WHERE id = $1", vec![lease.id.into()]))
+            .one(&Raw::new(
+                "SELECT kind, actor_id, params, state, attempts FROM jobs WHERE id = $1",
+                vec![lease.id.into()],
+            ))
             .await?
             .ok_or_else(|| AppError::not_found("job.not_found"))?;
         let job = JobRow {
@@ -345,7 +348,7 @@ const SLICE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The wait after the `attempt`-th failure: 2^(attempt-1) s, at most an hour, with up to a
 /// quarter of jitter so jobs that failed together do not retry together.
-pub(crate) fn backoff_micros(attempt: i64) -> i64 {
+pub fn backoff_micros(attempt: i64) -> i64 {
     use rand::Rng;
     let base = 1_000_000i64.saturating_mul(1i64 << (attempt - 1).clamp(0, 12)).min(3_600_000_000);
     base + rand::thread_rng().gen_range(0..=base / 4)
@@ -369,8 +372,8 @@ async fn bulk_batch(app: &App, job: &JobRow, lease: &Lease) -> Result<bool> {
     // checks read the database on their own connections).
     let prepared = async {
         let actor = app.actor(job.actor_id).await?;
-        let req: BulkRequest = serde_json::from_value(job.params.clone())
-            .map_err(|e| AppError::internal(format!("job params: {e}")))?;
+        let req: BulkRequest =
+            serde_json::from_value(job.params.clone()).map_err(|e| AppError::internal(format!("job params: {e}")))?;
         let p = app.prepare_bulk(&actor, &req).await?;
         Ok::<_, AppError>((actor, p))
     }

@@ -171,7 +171,10 @@ impl App {
         for (sql, keep_days) in [
             ("DELETE FROM schedule_runs WHERE started_at < $1 AND state <> 'running'", 7),
             ("DELETE FROM webhook_attempts WHERE at < $1", webhooks::LOG_RETENTION_DAYS),
-            ("DELETE FROM webhook_deliveries WHERE created_at < $1 AND state <> 'pending'", webhooks::LOG_RETENTION_DAYS),
+            (
+                "DELETE FROM webhook_deliveries WHERE created_at < $1 AND state <> 'pending'",
+                webhooks::LOG_RETENTION_DAYS,
+            ),
         ] {
             self.db.write(&kehu_db::Raw::new(sql, vec![(now - keep_days * day).into()])).await?;
         }

@@ -160,9 +160,12 @@ impl crate::App {
                     .and_where(col("id").eq(id))
                     .to_owned(),
                 Err(e) => {
+                    // The next attempt after a backoff (30 s, 2 min, 8 min, 32 min).
+                    let wait = 30_000_000i64 << (2 * attempts.clamp(0, 5));
                     let mut q = Query::update();
                     q.table(Alias::new("mails"))
                         .value(Alias::new("last_error"), e.chars().take(500).collect::<String>())
+                        .value(Alias::new("lease_until"), now + wait)
                         .and_where(col("id").eq(id));
                     if attempts + 1 >= MAX_ATTEMPTS {
                         // Given up: the link it carried is not kept.

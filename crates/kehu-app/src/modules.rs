@@ -109,7 +109,27 @@ pub fn pumps() -> &'static [Pump] {
     &registry().pumps
 }
 
+/// Behaviours added at run time (`extend_behaviours`), after the modules' own.
+fn extra() -> &'static std::sync::RwLock<HashMap<String, Vec<Arc<dyn Behaviour>>>> {
+    static E: OnceLock<std::sync::RwLock<HashMap<String, Vec<Arc<dyn Behaviour>>>>> = OnceLock::new();
+    E.get_or_init(Default::default)
+}
+
+/// Add a behaviour to an object's records at run time (an extension loaded after start, or a
+/// test observing the write core). It runs after the modules' behaviours.
+pub fn extend_behaviours(object: &str, b: Arc<dyn Behaviour>) {
+    if let Ok(mut m) = extra().write() {
+        m.entry(object.to_string()).or_default().push(b);
+    }
+}
+
 /// The behaviours of an object (by api name), in module order.
-pub fn behaviours(object: &str) -> &'static [Arc<dyn Behaviour>] {
-    registry().behaviours.get(object).map(Vec::as_slice).unwrap_or(&[])
+pub fn behaviours(object: &str) -> Vec<Arc<dyn Behaviour>> {
+    let mut out = registry().behaviours.get(object).cloned().unwrap_or_default();
+    if let Ok(m) = extra().read() {
+        if let Some(more) = m.get(object) {
+            out.extend(more.iter().cloned());
+        }
+    }
+    out
 }

@@ -263,7 +263,8 @@ async fn outbox_events_read_with_their_payloads(t: TestApp) {
     let from_audit: serde_json::Map<String, serde_json::Value> =
         changes.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v[1].clone())).collect();
     assert_eq!(fields, &from_audit);
-    assert_eq!(created.payload.as_object().unwrap().len(), 3);
+    assert_eq!(created.payload["version"], json!(1), "object, id and version, as every record event");
+    assert_eq!(created.payload.as_object().unwrap().len(), 4);
     // An update's event keeps its own payload (it says the new version, which the audit entry does not).
     assert_eq!(
         evs[1].payload,

@@ -391,11 +391,11 @@ async fn check_job_answers_like_the_dry_run(t: TestApp) {
     assert_eq!((c.result.as_ref(), c.percent()), (None, 0));
     assert_eq!(t.import_check_start(&o.admin, id).await.unwrap(), job, "asked twice: one check");
 
-    // A runner is at row 1000 and showed life just now: nobody else takes the check.
+    // A runner is at row 1000 and holds its lease: nobody else takes the check.
     let at = |micros: i64| {
         Raw::new(
-            "UPDATE jobs SET state = 'running', done = 1000, updated_at = $1 WHERE id = $2",
-            vec![micros.into(), job.into()],
+            "UPDATE jobs SET state = 'running', done = 1000, lease_until = $1, lease_token = $2 WHERE id = $3",
+            vec![(micros + 30_000_000).into(), kehu_core::Uuid::now_v7().into(), job.into()],
         )
     };
     t.db.write(&at(kehu_core::now_micros())).await.unwrap();
@@ -403,7 +403,7 @@ async fn check_job_answers_like_the_dry_run(t: TestApp) {
     assert_eq!(t.run_jobs().await.unwrap(), 0, "a check another runner holds is not picked (no spinning)");
     let c = t.import_check(&o.admin, id).await.unwrap().unwrap();
     assert_eq!((c.state.as_str(), c.rows, c.result.is_none(), c.percent()), ("running", 1000, true, 39));
-    // It died: 31 s without a sign of life, and a new process takes the check over.
+    // It died: its lease ran out 1 s ago, and a new process takes the check over.
     t.db.write(&at(kehu_core::now_micros() - 31_000_000)).await.unwrap();
     let restarted = kehu_app::App::with_db(t.db.clone()).await.unwrap();
     while restarted.run_jobs().await.unwrap() > 0 {}

@@ -77,8 +77,14 @@ async fn delivers_queued_mail_once(t: TestApp) {
     t.password_link(&actor, other, "https://crm.example.com").await.unwrap();
     let (port, _) = fake_smtp(true).await;
     let bad = kehu_app::mail::Mailer::new(&format!("smtp://127.0.0.1:{port}"), "crm@example.com").unwrap();
-    for _ in 0..kehu_app::mail::MAX_ATTEMPTS + 2 {
+    for i in 0..kehu_app::mail::MAX_ATTEMPTS + 2 {
         assert_eq!(t.deliver_mails(&bad).await.unwrap(), 0);
+        // A failed message waits (its lease is the backoff) before the next attempt.
+        let m = &t.mails(&actor, 10).await.unwrap()[0];
+        assert_eq!(m.attempts, (i + 1).min(kehu_app::mail::MAX_ATTEMPTS));
+        assert_eq!(t.deliver_mails(&bad).await.unwrap(), 0);
+        assert_eq!(t.mails(&actor, 10).await.unwrap()[0].attempts, m.attempts, "not before its backoff");
+        t.db.write(&kehu_db::Raw::new("UPDATE mails SET lease_until = 1 WHERE sent_at IS NULL", vec![])).await.unwrap();
     }
     let m = &t.mails(&actor, 10).await.unwrap()[0];
     assert_eq!((m.sent_at, m.attempts), (None, kehu_app::mail::MAX_ATTEMPTS));

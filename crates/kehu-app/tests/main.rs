@@ -15,5 +15,6 @@ mod mail;
 mod merge;
 mod pagination;
 mod permissions;
+mod platform;
 mod recycle;
 mod search;

@@ -154,7 +154,8 @@ pub struct PendingEvent {
 /// `record.created`: `{"fields": {field: value, …}, "id": …, "object": api_name}`. The audit
 /// log is append-only, so a named entry that is missing means a damaged database: an error.
 pub async fn pending_events(db: &Db, limit: i64) -> DbResult<Vec<PendingEvent>> {
-    let q = Raw::new(format!("{PENDING_SELECT} WHERE o.processed_at IS NULL ORDER BY o.id LIMIT $1"), vec![limit.into()]);
+    let q =
+        Raw::new(format!("{PENDING_SELECT} WHERE o.processed_at IS NULL ORDER BY o.id LIMIT $1"), vec![limit.into()]);
     decode_pending(db.all(&q).await?)
 }
 

@@ -17,11 +17,8 @@ impl Behaviour for FullName {
             return;
         }
         let part = |k: &str| input.get(k).and_then(Json::as_str).map(str::trim).unwrap_or("");
-        let full = [part("first_name"), part("last_name")]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let full =
+            [part("first_name"), part("last_name")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
         if !full.is_empty() {
             input.insert("name".into(), Json::String(full));
         }

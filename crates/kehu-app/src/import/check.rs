@@ -26,7 +26,6 @@ use kehu_core::{now_micros, AppError, ErrorKind, Uuid};
 use kehu_db::Raw;
 use serde::Serialize;
 
-
 /// The dry run over an import's stored chunks, chunk by chunk.
 pub(crate) struct DryRunner {
     id: Uuid,

@@ -80,7 +80,7 @@ pub(crate) fn derive<'a>(
         return std::borrow::Cow::Borrowed(input);
     }
     let mut m = input.clone();
-    for b in bs {
+    for b in &bs {
         b.derive(obj, &mut m, creating);
     }
     if &m == input {

@@ -205,7 +205,9 @@ impl App {
                 if inputs.len() == 1 || e.fields.is_empty() {
                     return Err(e);
                 }
-                errors.extend(e.fields.into_iter().map(|f| kehu_core::FieldError::new(format!("{prefix}{}", f.field), f.code)));
+                errors.extend(
+                    e.fields.into_iter().map(|f| kehu_core::FieldError::new(format!("{prefix}{}", f.field), f.code)),
+                );
             }
             // The owner stays among the values: checked as a reference, indexed, journaled.
             if !vals.iter().any(|(f, _)| f.id == owner_field.id) {

@@ -41,14 +41,8 @@ const MAX_URL: usize = 2048;
 pub const ALLOW_SETTING: &str = "webhook_allow_hosts";
 
 /// Events an endpoint can ask for.
-pub const EVENTS: &[&str] = &[
-    "record.created",
-    "record.updated",
-    "record.deleted",
-    "record.restored",
-    "record.merged",
-    "record.purged",
-];
+pub const EVENTS: &[&str] =
+    &["record.created", "record.updated", "record.deleted", "record.restored", "record.merged", "record.purged"];
 
 /// An endpoint as administrators see it (never its secret).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -249,8 +243,7 @@ impl App {
             ],
         ))
         .await?;
-        audit(&mut tx, actor, "webhook.created", serde_json::json!({"id": id, "url": input.url.trim()}))
-            .await?;
+        audit(&mut tx, actor, "webhook.created", serde_json::json!({"id": id, "url": input.url.trim()})).await?;
         tx.commit().await?;
         Ok((self.webhook(actor, id).await?, secret))
     }
@@ -474,8 +467,7 @@ impl App {
         }
         let mut tx = self.db.begin().await?;
         Self::put_setting(&mut tx, ALLOW_SETTING, &clean.join("\n")).await?;
-        audit(&mut tx, actor, "webhook.allow_hosts", serde_json::json!({"hosts": clean}))
-            .await?;
+        audit(&mut tx, actor, "webhook.allow_hosts", serde_json::json!({"hosts": clean})).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -272,7 +272,8 @@ async fn attempt(sender: &Sender, d: &Due) -> Outcome {
         Err(e) => return fail(describe(&e)),
     };
     let status = res.status().as_u16();
-    let retry_after = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let retry_after =
+        res.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let mut excerpt = Vec::new();
     // Read at most EXCERPT bytes; a huge or endless body is not read further.
     while excerpt.len() < EXCERPT {

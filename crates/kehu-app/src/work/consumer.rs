@@ -60,10 +60,9 @@ impl App {
         c.handle(self, &mut tx, &events).await?;
         let now = kehu_core::now_micros();
         let rows = events.iter().map(|e| vec![c.name().into(), e.id.into(), now.into()]);
-        tx.exec_pipeline(kehu_db::InsertInto::new("outbox_consumed", ["consumer", "event_id", "at"]).statements(
-            tx.backend(),
-            rows,
-        ))
+        tx.exec_pipeline(
+            kehu_db::InsertInto::new("outbox_consumed", ["consumer", "event_id", "at"]).statements(tx.backend(), rows),
+        )
         .await?;
         let consumers = crate::modules::consumers().len() as i64;
         let ids: Vec<sea_query::Value> = events.iter().map(|e| e.id.into()).collect();

@@ -22,8 +22,8 @@ mod consumer;
 mod schedule;
 
 pub use consumer::{Consumer, ConsumerStats};
-pub use schedule::{Every, Schedule, ScheduleRun};
 pub(crate) use schedule::core_schedules;
+pub use schedule::{Every, Schedule, ScheduleRun};
 
 use crate::jobs::{JobRow, Lease};
 use crate::{App, Result};

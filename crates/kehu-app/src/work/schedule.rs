@@ -76,7 +76,7 @@ impl App {
 
     /// Run `s` for period `key` if this server gets it; true when it ran (ok or failed).
     pub async fn run_schedule(&self, s: &Schedule, key: &str, now: i64) -> Result<bool> {
-        let Some(token) = self.claim_period(s.name, key, now).await? else { return Ok(false) };
+        let Some(token) = self.claim_period(s.name, key).await? else { return Ok(false) };
         let lease = self.lease_micros();
         // Keep the lease while the task runs.
         let beat = {
@@ -112,8 +112,9 @@ impl App {
         Ok(true)
     }
 
-    /// Insert the period's row, or take over a run whose lease ran out. The token, if ours.
-    async fn claim_period(&self, name: &str, key: &str, now: i64) -> Result<Option<Uuid>> {
+    /// Insert the period's row, or take over a run whose lease ran out (by the real clock,
+    /// whatever time the period is for). The token, if ours.
+    async fn claim_period(&self, name: &str, key: &str) -> Result<Option<Uuid>> {
         let token = new_id();
         let until = now_micros() + self.lease_micros();
         let ins = Raw::new(
@@ -129,7 +130,7 @@ impl App {
         let take = Raw::new(
             "UPDATE schedule_runs SET token = $1, lease_until = $2, started_at = $3, attempts = attempts + 1 \
              WHERE name = $4 AND period_key = $5 AND state = 'running' AND lease_until < $3",
-            vec![token.into(), until.into(), now_micros().max(now).into(), name.into(), key.into()],
+            vec![token.into(), until.into(), now_micros().into(), name.into(), key.into()],
         );
         Ok((self.db.write(&take).await? == 1).then_some(token))
     }

@@ -53,6 +53,11 @@ pub const DATA: &[Core] = &[
     core("audit_log", ID, &["changes"]),
     core("field_history", ID, &["old_value", "new_value"]),
     core("outbox", ID, &["payload"]),
+    // Background work (migration 15): consumers' delivery state, webhooks and their log.
+    core("outbox_consumed", &["event_id", "consumer"], &[]),
+    core("webhook_endpoints", ID, &["objects", "events"]),
+    core("webhook_deliveries", ID, &["body"]),
+    core("webhook_attempts", ID, &[]),
 ];
 
 /// Derived from records but archived with them (after the record tables), so a loaded archive
@@ -60,9 +65,9 @@ pub const DATA: &[Core] = &[
 pub const DERIVED: &[Core] = &[core("search_docs", &["record_id"], &[])];
 
 /// Instance-local tables, neither archived nor dumped: sign-in sessions (everyone signs in
-/// again on the new instance), login throttling counters, and this instance's backup runs
-/// (their files live on this machine).
-pub const TRANSIENT: &[&str] = &["sessions", "login_throttle", "backups"];
+/// again on the new instance), login throttling counters, this instance's backup runs
+/// (their files live on this machine) and its schedule runs.
+pub const TRANSIENT: &[&str] = &["sessions", "login_throttle", "backups", "schedule_runs"];
 
 /// Columns one backend has and the other lacks (SQLite's FTS row id, PostgreSQL's generated
 /// `tsvector`): never archived, recomputed by the database.
