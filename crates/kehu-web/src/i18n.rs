@@ -56,6 +56,7 @@ impl Lang {
 /// The `.ftl` files, per language, embedded in the binary.
 pub const SOURCES: &[(&str, &str, &str)] = &[
     ("en", "shell", include_str!("../locales/en/shell.ftl")),
+    ("en", "webhooks", include_str!("../locales/en/webhooks.ftl")),
     ("en", "auth", include_str!("../locales/en/auth.ftl")),
     ("en", "admin", include_str!("../locales/en/admin.ftl")),
     ("en", "errors", include_str!("../locales/en/errors.ftl")),
@@ -63,6 +64,7 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("en", "custom", include_str!("../locales/en/custom.ftl")),
     ("en", "lists", include_str!("../locales/en/lists.ftl")),
     ("zh-CN", "shell", include_str!("../locales/zh-CN/shell.ftl")),
+    ("zh-CN", "webhooks", include_str!("../locales/zh-CN/webhooks.ftl")),
     ("zh-CN", "auth", include_str!("../locales/zh-CN/auth.ftl")),
     ("zh-CN", "admin", include_str!("../locales/zh-CN/admin.ftl")),
     ("zh-CN", "errors", include_str!("../locales/zh-CN/errors.ftl")),

@@ -98,6 +98,7 @@ impl Shell {
         // archive and backup (issue #5)
         if actor.is_admin() {
             shell.admin_nav.push(item(shell.t("nav-backup"), "/admin/backup".into(), "clock"));
+            shell.admin_nav.push(item(shell.t("nav-webhooks"), "/admin/webhooks".into(), "globe"));
         }
         if actor.can_manage_metadata() {
             shell.admin_nav.push(item(shell.t("custom-nav"), "/settings/objects".into(), "settings"));

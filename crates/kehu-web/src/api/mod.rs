@@ -9,6 +9,7 @@ pub mod merge;
 pub mod meta;
 pub mod openapi;
 pub mod records;
+pub mod webhooks;
 
 use crate::error::WebError;
 use axum::body::Bytes;

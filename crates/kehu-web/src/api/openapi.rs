@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "records", description = "Records of any object: `{object}` is the object's api name."),
         (name = "metadata", description = "Objects and fields."),
+        (name = "webhooks", description = "Signed webhooks (Standard Webhooks): endpoints, secrets, delivery log and replays. Administrators only."),
         (name = "ops", description = "Health, readiness and metrics.")
     )
 )]

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod record;
 pub mod records;
 pub mod recycle;
+pub mod webhooks;
 
 /// A value for a URL query string (percent-encoded as a form value).
 pub(crate) fn enc(s: &str) -> String {
