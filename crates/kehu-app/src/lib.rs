@@ -111,6 +111,22 @@ impl App {
         self.reload_schema().await
     }
 
+    /// After a request failed on metadata this server may not know yet (an unknown object or
+    /// field that another server just added): read the epoch now, reload if it changed.
+    /// True when the schema changed, so the request is worth one more try.
+    pub(crate) async fn schema_changed_since(&self, seen: i64, e: &AppError) -> Result<bool> {
+        let unknown = e.code == "object.not_found" || e.fields.iter().any(|f| f.code == "field.unknown");
+        if !unknown {
+            return Ok(false);
+        }
+        let epoch = kehu_db::meta_store::epoch(&self.db).await?;
+        if epoch == seen {
+            return Ok(false);
+        }
+        self.reload_schema().await?;
+        Ok(true)
+    }
+
     /// Reload metadata now (after this server changed it).
     pub async fn reload_schema(&self) -> Result<Arc<Schema>> {
         let schema = Arc::new(kehu_db::meta_store::load(&self.db).await?);
@@ -187,6 +203,8 @@ impl App {
         for (name, sql) in [
             ("outbox", "SELECT COUNT(*) FROM outbox WHERE processed_at IS NULL"),
             ("mail", "SELECT COUNT(*) FROM mails WHERE sent_at IS NULL"),
+            ("webhooks", "SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'pending'"),
+            ("jobs", "SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'running')"),
         ] {
             let n = self.db.one(&kehu_db::Raw::new(sql, vec![])).await?.and_then(|r| r.i64(0)).unwrap_or(0);
             out.push((name, n));

@@ -36,6 +36,9 @@ async fn health_ready_metrics_headers(t: TestWeb) {
     assert!(m.body.contains("kehu_http_request_duration_seconds_count{route=\"/login\"}"));
     assert!(m.body.contains("kehu_db_pool_connections{state=\"open\"}"));
     assert!(m.body.contains("kehu_queue_depth{queue=\"outbox\"} 0"));
+    assert!(m.body.contains("kehu_queue_depth{queue=\"webhooks\"} 0"));
+    assert!(m.body.contains("kehu_outbox_consumer_depth{consumer=\"webhooks\"} 0"), "{}", m.body);
+    assert!(m.body.contains("kehu_outbox_consumer_age_seconds{consumer=\"webhooks\"} 0"));
     // Unknown routes: a translated 404, JSON under /api.
     assert_eq!(b.get("/nowhere").await.status, StatusCode::NOT_FOUND);
     assert_eq!(b.get("/api/v1/contact/not-an-id").await.status, StatusCode::UNAUTHORIZED);

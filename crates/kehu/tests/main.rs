@@ -2,3 +2,4 @@
 //! the built executable (`CARGO_BIN_EXE_kehu`) as an operator would.
 
 mod crash;
+mod multi;

@@ -3,6 +3,7 @@
 use crate::records::behaviour::Behaviour;
 use kehu_core::meta::ObjectDef;
 use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A Chinese name is one field; a Western one may come as first and last name. When a new
@@ -11,7 +12,7 @@ use std::sync::Arc;
 pub(crate) struct FullName;
 
 impl Behaviour for FullName {
-    fn derive(&self, obj: &ObjectDef, input: &mut Map<String, Json>, creating: bool) {
+    fn derive(&self, obj: &ObjectDef, input: &mut Cow<'_, Map<String, Json>>, creating: bool) {
         let has = |k: &str| input.get(k).and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty());
         if !creating || has("name") || obj.field("first_name").is_none() || obj.field("last_name").is_none() {
             return;
@@ -20,7 +21,7 @@ impl Behaviour for FullName {
         let full =
             [part("first_name"), part("last_name")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
         if !full.is_empty() {
-            input.insert("name".into(), Json::String(full));
+            input.to_mut().insert("name".into(), Json::String(full));
         }
     }
 }

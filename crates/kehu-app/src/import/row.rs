@@ -134,7 +134,7 @@ impl Plan {
                 }
             }
         }
-        let input = crate::records::behaviour::derive(obj, &input, creating).into_owned();
+        let input = crate::records::behaviour::derive_owned(obj, input, creating);
         let (mut errors, mut denied) = (Vec::new(), Vec::new());
         let mode = if creating { Mode::Create } else { Mode::Update };
         let mut values = parse_fields(&self.actor, obj, &input, mode, "", &mut errors, &mut denied);

@@ -23,6 +23,7 @@ use kehu_core::value::Value;
 use kehu_core::Uuid;
 use kehu_db::Tx;
 use serde_json::{Map, Value as Json};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Which change a behaviour sees.
@@ -57,8 +58,9 @@ pub struct Written<'a> {
 
 /// A behaviour of one object's records. Every method has a default that does nothing.
 pub trait Behaviour: Send + Sync + 'static {
-    /// Derive input members before parsing (`creating`: a new record).
-    fn derive(&self, _obj: &ObjectDef, _input: &mut Map<String, Json>, _creating: bool) {}
+    /// Derive input members before parsing (`creating`: a new record). The input is copied
+    /// only by a behaviour that changes it (`input.to_mut()`).
+    fn derive(&self, _obj: &ObjectDef, _input: &mut Cow<'_, Map<String, Json>>, _creating: bool) {}
     /// Validate or adjust the values about to be written; an error refuses the change.
     fn before(&self, _p: &mut Pending<'_>) -> Result<()> {
         Ok(())
@@ -70,24 +72,21 @@ pub trait Behaviour: Send + Sync + 'static {
 }
 
 /// `derive` of every behaviour of `obj`; borrows the input when none changes it.
-pub(crate) fn derive<'a>(
-    obj: &ObjectDef,
-    input: &'a Map<String, Json>,
-    creating: bool,
-) -> std::borrow::Cow<'a, Map<String, Json>> {
-    let bs = crate::modules::behaviours(&obj.api_name);
-    if bs.is_empty() {
-        return std::borrow::Cow::Borrowed(input);
+pub(crate) fn derive<'a>(obj: &ObjectDef, input: &'a Map<String, Json>, creating: bool) -> Cow<'a, Map<String, Json>> {
+    let mut c = Cow::Borrowed(input);
+    for b in crate::modules::behaviours(&obj.api_name) {
+        b.derive(obj, &mut c, creating);
     }
-    let mut m = input.clone();
-    for b in &bs {
-        b.derive(obj, &mut m, creating);
+    c
+}
+
+/// `derive` of an input the caller owns (an import row): never copied.
+pub(crate) fn derive_owned(obj: &ObjectDef, input: Map<String, Json>, creating: bool) -> Map<String, Json> {
+    let mut c: Cow<'_, Map<String, Json>> = Cow::Owned(input);
+    for b in crate::modules::behaviours(&obj.api_name) {
+        b.derive(obj, &mut c, creating);
     }
-    if &m == input {
-        std::borrow::Cow::Borrowed(input)
-    } else {
-        std::borrow::Cow::Owned(m)
-    }
+    c.into_owned()
 }
 
 /// `before` of every behaviour of the pending change's object.

@@ -189,6 +189,14 @@ impl App {
     /// Create several records in one transaction (all or nothing). Field errors are named
     /// `<row>.<field>` when more than one row is given.
     pub async fn create_many(&self, actor: &Actor, object: &str, inputs: &[Map<String, Json>]) -> Result<Vec<Uuid>> {
+        let seen = self.schema().await?.epoch;
+        match self.create_many_once(actor, object, inputs).await {
+            Err(e) if self.schema_changed_since(seen, &e).await? => self.create_many_once(actor, object, inputs).await,
+            r => r,
+        }
+    }
+
+    async fn create_many_once(&self, actor: &Actor, object: &str, inputs: &[Map<String, Json>]) -> Result<Vec<Uuid>> {
         let schema = self.schema().await?;
         let obj = schema.object(object)?.clone();
         let scope = actor.check(&obj, Action::Create)?;
@@ -252,7 +260,11 @@ impl App {
         Ok(())
     }
 
-    /// Read the current row inside a write transaction, within the actor's scope.
+    /// Read the current row inside a write transaction, within the actor's scope. On
+    /// PostgreSQL the row is locked (`FOR UPDATE`): a concurrent writer of the same record
+    /// (another server's bulk job) is waited for and its version read, instead of both
+    /// reading one version and the second failing as a conflict. SQLite's single writer
+    /// serialises them anyway.
     pub(crate) async fn load_for_write(
         &self,
         tx: &mut Tx,
@@ -260,16 +272,32 @@ impl App {
         id: Uuid,
         scope: &kehu_core::perm::ScopeFilter,
     ) -> Result<Record> {
-        let row = tx
-            .one(&records::select_one(obj, id, scope))
-            .await?
-            .ok_or_else(|| AppError::not_found("record.not_found"))?;
+        let mut q = records::select_one(obj, id, scope);
+        q.lock(sea_query::LockType::Update);
+        let row = tx.one(&q).await?.ok_or_else(|| AppError::not_found("record.not_found"))?;
         decode(obj, &row).ok_or_else(|| AppError::internal("undecodable row"))
     }
 
     /// Update some fields of a record. `version` is the version the caller read: if the record
     /// changed since, nothing is written and the answer is a conflict.
     pub async fn update(
+        &self,
+        actor: &Actor,
+        object: &str,
+        id: Uuid,
+        version: i64,
+        patch: &Map<String, Json>,
+    ) -> Result<RecordView> {
+        let seen = self.schema().await?.epoch;
+        match self.update_once(actor, object, id, version, patch).await {
+            Err(e) if self.schema_changed_since(seen, &e).await? => {
+                self.update_once(actor, object, id, version, patch).await
+            }
+            r => r,
+        }
+    }
+
+    async fn update_once(
         &self,
         actor: &Actor,
         object: &str,

@@ -154,6 +154,26 @@ pub async fn metrics(State(st): State<AppState>, headers: HeaderMap, ctx: crate:
             out.push_str(&format!("kehu_queue_depth{{queue=\"{name}\"}} {n}\n"));
         }
     }
+    if let Ok(stats) = st.app.consumer_stats().await {
+        out.push_str(
+            "# HELP kehu_outbox_consumer_depth Outbox events a consumer has not taken yet.
+\
+             # TYPE kehu_outbox_consumer_depth gauge
+",
+        );
+        for s in &stats {
+            out.push_str(&format!("kehu_outbox_consumer_depth{{consumer=\"{}\"}} {}\n", s.name, s.depth));
+        }
+        out.push_str(
+            "# HELP kehu_outbox_consumer_age_seconds Age of the oldest event a consumer has not taken.
+\
+             # TYPE kehu_outbox_consumer_age_seconds gauge
+",
+        );
+        for s in &stats {
+            out.push_str(&format!("kehu_outbox_consumer_age_seconds{{consumer=\"{}\"}} {}\n", s.name, s.age_seconds));
+        }
+    }
     let mut r = out.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     r
