@@ -8,6 +8,11 @@ use crate::work::{Consumer, JobKind, Pump, Schedule};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+/// Behaviours of a module, each for the records of one object (by api name).
+pub type Behaviours = Vec<(&'static str, Arc<dyn Behaviour>)>;
+
+type Extra = std::sync::RwLock<HashMap<String, Vec<Arc<dyn Behaviour>>>>;
+
 /// What a module brings. Each list is built once, at first use.
 pub struct Module {
     pub name: &'static str,
@@ -16,7 +21,7 @@ pub struct Module {
     pub consumers: fn() -> Vec<Arc<dyn Consumer>>,
     pub pumps: fn() -> Vec<Pump>,
     /// Behaviours per object api name, run by the write core on every change of its records.
-    pub behaviours: fn() -> Vec<(&'static str, Arc<dyn Behaviour>)>,
+    pub behaviours: fn() -> Behaviours,
 }
 
 impl Module {
@@ -110,8 +115,8 @@ pub fn pumps() -> &'static [Pump] {
 }
 
 /// Behaviours added at run time (`extend_behaviours`), after the modules' own.
-fn extra() -> &'static std::sync::RwLock<HashMap<String, Vec<Arc<dyn Behaviour>>>> {
-    static E: OnceLock<std::sync::RwLock<HashMap<String, Vec<Arc<dyn Behaviour>>>>> = OnceLock::new();
+fn extra() -> &'static Extra {
+    static E: OnceLock<Extra> = OnceLock::new();
     E.get_or_init(Default::default)
 }
 

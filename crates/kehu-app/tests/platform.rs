@@ -15,8 +15,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// A behaviour that writes down every change of a contact it sees (kind, id, company).
 struct Watch;
 
-fn seen() -> &'static Mutex<Vec<(ChangeKind, Uuid, Option<String>)>> {
-    static S: OnceLock<Mutex<Vec<(ChangeKind, Uuid, Option<String>)>>> = OnceLock::new();
+type Seen = Mutex<Vec<(ChangeKind, Uuid, Option<String>)>>;
+
+fn seen() -> &'static Seen {
+    static S: OnceLock<Seen> = OnceLock::new();
     S.get_or_init(Default::default)
 }
 

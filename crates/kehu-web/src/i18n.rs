@@ -93,9 +93,15 @@ fn bundle(lang: Lang) -> FluentBundle<FluentResource> {
     b.set_use_isolating(false);
     for (code, name, src) in SOURCES {
         if *code == lang.code() {
-            let res = FluentResource::try_new(src.to_string())
-                .unwrap_or_else(|(_, errs)| panic!("locales/{code}/{name}.ftl: {errs:?}"));
-            b.add_resource(res).unwrap_or_else(|errs| panic!("locales/{code}/{name}.ftl: {errs:?}"));
+            // The files are compiled in; a broken one loses its broken entries (logged), and
+            // the key tests fail on what is missing.
+            let res = FluentResource::try_new(src.to_string()).unwrap_or_else(|(partial, errs)| {
+                tracing::error!(file = %format!("locales/{code}/{name}.ftl"), ?errs, "translation file does not parse");
+                partial
+            });
+            if let Err(errs) = b.add_resource(res) {
+                tracing::error!(file = %format!("locales/{code}/{name}.ftl"), ?errs, "translation keys defined twice");
+            }
         }
     }
     b
@@ -108,7 +114,7 @@ impl Default for I18n {
 }
 
 impl I18n {
-    /// Load both languages (panics at start-up on a broken `.ftl`, which a test catches first).
+    /// Load both languages (a broken `.ftl` is logged; the key tests catch it first).
     pub fn new() -> Self {
         I18n { zh: bundle(Lang::ZhCn), en: bundle(Lang::En) }
     }

@@ -2,6 +2,9 @@
 //! and its OpenAPI document, masking, translations, logs, and the browser walk-through. Every
 //! storage-touching body runs on SQLite and on PostgreSQL.
 
+// Test code: unwrap, expect and panic are how a test fails (denied elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[macro_use]
 mod support;
 mod api;

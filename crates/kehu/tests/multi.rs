@@ -108,9 +108,9 @@ async fn smtp() -> (u16, Arc<Mutex<HashMap<String, u32>>>) {
                         let subject =
                             text.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or("").trim().to_string();
                         let n: u32 = subject.trim_start_matches('m').parse().unwrap_or(1);
-                        let slow = if n % 50 == 0 { 4000 } else { 20 };
+                        let slow = if n.is_multiple_of(50) { 4000 } else { 20 };
                         tokio::time::sleep(Duration::from_millis(slow)).await;
-                        let refuse = n % 10 == 0 && refused.lock().unwrap().insert(subject.clone());
+                        let refuse = n.is_multiple_of(10) && refused.lock().unwrap().insert(subject.clone());
                         if refuse {
                             w.write_all(b"451 try again later\r\n").await.ok();
                         } else {
@@ -152,7 +152,7 @@ async fn receiver() -> (u16, Hits) {
             let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
             let mut g = h.lock().unwrap();
             let first = !g.iter().any(|(i, _)| *i == id);
-            let status = if first && g.len() % 20 == 0 { 500 } else { 200 };
+            let status = if first && g.len().is_multiple_of(20) { 500 } else { 200 };
             g.push((id, status));
             axum::http::StatusCode::from_u16(status).unwrap()
         }
