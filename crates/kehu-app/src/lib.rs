@@ -212,6 +212,16 @@ impl App {
         Ok(out)
     }
 
+    /// The database's name (`sqlite`, `postgresql`) for `/readyz`.
+    pub fn backend_name(&self) -> &'static str {
+        self.db.backend().name()
+    }
+
+    /// Pool connections open and idle (for `/metrics`).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        self.db.pool_stats()
+    }
+
     /// Whether the database answers and every migration is applied (for `/readyz`).
     pub async fn ready(&self) -> Result<()> {
         let pending = kehu_db::migrate::pending(&self.db).await?;

@@ -157,3 +157,40 @@ async fn secrets_never_logged(t: TestWeb) {
     }
 }
 both!(secrets_never_logged);
+
+/// Guard rail (issue #14): the web layer never reaches the database itself — every read and
+/// write goes through `kehu-app`, where permissions are checked. Only the conversion of a
+/// storage error into a web error may name `kehu_db`.
+#[test]
+fn the_web_layer_does_not_touch_the_database() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    assert!(files.len() > 20, "walked the sources");
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let allowed = f.ends_with("error.rs") && code.contains("kehu_db::DbError");
+            if !allowed
+                && (code.contains(".db.")
+                    || code.contains(".db)")
+                    || code.contains("kehu_db::")
+                    || code.contains("sqlx"))
+            {
+                found.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "the web layer reaches the database:\n{}", found.join("\n"));
+}

@@ -26,9 +26,7 @@ pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     match st.app.ready().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(
-                json!({"status": "ready", "database": st.app.db.backend().name(), "backup": backup_detail(&st).await}),
-            ),
+            Json(json!({"status": "ready", "database": st.app.backend_name(), "backup": backup_detail(&st).await})),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -141,7 +139,7 @@ pub async fn metrics(State(st): State<AppState>, headers: HeaderMap, ctx: crate:
     }
     let mut out = String::new();
     st.metrics.render(&mut out);
-    let (size, idle) = st.app.db.pool_stats();
+    let (size, idle) = st.app.pool_stats();
     out.push_str(
         "# HELP kehu_db_pool_connections Database connections by state.\n# TYPE kehu_db_pool_connections gauge\n",
     );
