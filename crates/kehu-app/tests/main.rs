@@ -17,3 +17,4 @@ mod pagination;
 mod permissions;
 mod recycle;
 mod search;
+mod timeline;

@@ -24,3 +24,4 @@ mod merge;
 mod ops;
 mod record;
 mod recycle;
+mod timeline;
