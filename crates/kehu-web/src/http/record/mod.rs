@@ -96,7 +96,9 @@ async fn field_rows(
     r: &RecordView,
 ) -> Vec<FieldRow> {
     let lang = u.ctx.lang.code();
-    let names = names(st, actor, obj, std::slice::from_ref(r)).await;
+    // Related records are only named: read them as the request's own (masked) actor, so that
+    // revealing this record reveals — and audits — nothing of theirs.
+    let names = names(st, &u.actor, obj, std::slice::from_ref(r)).await;
     let d = Display { lang, names: &names, tz: tz(u) };
     let can_edit = actor.check(obj, Action::Update).is_ok();
     // What a user typed first, then the owner, then the system's stamps.
