@@ -24,4 +24,5 @@ mod merge;
 mod ops;
 mod record;
 mod recycle;
+mod tags;
 mod timeline;
