@@ -111,7 +111,9 @@ impl App {
         let mut items = Vec::new();
         let act_kinds: Vec<&str> = kinds.iter().map(String::as_str).filter(|k| *k != CHANGES).collect();
         if kinds.is_empty() || !act_kinds.is_empty() {
-            items.extend(self.timeline_activities(actor, &schema, &obj, id, &act_kinds, before, fetch).await?);
+            if let Some(filter) = activities_of(actor, &schema, &obj, id, &act_kinds)? {
+                items.extend(self.timeline_activities(actor, &schema, filter, before, fetch).await?);
+            }
         }
         if kinds.is_empty() || kinds.iter().any(|k| k == CHANGES) {
             items.extend(self.timeline_changes(actor, &obj, id, before, fetch).await?);
@@ -123,30 +125,17 @@ impl App {
         Ok(Timeline { items, before })
     }
 
-    /// Activities of a record (of `kinds`, any when empty) after `before`, newest first by
-    /// (creation time, id): the engine's own keyset cursor on `-created_at`.
-    #[allow(clippy::too_many_arguments)]
+    /// The activities matching `filter` after `before`, newest first by (creation time, id):
+    /// the engine's own keyset cursor on `-created_at`, so the actor's scope applies.
     async fn timeline_activities(
         &self,
         actor: &Actor,
         schema: &Schema,
-        obj: &ObjectDef,
-        id: Uuid,
-        kinds: &[&str],
+        filter: Json,
         before: Option<Cursor>,
         fetch: usize,
     ) -> Result<Vec<TimelineItem>> {
         let act = schema.object(OBJECT)?;
-        let links = links_to(schema, obj);
-        if links.is_empty() || actor.check(act, Action::Read).is_err() {
-            return Ok(Vec::new());
-        }
-        let mut and = vec![
-            json!({"or": links.iter().map(|f| json!({"field": f.api_name, "op": "eq", "value": id})).collect::<Vec<_>>()}),
-        ];
-        if !kinds.is_empty() {
-            and.push(json!({"field": "kind", "op": "in", "value": kinds}));
-        }
         let cursor = match (before, act.field("created_at")) {
             (Some(c), Some(f)) => {
                 let key = SortKey { field: f.clone(), desc: true };
@@ -156,7 +145,7 @@ impl App {
             (None, _) => None,
         };
         let req = ListRequest {
-            filter: Some(json!({ "and": and })),
+            filter: Some(filter),
             sort: Some(json!("-created_at")),
             limit: Some(fetch as u64),
             cursor,
@@ -225,4 +214,22 @@ impl App {
         }
         Ok(out)
     }
+}
+
+/// The filter for a record's activities (of `kinds`, any when empty): related through any
+/// relation of the activity object to the record's object. None when there is no such
+/// relation or the actor may not read activities.
+fn activities_of(actor: &Actor, schema: &Schema, obj: &ObjectDef, id: Uuid, kinds: &[&str]) -> Result<Option<Json>> {
+    let act = schema.object(OBJECT)?;
+    let links = links_to(schema, obj);
+    if links.is_empty() || actor.check(act, Action::Read).is_err() {
+        return Ok(None);
+    }
+    let mut and = vec![
+        json!({"or": links.iter().map(|f| json!({"field": f.api_name, "op": "eq", "value": id})).collect::<Vec<_>>()}),
+    ];
+    if !kinds.is_empty() {
+        and.push(json!({"field": "kind", "op": "in", "value": kinds}));
+    }
+    Ok(Some(json!({ "and": and })))
 }
