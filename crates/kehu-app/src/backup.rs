@@ -76,31 +76,56 @@ pub fn backup_path(dir: &Path, label: &str, ext: &str) -> PathBuf {
     dir.join(format!("kehu-{label}-{ts}.{ext}"))
 }
 
+/// Where a backup goes: a new timestamped file in a directory (`kehu-<label>-<time>.<ext>`,
+/// the extension saying what it holds), or exactly the file an operator named.
+#[derive(Debug, Clone, Copy)]
+pub enum Dest<'a> {
+    Dir { dir: &'a Path, label: &'a str },
+    File(&'a Path),
+}
+
+impl Dest<'_> {
+    fn path(&self, ext: &str) -> PathBuf {
+        match self {
+            Dest::Dir { dir, label } => backup_path(dir, label, ext),
+            Dest::File(p) => p.to_path_buf(),
+        }
+    }
+}
+
 /// Take a backup of `db` into `target.dir` (created if missing): SQLite `VACUUM INTO`;
 /// PostgreSQL `pg_dump` when installed, else the archive. Returns the file and its size.
 pub async fn take(db: &Db, target: &BackupTarget, label: &str) -> Result<(PathBuf, u64)> {
     std::fs::create_dir_all(&target.dir)
         .map_err(|e| AppError::invalid("backup.io").with_detail(format!("{}: {e}", target.dir.display())))?;
+    write(db, &target.url, target.pg_schema.as_deref(), Dest::Dir { dir: &target.dir, label }).await
+}
+
+/// Write a backup of `db` (reached at `url` by tools) to `dest`: SQLite `VACUUM INTO`;
+/// PostgreSQL `pg_dump` when it is installed and succeeds, else the Kehu archive — a
+/// `pg_dump` older than the server refuses, and the archive still works. The one rule for the
+/// admin page, the schedule, backups before migrations and `kehu backup`. Returns the file and
+/// its size.
+pub async fn write(db: &Db, url: &str, pg_schema: Option<&str>, dest: Dest<'_>) -> Result<(PathBuf, u64)> {
     match db.backend() {
         Backend::Sqlite => {
-            let path = backup_path(&target.dir, label, "db");
+            let path = dest.path("db");
             let size = store::vacuum_into(db, &path).await?;
             Ok((path, size))
         }
         Backend::Postgres => {
             if store::pg_dump_available() {
-                let path = backup_path(&target.dir, label, "pgdump");
-                let (url, schema, p) = (target.url.clone(), target.pg_schema.clone(), path.clone());
+                let path = dest.path("pgdump");
+                let (url, schema, p) = (url.to_string(), pg_schema.map(str::to_string), path.clone());
                 let r = tokio::task::spawn_blocking(move || store::pg_dump(&url, schema.as_deref(), &p))
                     .await
                     .map_err(|e| AppError::internal(e.to_string()))?;
                 match r {
                     Ok(size) => return Ok((path, size)),
-                    // A pg_dump older than the server refuses: the archive still works.
                     Err(e) => tracing::warn!(error = %e, "pg_dump failed; writing a Kehu archive instead"),
                 }
             }
-            let path = backup_path(&target.dir, label, "kehu-archive");
+            let path = dest.path("kehu-archive");
             let s = kehu_db::archive::write::export(db, &path, env!("CARGO_PKG_VERSION")).await?;
             Ok((path, s.bytes))
         }

@@ -21,3 +21,4 @@ mod permissions;
 mod platform;
 mod recycle;
 mod search;
+mod timeline;

@@ -127,7 +127,7 @@ pub fn parse_input(field: &FieldDef, v: &Json) -> VResult {
             resolve_choice(field, s).map(Value::Choice)
         }
         FieldType::MultiSelect => {
-            let items = as_list(v, false)?;
+            let items = as_list(v)?;
             let mut out: Vec<String> = Vec::new();
             for it in items {
                 let k = resolve_choice(field, it.trim())?;
@@ -138,7 +138,7 @@ pub fn parse_input(field: &FieldDef, v: &Json) -> VResult {
             Ok(if out.is_empty() { Value::Null } else { Value::List(out) })
         }
         FieldType::Tags => {
-            let items = as_list(v, true)?;
+            let items = as_list(v)?;
             let mut out: Vec<String> = Vec::new();
             for it in items {
                 let t = it.trim();
@@ -195,7 +195,7 @@ fn number_text(v: &Json) -> Result<String, &'static str> {
     }
 }
 
-fn as_list(v: &Json, split_commas: bool) -> Result<Vec<&str>, &'static str> {
+fn as_list(v: &Json) -> Result<Vec<&str>, &'static str> {
     match v {
         Json::Array(a) => {
             if a.len() > 500 {
@@ -203,10 +203,20 @@ fn as_list(v: &Json, split_commas: bool) -> Result<Vec<&str>, &'static str> {
             }
             a.iter().map(|x| x.as_str().ok_or("field.expected_text")).collect()
         }
-        Json::String(s) if split_commas => Ok(s.split([',', '，', ';', '；']).collect()),
-        Json::String(s) => Ok(s.split([',', '，', ';', '；']).filter(|p| !p.trim().is_empty()).collect()),
+        Json::String(s) => Ok(split_list(s)),
         _ => Err("field.expected_list"),
     }
+}
+
+/// What separates tags (or multi-select options) typed as one text: `,` `;` `、` `|` and the
+/// full-width `，` `；`.
+pub const LIST_SEPARATORS: [char; 6] = [',', '，', ';', '；', '、', '|'];
+
+/// Split tags or multi-select options typed as one text into trimmed, non-empty items. The one
+/// rule for every such input: a string given to the API or a form, the record page's editor,
+/// an import cell. (A JSON list is taken as it is, one item per element.)
+pub fn split_list(s: &str) -> Vec<&str> {
+    s.split(LIST_SEPARATORS).map(str::trim).filter(|p| !p.is_empty()).collect()
 }
 
 /// A select option by key, or by its label in either language (case-insensitive).
@@ -516,6 +526,10 @@ mod tests {
         assert_eq!(parse_input(&f, &json!("nope")), Err("field.invalid_option"));
         let f = field(FieldType::Tags);
         assert_eq!(parse_input(&f, &json!("a, b，a")), Ok(Value::List(vec!["a".into(), "b".into()])));
+        let abcde = Value::List(["a", "b", "c", "d", "e"].map(String::from).to_vec());
+        assert_eq!(parse_input(&f, &json!(" a、b;c,d|e ；")), Ok(abcde));
+        assert_eq!(parse_input(&f, &json!(["a;b"])), Ok(Value::List(vec!["a;b".into()])), "a list stays a list");
+        assert_eq!(split_list("重点客户、华北 | |"), ["重点客户", "华北"]);
         let f = field(FieldType::Currency);
         assert_eq!(
             parse_input(&f, &json!({"amount": "12.34", "currency": "usd"})),

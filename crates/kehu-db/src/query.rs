@@ -113,7 +113,14 @@ fn encode_cursor(keys: &[SortKey], rec_id: Uuid, row: &DbRow, first_sort_col: us
             (Storage::Text, _) => row.string(j).map(Json::String).unwrap_or(Json::Null),
         });
     }
-    let body = serde_json::json!({ "s": sort_signature(keys), "v": vals, "id": rec_id.to_string() });
+    cursor_after(keys, vals, rec_id)
+}
+
+/// A list cursor positioned after a row with these sort values (JSON: numbers for integer and
+/// time columns, strings for text and ids) and id — for a caller that keeps its own place, as
+/// the timeline does.
+pub fn cursor_after(keys: &[SortKey], values: Vec<Json>, id: Uuid) -> String {
+    let body = serde_json::json!({ "s": sort_signature(keys), "v": values, "id": id.to_string() });
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body.to_string())
 }
 

@@ -27,4 +27,6 @@ mod merge;
 mod ops;
 mod record;
 mod recycle;
+mod tags;
+mod timeline;
 mod webhooks;

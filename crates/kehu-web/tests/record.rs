@@ -4,7 +4,7 @@
 //! scope, and markup shown as text everywhere.
 
 use crate::support::*;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use kehu_core::perm::Actor;
 use kehu_core::Uuid;
 use serde_json::{json, Map, Value as Json};
@@ -249,3 +249,79 @@ async fn markup_is_text_everywhere(t: TestWeb) {
     assert!(!ed.contains("<b onmouseover") && ed.contains("onmouseover"), "the editor holds the text escaped: {ed}");
 }
 both!(markup_is_text_everywhere);
+
+/// `record.revealed` audit entries as (object, record, fields), oldest first.
+async fn revealed(t: &TestWeb) -> Vec<(Uuid, Uuid, Json)> {
+    let q = kehu_db::Raw::new(
+        "SELECT object_id, record_id, changes FROM audit_log WHERE action = 'record.revealed' ORDER BY at, id",
+        vec![],
+    );
+    let rows = t.app.db.all(&q).await.unwrap();
+    rows.iter()
+        .map(|r| {
+            let changes: Json = serde_json::from_str(&r.string(2).unwrap()).unwrap();
+            (r.uuid(0).unwrap(), r.uuid(1).unwrap(), changes["fields"].clone())
+        })
+        .collect()
+}
+
+async fn reveal_audits_only_the_revealed_record(t: TestWeb) {
+    let admin = t.admin().await;
+    let sys = Actor::system();
+    // The company has contact details of its own; revealing the contact shows only its name.
+    let co = t
+        .app
+        .create(
+            &sys,
+            "company",
+            &obj(json!({"name": "星辰科技", "phone": "021-62345678", "email": "info@xingchen.cn"})),
+        )
+        .await
+        .unwrap();
+    let c = t
+        .app
+        .create(
+            &sys,
+            "contact",
+            &obj(json!({"name": "张伟", "phone": "13800138000", "email": "zhang.wei@example.com", "company": co.id})),
+        )
+        .await
+        .unwrap();
+    let page = admin.get(&format!("/o/contact/{}", c.id)).await;
+    assert!(page.body.contains("138****8000") && page.body.contains("id=\"reveal\""));
+    assert_eq!(revealed(&t).await, [], "showing masked values is no reveal");
+
+    let token = admin.csrf.lock().unwrap().clone();
+    let shown = admin
+        .send(
+            Method::POST,
+            &format!("/o/contact/{}/reveal", c.id),
+            &[("hx-request", "true"), ("x-csrf-token", &token)],
+            axum::body::Body::empty(),
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(shown.body.contains("13800138000") && shown.body.contains("zhang.wei@example.com"), "{}", shown.body);
+    assert!(shown.body.contains("星辰科技"), "the company is still named");
+    assert!(!shown.body.contains("62345678") && !shown.body.contains("info@xingchen.cn"));
+    let contact = t.app.schema().await.unwrap().object("contact").unwrap().id;
+    assert_eq!(
+        revealed(&t).await,
+        [(contact, c.id, json!(["email", "phone"]))],
+        "one entry, for the contact, naming the values shown"
+    );
+
+    // A contact without phone or e-mail reveals nothing: no entry.
+    let bare = t.app.create(&sys, "contact", &obj(json!({"name": "无号码", "company": co.id}))).await.unwrap();
+    let r = admin
+        .send(
+            Method::POST,
+            &format!("/o/contact/{}/reveal", bare.id),
+            &[("hx-request", "true"), ("x-csrf-token", &token)],
+            axum::body::Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(revealed(&t).await.len(), 1, "nothing revealed, nothing audited");
+}
+both!(reveal_audits_only_the_revealed_record);

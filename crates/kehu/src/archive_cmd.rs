@@ -3,10 +3,10 @@
 use crate::config::Config;
 use crate::describe;
 use anyhow::{Context, Result};
-use kehu_app::backup::BackupTarget;
+use kehu_app::backup::{BackupTarget, Dest};
 use kehu_db::backup as store;
 use kehu_db::conn::ConnectOptions;
-use kehu_db::{Backend, Db, Raw};
+use kehu_db::{Db, Raw};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -100,24 +100,25 @@ pub async fn backup(cfg: &Config, out: Option<PathBuf>) -> Result<()> {
             let run = app.backup_now(&kehu_core::perm::Actor::system()).await.map_err(app_err)?;
             (PathBuf::from(run.file.unwrap_or_default()), run.size.unwrap_or(0) as u64)
         }
+        // The same choice as the admin page: pg_dump when it works, else the archive.
         Some(p) => {
-            let size = match app.db.backend() {
-                Backend::Sqlite => store::vacuum_into(&app.db, &p).await.map_err(app_err)?,
-                Backend::Postgres if store::pg_dump_available() => {
-                    store::pg_dump(&cfg.database_url()?, None, &p).map_err(app_err)?
-                }
-                Backend::Postgres => {
-                    kehu_db::archive::write::export(&app.db, &p, env!("CARGO_PKG_VERSION"))
-                        .await
-                        .map_err(app_err)?
-                        .bytes
-                }
-            };
-            (p, size)
+            kehu_app::backup::write(&app.db, &cfg.database_url()?, None, Dest::File(&p)).await.map_err(app_err)?
         }
     };
-    println!("backup written: {} ({}) in {:.1}s", file.display(), mb(size), t.elapsed().as_secs_f64());
+    let kind = backup_kind(&file);
+    println!("backup written: {} ({kind}, {}) in {:.1}s", file.display(), mb(size), t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// What a backup file holds, as `kehu restore` will tell it apart.
+fn backup_kind(file: &Path) -> &'static str {
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(file).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
+    match read {
+        Ok(()) if &head == b"SQLite format 3\0" => "SQLite database",
+        _ if store::is_pg_dump(file) => "pg_dump",
+        _ => "Kehu archive",
+    }
 }
 
 /// `kehu restore FILE`: SQLite file backups replace the database (the server must be stopped;

@@ -79,9 +79,11 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Take a consistent online backup (SQLite: VACUUM INTO; PostgreSQL: pg_dump when
-    /// installed, else an archive). Default: a timestamped file in <data dir>/backups/.
+    /// Take a consistent online backup (SQLite: VACUUM INTO; PostgreSQL: pg_dump when it is
+    /// installed and works, else a Kehu archive, e.g. when pg_dump is older than the server).
+    /// Default: a timestamped file in <data dir>/backups/.
     Backup {
+        /// Write exactly this file instead (its content, not its name, says what it is).
         #[arg(long)]
         out: Option<PathBuf>,
     },

@@ -4,5 +4,6 @@
 // Test code: unwrap, expect and panic are how a test fails (denied elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod backup;
 mod crash;
 mod multi;

@@ -123,15 +123,10 @@ pub(crate) fn clean_cell(s: &str) -> &str {
     }
 }
 
-/// Split a tags / multi-select cell on the usual separators.
+/// A tags / multi-select cell as a list, split as every text input is
+/// (`kehu_core::value::split_list`).
 pub(super) fn split_list(s: &str) -> Json {
-    Json::Array(
-        s.split([',', ';', '、', '|', '，', '；'])
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| Json::String(p.to_string()))
-            .collect(),
-    )
+    Json::Array(kehu_core::value::split_list(s).into_iter().map(|p| Json::String(p.to_string())).collect())
 }
 
 pub(super) fn storage_key(v: &Value) -> Option<String> {

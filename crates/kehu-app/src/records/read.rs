@@ -9,7 +9,7 @@ use kehu_core::perm::{Action, Actor};
 use kehu_core::text;
 use kehu_core::{AppError, Uuid};
 use kehu_db::query::{count_query, fetch_page, next_cursor, ListSpec};
-use kehu_db::records::{decode, select_one};
+use kehu_db::records::{decode, select_one, Record};
 use kehu_db::search;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -97,35 +97,39 @@ impl App {
         if rec.deleted_at.is_some() {
             return Err(AppError::not_found("record.not_found"));
         }
-        self.audit_reveal(actor, obj, &[rec.id]).await?;
+        self.audit_reveal(actor, obj, std::slice::from_ref(&rec)).await?;
         Ok(view(actor, obj, &rec))
     }
 
-    /// One audit entry per record whose phone numbers or e-mails an actor chose to reveal.
-    async fn audit_reveal(&self, actor: &Actor, obj: &ObjectDef, ids: &[Uuid]) -> Result<()> {
-        if !actor.is_revealing() || ids.is_empty() {
-            return Ok(());
-        }
-        let fields: Vec<&str> = obj
-            .active()
-            .filter(|f| super::is_contact(f) && actor.can_read_field(obj, f))
-            .map(|f| f.api_name.as_str())
-            .collect();
-        if fields.is_empty() {
+    /// One audit entry per record whose phone numbers or e-mails an actor chose to reveal,
+    /// naming the fields whose values were shown; a record with none of them revealed nothing
+    /// and gets no entry.
+    async fn audit_reveal(&self, actor: &Actor, obj: &ObjectDef, records: &[Record]) -> Result<()> {
+        if !actor.is_revealing() {
             return Ok(());
         }
         let at = kehu_core::now_micros();
-        let entries: Vec<_> = ids
+        let entries: Vec<_> = records
             .iter()
-            .map(|id| kehu_db::journal::AuditEntry {
-                at,
-                actor: actor.user_id,
-                object_id: obj.id,
-                record_id: *id,
-                action: "record.revealed",
-                changes: serde_json::json!({ "fields": fields }),
+            .filter_map(|r| {
+                let fields: Vec<&str> = obj
+                    .active()
+                    .filter(|f| super::is_contact(f) && actor.can_read_field(obj, f) && !r.get(&f.api_name).is_null())
+                    .map(|f| f.api_name.as_str())
+                    .collect();
+                (!fields.is_empty()).then(|| kehu_db::journal::AuditEntry {
+                    at,
+                    actor: actor.user_id,
+                    object_id: obj.id,
+                    record_id: r.id,
+                    action: "record.revealed",
+                    changes: serde_json::json!({ "fields": fields }),
+                })
             })
             .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.db.begin().await?;
         kehu_db::journal::audit(&mut tx, &entries).await?;
         tx.commit().await?;
@@ -183,17 +187,17 @@ impl App {
         };
         let (rows, first_sort_col) = fetch_page(&self.db, &spec).await?;
         let more = rows.len() as u64 > limit;
-        let mut records = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut decoded = Vec::with_capacity(rows.len().min(limit as usize));
         let mut next = None;
         for (i, row) in rows.iter().take(limit as usize).enumerate() {
             let rec = decode(obj, row).ok_or_else(|| AppError::internal("undecodable row"))?;
             if more && i + 1 == limit as usize {
                 next = Some(next_cursor(&spec, rec.id, row, first_sort_col));
             }
-            records.push(view(actor, obj, &rec));
+            decoded.push(rec);
         }
-        let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
-        self.audit_reveal(actor, obj, &ids).await?;
+        self.audit_reveal(actor, obj, &decoded).await?;
+        let records = decoded.iter().map(|rec| view(actor, obj, rec)).collect();
         Ok(Page { records, next_cursor: next, total, total_is_capped })
     }
 

@@ -68,9 +68,8 @@ pub async fn bulk(
             let value = match obj.field(&field).map(|f| f.ftype) {
                 _ if raw.trim().is_empty() => Json::Null,
                 Some(kehu_core::meta::FieldType::Boolean) => Json::Bool(raw == "true"),
-                Some(kehu_core::meta::FieldType::MultiSelect | kehu_core::meta::FieldType::Tags) => {
-                    Json::Array(vec![Json::String(raw.to_string())])
-                }
+                // Tags are typed as text: the engine splits them as everywhere else.
+                Some(kehu_core::meta::FieldType::MultiSelect) => Json::Array(vec![Json::String(raw.to_string())]),
                 _ => Json::String(raw.to_string()),
             };
             BulkAction::SetField { field, value }

@@ -96,7 +96,9 @@ async fn field_rows(
     r: &RecordView,
 ) -> Vec<FieldRow> {
     let lang = u.ctx.lang.code();
-    let names = names(st, actor, obj, std::slice::from_ref(r)).await;
+    // Related records are only named: read them as the request's own (masked) actor, so that
+    // revealing this record reveals — and audits — nothing of theirs.
+    let names = names(st, &u.actor, obj, std::slice::from_ref(r)).await;
     let d = Display { lang, names: &names, tz: tz(u) };
     let can_edit = actor.check(obj, Action::Update).is_ok();
     // What a user typed first, then the owner, then the system's stamps.
@@ -396,16 +398,11 @@ pub async fn save(
         .and_then(|(_, v)| v.parse().ok())
         .ok_or_else(|| AppError::invalid("record.version_required"))?;
     let mine: Vec<(String, String)> = pairs.iter().filter(|(k, _)| *k == f.api_name).cloned().collect();
+    // Tags stay the text typed: the engine splits them (`kehu_core::value::split_list`), as it
+    // does for the API and imports.
     let (mut input, grouped) = to_input(&obj, &mine);
     if !input.contains_key(&f.api_name) {
         input.insert(f.api_name.clone(), Json::Null);
-    }
-    if f.ftype == FieldType::Tags {
-        if let Some(Json::String(s)) = input.get(&f.api_name).cloned() {
-            let tags: Vec<Json> =
-                s.split([',', '，', '、']).map(str::trim).filter(|t| !t.is_empty()).map(|t| json!(t)).collect();
-            input.insert(f.api_name.clone(), Json::Array(tags));
-        }
     }
     if f.ftype == FieldType::DateTime {
         if let Some(Json::String(s)) = input.get(&f.api_name).cloned() {

@@ -2,6 +2,7 @@
 //! logging an activity, and ticking tasks off.
 
 use super::*;
+use crate::http::enc;
 
 /// One entry of the timeline, ready to show.
 pub struct Item {
@@ -24,13 +25,13 @@ pub struct Item {
     pub link: Option<(String, String)>,
 }
 
-/// The kinds a timeline can be filtered by, with their labels.
-fn kind_tabs(shell: &Shell, act: Option<&ObjectDef>, current: &str) -> Vec<(String, String, bool)> {
+/// The kinds a timeline can be filtered by (the activity kinds metadata offers now), with
+/// their labels.
+fn kind_tabs(shell: &Shell, schema: &Schema, current: &str) -> Vec<(String, String, bool)> {
     let mut out = vec![(String::new(), shell.t("timeline-all"), current.is_empty())];
-    if let Some(f) = act.and_then(|a| a.field("kind")) {
-        for c in &f.options.choices {
-            out.push((c.key.clone(), c.label.get(shell.lang_code()).to_string(), current == c.key));
-        }
+    for c in activity::kind_choices(schema) {
+        let on = current == c.key;
+        out.push((c.key, c.label.get(shell.lang_code()).to_string(), on));
     }
     out.push((activity::CHANGES.into(), shell.t("timeline-changes"), current == activity::CHANGES));
     out
@@ -88,9 +89,9 @@ pub(super) async fn timeline_partial(
     object: &str,
     id: Uuid,
     kind: &str,
-    before: Option<i64>,
+    before: Option<activity::Cursor>,
 ) -> Result<TimelinePartial, AppError> {
-    let kinds = activity::parse_kinds(kind)?;
+    let kinds = activity::split_kinds(kind);
     let tl = st.app.timeline(&u.actor, object, id, &kinds, before, 30).await?;
     let shell = Shell::bare(st, &u.ctx, String::new()).with_user(&u.session);
     let lang = u.ctx.lang.code();
@@ -185,9 +186,9 @@ pub(super) async fn timeline_partial(
             }),
         }
     }
-    let more = tl.before.map(|b| format!("/o/{object}/{id}/timeline?kind={kind}&before={b}"));
+    let more = tl.before.map(|b| format!("/o/{object}/{id}/timeline?kind={}&before={b}", enc(kind)));
     Ok(TimelinePartial {
-        kinds: kind_tabs(&shell, act.as_deref(), kind),
+        kinds: kind_tabs(&shell, schema, kind),
         shell,
         object: object.to_string(),
         id,
@@ -258,8 +259,9 @@ pub fn activity_item(
 pub struct TimelineQuery {
     #[serde(default)]
     kind: String,
+    /// The place the page continues from (`<micros>_<id>`, see `activity::Cursor`).
     #[serde(default)]
-    before: Option<i64>,
+    before: Option<String>,
 }
 
 /// `GET /o/{object}/{id}/timeline` — the timeline (filtered by kind, or its next page).
@@ -273,7 +275,8 @@ pub async fn timeline(
     if !u.ctx.htmx {
         return Ok(redirect_for(&u.ctx, &format!("/o/{object}/{id}")));
     }
-    render(&timeline_partial(&st, &u, &schema, &object, id, &q.kind, q.before).await?)
+    let before = q.before.as_deref().filter(|b| !b.is_empty()).map(activity::Cursor::parse).transpose()?;
+    render(&timeline_partial(&st, &u, &schema, &object, id, &q.kind, before).await?)
 }
 
 /// `POST /o/{object}/{id}/activities` — log a note, call, meeting, task or e-mail on a record

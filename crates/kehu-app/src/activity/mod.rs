@@ -5,9 +5,13 @@
 //! any of its relation fields (`contact`, `company`, or a relation an admin adds for a custom
 //! object), so the timeline, permissions, merge and the API need nothing special.
 
+mod timeline;
+
+pub use timeline::{kind_choices, split_kinds, Cursor, Entry, Timeline, TimelineItem, CHANGES};
+
 use crate::records::RecordView;
 use crate::{App, Count, ListRequest, Result};
-use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
+use kehu_core::meta::{FieldDef, FieldType, ObjectDef, Schema};
 use kehu_core::perm::Actor;
 use kehu_core::value::{format_datetime, parse_datetime, Value};
 use kehu_core::{new_id, now_micros, AppError, Uuid};
@@ -15,40 +19,15 @@ use kehu_db::conn::Raw;
 use kehu_db::records::col;
 use kehu_db::Tx;
 use sea_query::{Alias, OnConflict, Order, Query};
-use serde_json::{json, Value as Json};
+use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The api name of the activity object.
 pub const OBJECT: &str = "activity";
-/// Kinds of activity, in the order the composer offers them.
-pub const KINDS: [&str; 5] = ["note", "call", "meeting", "task", "email"];
-/// The timeline's pseudo-kind for field changes.
-pub const CHANGES: &str = "changes";
-
-/// One entry of a record's timeline.
-pub enum Entry {
-    /// A note, call, meeting, task or e-mail log, as the actor may see it.
-    Activity(RecordView),
-    /// A field changed from `old` to `new` (JSON as the API shows values; masked if need be).
-    Change { by: Option<Uuid>, field: Arc<FieldDef>, old: Json, new: Json },
-    /// The record was created.
-    Created { by: Option<Uuid> },
-}
-
-pub struct TimelineItem {
-    pub at: i64,
-    pub entry: Entry,
-}
-
-/// A page of a timeline, newest first; `before` continues it.
-pub struct Timeline {
-    pub items: Vec<TimelineItem>,
-    pub before: Option<i64>,
-}
 
 /// Relation fields of the activity object that point at `obj`.
-pub fn links_to(schema: &kehu_core::meta::Schema, obj: &ObjectDef) -> Vec<Arc<FieldDef>> {
+pub fn links_to(schema: &Schema, obj: &ObjectDef) -> Vec<Arc<FieldDef>> {
     let Ok(act) = schema.object(OBJECT) else { return Vec::new() };
     act.active().filter(|f| f.ftype == FieldType::Relation && f.options.target == Some(obj.id)).cloned().collect()
 }
@@ -59,100 +38,6 @@ pub fn micros(r: &RecordView, field: &str) -> Option<i64> {
 }
 
 impl App {
-    /// The timeline of a record: its activities (any kind in `kinds`, all when empty), field
-    /// changes (when `kinds` is empty or holds `changes`) and its creation, newest first, at
-    /// most `limit` entries older than `before`. Everything within the actor's permissions:
-    /// the record must be readable, activities are listed through the engine's scope, changes
-    /// of unreadable fields are left out and phone/e-mail values masked.
-    pub async fn timeline(
-        &self,
-        actor: &Actor,
-        object: &str,
-        id: Uuid,
-        kinds: &[String],
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Timeline> {
-        let schema = self.schema().await?;
-        let obj = schema.object(object)?.clone();
-        self.get(actor, object, id).await?;
-        let limit = limit.clamp(1, 100);
-        let want = |k: &str| kinds.is_empty() || kinds.iter().any(|x| x == k);
-        let mut items: Vec<TimelineItem> = Vec::new();
-
-        let act_kinds: Vec<&str> = KINDS.iter().copied().filter(|k| want(k)).collect();
-        let links = links_to(&schema, &obj);
-        if !act_kinds.is_empty()
-            && !links.is_empty()
-            && actor.check(schema.object(OBJECT)?, kehu_core::perm::Action::Read).is_ok()
-        {
-            let mut and = vec![
-                json!({"or": links.iter().map(|f| json!({"field": f.api_name, "op": "eq", "value": id})).collect::<Vec<_>>()}),
-            ];
-            if act_kinds.len() < KINDS.len() {
-                and.push(json!({"field": "kind", "op": "in", "value": act_kinds}));
-            }
-            if let Some(b) = before {
-                and.push(json!({"field": "created_at", "op": "lt", "value": format_datetime(b)}));
-            }
-            let req = ListRequest {
-                filter: Some(json!({ "and": and })),
-                sort: Some(json!("-created_at")),
-                limit: Some(limit as u64),
-                ..Default::default()
-            };
-            for r in self.list(actor, OBJECT, &req).await?.records {
-                let at = micros(&r, "created_at").unwrap_or(0);
-                items.push(TimelineItem { at, entry: Entry::Activity(r) });
-            }
-        }
-
-        if want(CHANGES) {
-            let unmasked = actor.sees_unmasked();
-            let mut sql = String::from(
-                "SELECT field_id, old_value, new_value, at, actor_id FROM field_history WHERE record_id = $1",
-            );
-            let mut vals: Vec<sea_query::Value> = vec![id.into()];
-            if let Some(b) = before {
-                sql.push_str(" AND at < $2");
-                vals.push(b.into());
-            }
-            sql.push_str(&format!(" ORDER BY at DESC LIMIT {}", limit * 2));
-            for row in self.db.all(&Raw::new(sql, vals)).await? {
-                let Some(field) = row.uuid(0).and_then(|fid| obj.fields.iter().find(|f| f.id == fid)) else { continue };
-                if !actor.can_read_field(&obj, field) {
-                    continue;
-                }
-                let parse = |raw| crate::records::history::stored_value(field, raw, unmasked);
-                items.push(TimelineItem {
-                    at: row.i64(3).unwrap_or(0),
-                    entry: Entry::Change {
-                        by: row.uuid(4),
-                        field: field.clone(),
-                        old: parse(row.string(1)),
-                        new: parse(row.string(2)),
-                    },
-                });
-            }
-            let q = Raw::new(
-                "SELECT at, actor_id FROM audit_log WHERE record_id = $1 AND action = 'create' ORDER BY at LIMIT 1",
-                vec![id.into()],
-            );
-            if let Some(row) = self.db.one(&q).await? {
-                let at = row.i64(0).unwrap_or(0);
-                if before.is_none_or(|b| at < b) {
-                    items.push(TimelineItem { at, entry: Entry::Created { by: row.uuid(1) } });
-                }
-            }
-        }
-        // Newest first; on equal times activities before changes before the creation.
-        items.sort_by(|a, b| b.at.cmp(&a.at).then(rank(&a.entry).cmp(&rank(&b.entry))));
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let before = if more { items.last().map(|i| i.at) } else { None };
-        Ok(Timeline { items, before })
-    }
-
     /// The actor's open tasks, soonest due first (tasks without a due date last).
     pub async fn my_tasks(&self, actor: &Actor) -> Result<Vec<RecordView>> {
         let req = ListRequest {
@@ -329,14 +214,6 @@ impl App {
     }
 }
 
-fn rank(e: &Entry) -> u8 {
-    match e {
-        Entry::Activity(_) => 0,
-        Entry::Change { .. } => 1,
-        Entry::Created { .. } => 2,
-    }
-}
-
 /// A notification as its recipient sees it.
 pub struct Notification {
     pub id: Uuid,
@@ -476,16 +353,4 @@ async fn on_write(
         }
     }
     Ok(())
-}
-
-/// Check the user-chosen kind filter of a timeline.
-pub fn parse_kinds(raw: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for k in raw.split(',').map(str::trim).filter(|k| !k.is_empty()) {
-        if !(KINDS.contains(&k) || k == CHANGES) {
-            return Err(AppError::invalid("timeline.unknown_kind"));
-        }
-        out.push(k.to_string());
-    }
-    Ok(out)
 }
