@@ -19,6 +19,7 @@ mod browser_import;
 mod browser_lists;
 mod browser_merge;
 mod browser_recycle;
+mod browser_webhooks;
 mod custom;
 mod i18n;
 mod import;

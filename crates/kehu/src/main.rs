@@ -2,6 +2,7 @@
 
 // archive and backup (issue #5)
 mod archive_cmd;
+mod bench_webhooks;
 // end archive and backup
 mod config;
 mod import_cmd;
@@ -124,6 +125,14 @@ enum Command {
         /// Queue the import and return; a running `kehu serve` works on it.
         #[arg(long)]
         queue: bool,
+    },
+    /// Benchmark: N contacts' events delivered to a local webhook receiver by S `kehu serve`
+    /// processes on the configured database (PostgreSQL for more than one).
+    BenchWebhooks {
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        #[arg(long, default_value_t = 2)]
+        servers: usize,
     },
     /// Benchmark: import N generated contacts into a fresh SQLite database through the real
     /// import path, and `sqlite3 .import` the same file into an equivalent table.
@@ -287,6 +296,11 @@ async fn main() -> Result<()> {
             let args =
                 import_cmd::ImportArgs { object, file, mode, key, dry_run, as_user, create_missing, sheet, queue };
             import_cmd::import(app, args).await
+        }
+        Command::BenchWebhooks { events, servers } => {
+            let url = cfg.database_url().context("creating the data directory")?;
+            let app = open(&cfg).await?;
+            bench_webhooks::run(app, &url, events, servers).await
         }
         Command::BenchImport { rows, batch_rows, keep, check_export } => {
             import_cmd::bench(rows, batch_rows.unwrap_or(cfg.import_batch_rows), keep, check_export).await

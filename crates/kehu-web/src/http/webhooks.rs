@@ -203,10 +203,11 @@ async fn detail_with(
 ) -> WebResult {
     let ep = st.app.webhook(&u.actor, id).await?;
     let list_title = st.i18n.get(u.ctx.lang, "nav-webhooks", &[]);
-    let shell = Shell::new(st, &u.ctx, &u.session, &u.actor, ep.url.clone())
+    let name = if ep.description.is_empty() { ep.url.clone() } else { ep.description.clone() };
+    let shell = Shell::new(st, &u.ctx, &u.session, &u.actor, name.clone())
         .await
         .crumb(list_title, Some("/admin/webhooks"))
-        .crumb(ep.url.clone(), None);
+        .crumb(name, None);
     let (objects, events) = choices(st, u).await?;
     let state = q.state.clone().filter(|s| ["pending", "delivered", "failed", "cancelled"].contains(&s.as_str()));
     let deliveries = st.app.webhook_deliveries(&u.actor, id, state.as_deref(), 100).await?;
