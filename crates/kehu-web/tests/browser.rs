@@ -65,7 +65,7 @@ impl Driver {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
             "binary": chromium.to_string_lossy(),
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900", "--lang=zh-CN", "--force-device-scale-factor=1"]
         }}}});
@@ -155,8 +155,27 @@ impl Driver {
         assert!(bytes.len() > 5_000, "{name}: an empty-looking screenshot");
         p
     }
+    /// Console errors and CSP violations the pages logged since the last call (Chromium
+    /// reports a refused inline script or style as a SEVERE console entry).
+    pub(crate) async fn console_errors(&self) -> Vec<String> {
+        let v = self.cmd(reqwest::Method::POST, "/se/log", Some(json!({"type": "browser"}))).await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|e| {
+                        e["level"] == "SEVERE"
+                            || e["message"].as_str().is_some_and(|m| m.contains("Content Security Policy"))
+                    })
+                    .map(|e| e["message"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    /// End the session; fails the test if any page logged a console error or CSP violation.
     pub(crate) async fn quit(&self) {
+        let errors = self.console_errors().await;
         let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
+        assert!(errors.is_empty(), "console errors or CSP violations:\n{}", errors.join("\n"));
     }
 }
 

@@ -320,6 +320,8 @@ async fn resolve_state(
 struct CountPartial {
     total: String,
     label: String,
+    /// The page has the bulk bar, whose "all N matching" label is swapped too.
+    bulk: bool,
 }
 
 /// `GET /o/{object}/count?<list state>` — the list's total (capped), swapped into the header
@@ -333,12 +335,14 @@ pub async fn count(
     let schema = st.app.schema().await?;
     let obj = schema.object(&object)?.clone();
     u.actor.check(&obj, Action::Read)?;
-    let (s, _) = resolve_state(&st, &u.actor, &obj, ListState::parse(&pairs(raw.as_deref()))).await?;
+    let query = pairs(raw.as_deref());
+    let bulk = query.iter().any(|(k, v)| k == "bulk" && v == "1");
+    let (s, _) = resolve_state(&st, &u.actor, &obj, ListState::parse(&query)).await?;
     let req = ListRequest { filter: s.filter(&obj), count: Count::Capped, limit: Some(1), ..Default::default() };
     let page = st.app.list(&u.actor, &object, &req).await?;
     let total = page.total_text();
     let label = st.i18n.get(u.ctx.lang, "lists-bulk-all", &[("total", &total)]);
-    render(&CountPartial { total, label })
+    render(&CountPartial { total, label, bulk })
 }
 
 /// `GET /o/{object}`
