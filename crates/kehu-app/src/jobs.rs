@@ -252,6 +252,17 @@ impl App {
                         ))
                         .await?;
                 }
+                if !more {
+                    // Nothing more for now, yet the job may still be open (its kind waits for
+                    // something): look again in a few seconds rather than at once.
+                    self.db
+                        .write(&Raw::new(
+                            "UPDATE jobs SET run_after = $1 WHERE id = $2 AND lease_token = $3 \
+                             AND state IN ('pending', 'running')",
+                            vec![(now_micros() + 5_000_000).into(), lease.id.into(), lease.token.into()],
+                        ))
+                        .await?;
+                }
                 Ok(more)
             }
             Err(e) => {

@@ -64,6 +64,8 @@ pub struct App {
     lease_micros: std::sync::atomic::AtomicI64,
     /// Where queued mail goes, when a mail server is configured.
     mailer: RwLock<Option<Arc<mail::Mailer>>>,
+    /// Record views noted by pages, written by the `recent_views` pump.
+    recent_queue: std::sync::Mutex<Vec<(kehu_core::Uuid, kehu_core::Uuid, kehu_core::Uuid, i64)>>,
     /// The webhook sender (HTTP client with the address guard), built at first use.
     webhook_client: std::sync::OnceLock<webhooks::Sender>,
 }
@@ -89,6 +91,7 @@ impl App {
             lease_micros: (work::DEFAULT_LEASE_SECONDS * 1_000_000).into(),
             mailer: RwLock::new(None),
             webhook_client: Default::default(),
+            recent_queue: Default::default(),
         }))
     }
 

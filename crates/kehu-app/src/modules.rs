@@ -42,7 +42,7 @@ pub const MODULES: &[Module] = &[
         name: "core",
         job_kinds: || vec![Arc::new(crate::jobs::BulkJob)],
         schedules: crate::work::core_schedules,
-        pumps: || vec![crate::mail::PUMP],
+        pumps: || vec![crate::mail::PUMP, crate::activity::RECENT_PUMP],
         ..Module::EMPTY
     },
     Module { name: "customers", behaviours: crate::customers::behaviours, ..Module::EMPTY },

@@ -245,9 +245,12 @@ async fn recent_and_rich_text(t: TestApp) {
     let schema = t.schema().await.unwrap();
     let contact = schema.object("contact").unwrap().id;
     let me = rep.user_id.unwrap();
-    t.touch_recent(me, contact, a.id).await.unwrap();
-    t.touch_recent(me, contact, b.id).await.unwrap();
-    t.touch_recent(me, contact, a.id).await.unwrap();
+    t.note_view(me, contact, a.id);
+    t.note_view(me, contact, b.id);
+    t.note_view(me, contact, a.id);
+    assert!(t.recent(rep, 5).await.unwrap().is_empty(), "noted, not yet written");
+    assert_eq!(t.flush_views().await.unwrap(), 2, "one row per record");
+    assert_eq!(t.flush_views().await.unwrap(), 0);
     let ids: Vec<_> = t.recent(rep, 5).await.unwrap().iter().map(|(_, r)| r.id).collect();
     assert_eq!(ids, [a.id, b.id], "one row per record, the latest visit first");
     t.delete(rep, "contact", b.id, None).await.unwrap();

@@ -122,15 +122,31 @@ pub struct ApiCaller {
     pub scopes: Vec<TokenScope>,
 }
 
-impl ApiCaller {
-    /// Refuse the request when the token lacks a scope.
-    pub fn need(&self, scope: TokenScope) -> Result<(), WebError> {
-        if self.scopes.contains(&scope) {
-            Ok(())
-        } else {
-            Err(WebError(AppError::forbidden("token.scope_missing")))
-        }
+/// The scope a token needs for an API route (method and route template), decided here where
+/// the caller is built, so no handler can forget it: webhooks, metadata changes and purges need
+/// `admin`; reads (and the search, a POST that reads) `read`; every other change `write`. The
+/// caller's own identity (`/api/v1/me`) and the OpenAPI document need none.
+pub fn required_scope(method: &axum::http::Method, route: &str) -> Option<TokenScope> {
+    use axum::http::Method;
+    if !route.starts_with("/api/v1/") || route == "/api/v1/me" {
+        return None;
     }
+    let reads = *method == Method::GET || *method == Method::HEAD;
+    Some(if route.starts_with("/api/v1/webhooks") {
+        TokenScope::Admin
+    } else if route.starts_with("/api/v1/meta/") {
+        if reads {
+            TokenScope::Read
+        } else {
+            TokenScope::Admin
+        }
+    } else if route.ends_with("/purge") {
+        TokenScope::Admin
+    } else if reads || route == "/api/v1/{object}/search" {
+        TokenScope::Read
+    } else {
+        TokenScope::Write
+    })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiCaller {
@@ -138,7 +154,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiCaller {
     async fn from_request_parts(parts: &mut Parts, s: &S) -> Result<Self, Self::Rejection> {
         let ctx = Ctx::from_request_parts(parts, s).await?;
         match &ctx.auth {
-            Auth::Token(t) => Ok(ApiCaller { actor: t.actor.clone(), scopes: t.scopes.clone(), ctx: ctx.clone() }),
+            Auth::Token(t) => {
+                let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
+                if let Some(scope) = required_scope(&parts.method, route) {
+                    if !t.scopes.contains(&scope) {
+                        return Err(WebError(AppError::forbidden("token.scope_missing")));
+                    }
+                }
+                Ok(ApiCaller { actor: t.actor.clone(), scopes: t.scopes.clone(), ctx: ctx.clone() })
+            }
             Auth::Session(_, a) => {
                 Ok(ApiCaller { actor: a.clone(), scopes: TokenScope::ALL.to_vec(), ctx: ctx.clone() })
             }

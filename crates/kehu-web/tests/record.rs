@@ -120,6 +120,8 @@ async fn composer_tasks_notifications_home(t: TestWeb) {
         .records
         .remove(0);
     assert_eq!(task.get("due_at"), &json!("2020-01-02T01:30:00Z"), "Asia/Shanghai → UTC");
+    // The record page noted the view; the pump (run here by hand) writes it.
+    assert!(t.app.flush_views().await.unwrap() >= 1);
     let home = admin.get("/").await.body;
     assert!(home.contains("发送报价单") && home.contains("g-overdue"), "{home}");
     assert!(home.contains(&format!("href=\"/o/contact/{}\"", c.id)), "the task links its contact");

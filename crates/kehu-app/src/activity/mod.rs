@@ -66,20 +66,48 @@ impl App {
         Ok(self.list(actor, object, &req).await?.total.unwrap_or(0))
     }
 
-    /// Remember that the user opened a record (for "recently viewed").
-    pub async fn touch_recent(&self, user: Uuid, object_id: Uuid, record_id: Uuid) -> Result<()> {
-        let q = Query::insert()
-            .into_table(Alias::new("recent_views"))
-            .columns(["user_id", "object_id", "record_id", "at"].map(Alias::new))
-            .values_panic([user.into(), object_id.into(), record_id.into(), now_micros().into()])
-            .on_conflict(
-                OnConflict::columns(["user_id", "record_id"].map(Alias::new))
-                    .update_columns(["at"].map(Alias::new))
-                    .to_owned(),
-            )
-            .to_owned();
-        self.db.write(&q).await?;
-        Ok(())
+    /// Note that the user opened a record, without waiting for the database: the `recent`
+    /// pump writes the noted views in one transaction (at most 10,000 wait; a view noted just
+    /// before a crash may be lost, which "recently viewed" can afford).
+    pub fn note_view(&self, user: Uuid, object_id: Uuid, record_id: Uuid) {
+        if let Ok(mut q) = self.recent_queue.lock() {
+            if q.len() < 10_000 {
+                // Strictly increasing, so two views in one microsecond keep their order.
+                let at = now_micros().max(q.last().map_or(0, |v| v.3 + 1));
+                q.push((user, object_id, record_id, at));
+            }
+        }
+    }
+
+    /// Write the noted views (the `recent` pump); returns how many rows it wrote.
+    pub async fn flush_views(&self) -> Result<usize> {
+        let mut views = match self.recent_queue.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => return Err(AppError::internal("recent views lock poisoned")),
+        };
+        if views.is_empty() {
+            return Ok(0);
+        }
+        // The latest view of each (user, record) only.
+        views.reverse();
+        let mut seen = HashSet::new();
+        views.retain(|v| seen.insert((v.0, v.2)));
+        let mut tx = self.db.begin().await?;
+        for (user, object_id, record_id, at) in &views {
+            let q = Query::insert()
+                .into_table(Alias::new("recent_views"))
+                .columns(["user_id", "object_id", "record_id", "at"].map(Alias::new))
+                .values_panic([(*user).into(), (*object_id).into(), (*record_id).into(), (*at).into()])
+                .on_conflict(
+                    OnConflict::columns(["user_id", "record_id"].map(Alias::new))
+                        .update_columns(["at"].map(Alias::new))
+                        .to_owned(),
+                )
+                .to_owned();
+            tx.exec(&q).await?;
+        }
+        tx.commit().await?;
+        Ok(views.len())
     }
 
     /// Records the actor opened lately and may still read, newest first.
@@ -353,4 +381,15 @@ async fn on_write(
         }
     }
     Ok(())
+}
+
+/// The pump that writes noted record views.
+pub(crate) const RECENT_PUMP: crate::work::Pump = crate::work::Pump { name: "recent_views", tick: recent_tick };
+
+fn recent_tick(app: &App) -> crate::work::BoxFut<'_, Result<usize>> {
+    Box::pin(async move {
+        app.flush_views().await?;
+        // Not "more work": the next views are noted while the pump waits.
+        Ok(0)
+    })
 }

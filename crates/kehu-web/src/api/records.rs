@@ -8,7 +8,6 @@ use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
-use kehu_app::auth::TokenScope;
 use kehu_app::{Count, ListRequest, Page, RecordView};
 use kehu_core::perm::Actor;
 use kehu_core::{AppError, Uuid};
@@ -154,7 +153,6 @@ pub async fn list_records(
     Path(object): Path<String>,
     Query(p): Query<ListParams>,
 ) -> WebResult<Json<PageOut>> {
-    c.need(TokenScope::Read)?;
     let filter = match p.filter.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(s) => Some(serde_json::from_str(s).map_err(|_| AppError::field("filter", "filter.invalid"))?),
         None => None,
@@ -183,7 +181,6 @@ pub async fn search_records(
     Query(rp): Query<RevealParam>,
     JsonBody(b): JsonBody<SearchBody>,
 ) -> WebResult<Json<PageOut>> {
-    c.need(TokenScope::Read)?;
     let actor = actor_for(&c, rp.reveal)?;
     if let Some(q) = b.q.as_deref().filter(|q| !q.trim().is_empty()) {
         let limit = b.limit.unwrap_or(50).clamp(1, 100) as u32;
@@ -219,7 +216,6 @@ pub async fn create_record(
     Path(object): Path<String>,
     JsonBody(input): JsonBody<Map<String, JVal>>,
 ) -> WebResult {
-    c.need(TokenScope::Write)?;
     let r = st.app.create(&c.actor, &object, &input).await?;
     Ok(with_etag(r, StatusCode::CREATED))
 }
@@ -234,7 +230,6 @@ pub async fn get_record(
     Path((object, id)): Path<(String, String)>,
     Query(rp): Query<RevealParam>,
 ) -> WebResult {
-    c.need(TokenScope::Read)?;
     let actor = actor_for(&c, rp.reveal)?;
     let r = st.app.get(&actor, &object, parse_id(&id)?).await?;
     Ok(with_etag(r, StatusCode::OK))
@@ -275,7 +270,6 @@ pub async fn update_record(
     headers: HeaderMap,
     JsonBody(input): JsonBody<Map<String, JVal>>,
 ) -> WebResult {
-    c.need(TokenScope::Write)?;
     let version = if_match(&headers)?.ok_or_else(|| AppError::invalid("request.precondition_required"))?;
     let r = st.app.update(&c.actor, &object, parse_id(&id)?, version, &input).await.map_err(precondition)?;
     Ok(with_etag(r, StatusCode::OK))
@@ -292,7 +286,6 @@ pub async fn delete_record(
     Path((object, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> WebResult {
-    c.need(TokenScope::Write)?;
     let version = if_match(&headers)?;
     st.app.delete(&c.actor, &object, parse_id(&id)?, version).await.map_err(precondition)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -307,7 +300,6 @@ pub async fn restore_record(
     c: ApiCaller,
     Path((object, id)): Path<(String, String)>,
 ) -> WebResult {
-    c.need(TokenScope::Write)?;
     let r = st.app.restore(&c.actor, &object, parse_id(&id)?).await?;
     Ok(with_etag(r, StatusCode::OK))
 }

@@ -9,7 +9,6 @@ use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json};
-use kehu_app::auth::TokenScope;
 use kehu_app::webhooks::{Delivery, Endpoint, EndpointInput};
 use kehu_core::Uuid;
 use serde::{Deserialize, Serialize};
@@ -82,7 +81,6 @@ pub async fn create_webhook(
     c: ApiCaller,
     JsonBody(b): JsonBody<EndpointInput>,
 ) -> WebResult {
-    c.need(TokenScope::Admin)?;
     let (endpoint, secret) = st.app.create_webhook(&c.actor, &b).await?;
     Ok((StatusCode::CREATED, Json(CreatedEndpoint { endpoint, secret })).into_response())
 }
@@ -91,7 +89,6 @@ pub async fn create_webhook(
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
     responses((status = 200, body = [EndpointDoc]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_webhooks(State(st): State<AppState>, c: ApiCaller) -> WebResult<Json<Vec<Endpoint>>> {
-    c.need(TokenScope::Admin)?;
     Ok(Json(st.app.webhooks(&c.actor).await?))
 }
 
@@ -99,7 +96,6 @@ pub async fn list_webhooks(State(st): State<AppState>, c: ApiCaller) -> WebResul
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)),
     responses((status = 200, body = EndpointDoc), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_webhook(State(st): State<AppState>, c: ApiCaller, Path(id): Path<Uuid>) -> WebResult<Json<Endpoint>> {
-    c.need(TokenScope::Admin)?;
     Ok(Json(st.app.webhook(&c.actor, id).await?))
 }
 
@@ -113,7 +109,6 @@ pub async fn update_webhook(
     Path(id): Path<Uuid>,
     JsonBody(b): JsonBody<EndpointInput>,
 ) -> WebResult<Json<Endpoint>> {
-    c.need(TokenScope::Admin)?;
     Ok(Json(st.app.update_webhook(&c.actor, id, &b).await?))
 }
 
@@ -121,7 +116,6 @@ pub async fn update_webhook(
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_webhook(State(st): State<AppState>, c: ApiCaller, Path(id): Path<Uuid>) -> WebResult {
-    c.need(TokenScope::Admin)?;
     st.app.delete_webhook(&c.actor, id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -147,7 +141,6 @@ pub async fn rotate_webhook(
     Path(id): Path<Uuid>,
     Query(q): Query<RotateQuery>,
 ) -> WebResult<Json<Secret>> {
-    c.need(TokenScope::Admin)?;
     let secret = st.app.rotate_webhook_secret(&c.actor, id, q.overlap_hours.unwrap_or(24)).await?;
     Ok(Json(Secret { secret }))
 }
@@ -156,7 +149,6 @@ pub async fn rotate_webhook(
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = Uuid, Path)),
     responses((status = 202, body = DeliveryDoc), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn test_webhook(State(st): State<AppState>, c: ApiCaller, Path(id): Path<Uuid>) -> WebResult {
-    c.need(TokenScope::Admin)?;
     let d: Delivery = st.app.test_webhook(&c.actor, id).await?;
     Ok((StatusCode::ACCEPTED, Json(d)).into_response())
 }
@@ -178,7 +170,6 @@ pub async fn list_deliveries(
     Path(id): Path<Uuid>,
     Query(q): Query<DeliveriesQuery>,
 ) -> WebResult<Json<Vec<Delivery>>> {
-    c.need(TokenScope::Admin)?;
     Ok(Json(st.app.webhook_deliveries(&c.actor, id, q.state.as_deref(), q.limit.unwrap_or(100)).await?))
 }
 
@@ -203,6 +194,5 @@ pub async fn replay_webhook(
     Path(id): Path<Uuid>,
     Query(q): Query<ReplayQuery>,
 ) -> WebResult<Json<Replayed>> {
-    c.need(TokenScope::Admin)?;
     Ok(Json(Replayed { queued: st.app.replay_webhook(&c.actor, id, q.delivery).await? }))
 }

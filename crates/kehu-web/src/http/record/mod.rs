@@ -236,12 +236,8 @@ pub async fn show(State(st): State<AppState>, u: UserCtx, Path((object, id)): Pa
     let r = st.app.get(&u.actor, &object, id).await?;
     let lang = u.ctx.lang.code();
     if let Some(user) = u.actor.user_id {
-        // "Recently viewed" is remembered after the answer, off the page's critical path.
-        let app = st.app.clone();
-        let oid = obj.id;
-        tokio::spawn(async move {
-            let _ = app.touch_recent(user, oid, id).await;
-        });
+        // "Recently viewed" is noted and written by a background pump, off the page's path.
+        st.app.note_view(user, obj.id, id);
     }
     let rows = field_rows(&st, &u, &u.actor, &schema, &obj, &r).await;
     let title = title_of(&st, &object, &r).await;
