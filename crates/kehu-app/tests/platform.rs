@@ -513,3 +513,48 @@ async fn webhooks_are_signed_retried_and_guarded(t: TestApp) {
     assert_eq!(t.webhook_deliveries(admin, ep.id, None, 50).await.unwrap().len(), 5);
 }
 both!(webhooks_are_signed_retried_and_guarded);
+
+/// Seeds evolve declaratively: a field or a select option added to a standard object's seed
+/// file is added to an existing database once; what an administrator removed stays removed.
+async fn seeds_evolve_declaratively(t: TestApp) {
+    let mut seed: Json = serde_json::from_str(kehu_app::customers::SEED_CUSTOMERS).unwrap();
+    let contact = seed["objects"].as_array_mut().unwrap().iter_mut().find(|o| o["api_name"] == "contact").unwrap();
+    let fields = contact["fields"].as_array_mut().unwrap();
+    fields.push(json!({"api_name": "douyin", "column": "f_douyin", "type": "text", "label": {"en": "Douyin", "zh-CN": "抖音号"}, "filterable": true}));
+    let stage = fields.iter_mut().find(|f| f["api_name"] == "lifecycle_stage").unwrap();
+    stage["options"]["choices"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"key": "partner", "label": {"en": "Partner", "zh-CN": "合作伙伴"}}));
+    let text = seed.to_string();
+    kehu_app::customers::apply_seed(&t.db, 1001, "seed_customers", &text).await.unwrap();
+    // Applying again changes nothing (no second field, no second option).
+    kehu_app::customers::apply_seed(&t.db, 1001, "seed_customers", &text).await.unwrap();
+    let schema = t.reload_schema().await.unwrap();
+    let c = schema.object("contact").unwrap();
+    let douyin = c.field("douyin").expect("the new field");
+    let positions: Vec<_> = c.fields.iter().map(|f| (f.api_name.clone(), f.position)).collect();
+    assert_eq!(douyin.position, c.data_fields().map(|f| f.position).max().unwrap(), "added at the end: {positions:?}");
+    let stage = c.field("lifecycle_stage").unwrap();
+    assert_eq!(stage.options.choices.iter().filter(|x| x.key == "partner").count(), 1);
+    let rec = t
+        .create(
+            &system(),
+            "contact",
+            &obj(json!({"name": "陈静", "douyin": "chenjing88", "lifecycle_stage": "partner"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((rec.get("douyin"), rec.get("lifecycle_stage")), (&json!("chenjing88"), &json!("partner")));
+    // An administrator removes the option (no record holds it any more) and archives the field.
+    t.update(&system(), "contact", rec.id, rec.version, &obj(json!({"lifecycle_stage": "lead"}))).await.unwrap();
+    let keep: Vec<_> = stage.options.choices.iter().filter(|x| x.key != "partner").cloned().collect();
+    let patch = kehu_app::metadata::FieldPatch { choices: Some(keep), ..Default::default() };
+    t.update_field(&system(), "contact", "lifecycle_stage", patch).await.unwrap();
+    kehu_app::customers::apply_seed(&t.db, 1001, "seed_customers", &text).await.unwrap();
+    let schema = t.reload_schema().await.unwrap();
+    let stage = schema.object("contact").unwrap().field("lifecycle_stage").unwrap().clone();
+    assert!(!stage.options.choices.iter().any(|x| x.key == "partner"), "what an admin removed is not added back");
+    assert_eq!(schema.object("contact").unwrap().fields.iter().filter(|f| f.api_name == "douyin").count(), 1);
+}
+both!(seeds_evolve_declaratively);

@@ -25,6 +25,7 @@ mod m012_outbox_audit;
 mod m013_search_ident;
 mod m014_import_checks;
 mod m015_work;
+mod m016_seed_items;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (13, "search_ident"),
     (14, "import_checks"),
     (15, "work"),
+    (16, "seed_items"),
 ];
 
 // archive and backup (issue #5)
@@ -72,6 +73,7 @@ pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
             13 => crate::m013_search_ident::up(&mut tx).await?,
             14 => crate::m014_import_checks::up(&mut tx).await?,
             15 => crate::m015_work::up(&mut tx).await?,
+            16 => crate::m016_seed_items::up(&mut tx).await?,
             _ => unreachable!("every listed migration has a body"),
         }
         tx.commit().await?;

@@ -58,6 +58,8 @@ pub const DATA: &[Core] = &[
     core("webhook_endpoints", ID, &["objects", "events"]),
     core("webhook_deliveries", ID, &["body"]),
     core("webhook_attempts", ID, &[]),
+    // Seed items applied to the standard objects (migration 16).
+    core("seed_items", &["key"], &[]),
 ];
 
 /// Derived from records but archived with them (after the record tables), so a loaded archive
