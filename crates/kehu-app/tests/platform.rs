@@ -347,13 +347,17 @@ async fn receiver() -> (String, Got) {
                     "/gone" => StatusCode::GONE.into_response(),
                     "/redirect" => (StatusCode::FOUND, [("location", "/ok")]).into_response(),
                     "/big" => "x".repeat(100_000).into_response(),
+                    "/hang" => {
+                        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                        "too late".into_response()
+                    }
                     _ => "ok".into_response(),
                 }
             }
         }
     };
     let mut router = axum::Router::new();
-    for p in ["/ok", "/fail", "/gone", "/redirect", "/big"] {
+    for p in ["/ok", "/fail", "/gone", "/redirect", "/big", "/hang"] {
         router = router.route(p, axum::routing::post(keep(p, got.clone())));
     }
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -506,11 +510,27 @@ async fn webhooks_are_signed_retried_and_guarded(t: TestApp) {
     assert_eq!(t.webhook_delivery(admin, dg.id).await.unwrap().state, "failed");
     let g = t.webhook(admin, gone.id).await.unwrap();
     assert_eq!((g.enabled, g.state.as_str()), (false, "gone"));
+    // A receiver that never answers: the attempt ends after 15 s with a clear error, and the
+    // delivery waits for its retry; a working endpoint's delivery in the same round arrives.
+    let (hang, _) = t.create_webhook(admin, &input(format!("{base}/hang"), &["company"])).await.unwrap();
+    let dh = t.test_webhook(admin, hang.id).await.unwrap();
+    let dk = t.test_webhook(admin, ep.id).await.unwrap();
+    let started = std::time::Instant::now();
+    t.send_webhooks().await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(25), "bounded by the timeout");
+    let h = t.webhook_delivery(admin, dh.id).await.unwrap();
+    assert_eq!((h.state.as_str(), h.last_status, h.last_error.as_deref()), ("pending", None, Some("webhook.timeout")));
+    assert!(h.last_latency_ms.unwrap() >= 14_000, "{h:?}");
+    assert_eq!(t.webhook_delivery(admin, dk.id).await.unwrap().state, "delivered");
+    t.update_webhook(admin, hang.id, &EndpointInput { enabled: false, ..input(format!("{base}/hang"), &["company"]) })
+        .await
+        .unwrap();
     // A disabled endpoint gets no new deliveries.
     t.create(admin, "company", &obj(json!({"name": "之后"}))).await.unwrap();
     t.drain_consumers().await.unwrap();
     assert_eq!(t.webhook_deliveries(admin, gone.id, None, 50).await.unwrap().len(), 1);
-    assert_eq!(t.webhook_deliveries(admin, ep.id, None, 50).await.unwrap().len(), 5);
+    assert_eq!(t.webhook_deliveries(admin, ep.id, None, 50).await.unwrap().len(), 6);
+    assert_eq!(t.webhook_deliveries(admin, hang.id, None, 50).await.unwrap().len(), 1);
 }
 both!(webhooks_are_signed_retried_and_guarded);
 
