@@ -112,12 +112,25 @@ pub async fn import(app: Arc<App>, a: ImportArgs) -> Result<()> {
 /// Run the job's batches here, printing progress.
 pub async fn run_to_end(app: &App, actor: &Actor, job: uuid::Uuid, id: uuid::Uuid) -> Result<ImportView> {
     let start = std::time::Instant::now();
-    while app.run_job_batch(job).await.map_err(err)? {
-        let v = app.import_view(actor, id).await.map_err(err)?;
-        let rate = v.counts.rows() as f64 / start.elapsed().as_secs_f64().max(1e-6);
-        eprint!("\r{:>3}%  {}/{} rows  ({rate:.0}/s)   ", v.percent(), v.counts.rows(), v.total_rows);
-        let _ = std::io::stderr().flush();
+    // One lease for the whole run: no write between batches, so each batch can be built while
+    // the previous one commits (import::run::Ahead needs to be the very next write).
+    let lease = app
+        .claim_job(Some(job))
+        .await
+        .map_err(err)?
+        .context("another Kehu process is running this import")?;
+    let outcome = async {
+        while app.job_step(&lease).await.map_err(err)? {
+            let v = app.import_view(actor, id).await.map_err(err)?;
+            let rate = v.counts.rows() as f64 / start.elapsed().as_secs_f64().max(1e-6);
+            eprint!("\r{:>3}%  {}/{} rows  ({rate:.0}/s)   ", v.percent(), v.counts.rows(), v.total_rows);
+            let _ = std::io::stderr().flush();
+        }
+        Ok::<_, anyhow::Error>(())
     }
+    .await;
+    app.release_job(&lease).await.map_err(err)?;
+    outcome?;
     eprintln!();
     app.import_view(actor, id).await.map_err(err)
 }
