@@ -114,11 +114,7 @@ pub async fn run_to_end(app: &App, actor: &Actor, job: uuid::Uuid, id: uuid::Uui
     let start = std::time::Instant::now();
     // One lease for the whole run: no write between batches, so each batch can be built while
     // the previous one commits (import::run::Ahead needs to be the very next write).
-    let lease = app
-        .claim_job(Some(job))
-        .await
-        .map_err(err)?
-        .context("another Kehu process is running this import")?;
+    let lease = app.claim_job(Some(job)).await.map_err(err)?.context("another Kehu process is running this import")?;
     let outcome = async {
         while app.job_step(&lease).await.map_err(err)? {
             let v = app.import_view(actor, id).await.map_err(err)?;

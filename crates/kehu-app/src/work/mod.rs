@@ -53,6 +53,9 @@ pub struct Pump {
 /// Default lease of a job, a schedule run or a queue item.
 pub const DEFAULT_LEASE_SECONDS: i64 = 30;
 
+/// On SQLite, the most backlog (seconds) consumers leave while a job runs.
+pub const CONSUMER_YIELD_SECONDS: i64 = 10;
+
 /// How long a processed outbox event is kept (for replays and late consumers).
 pub const OUTBOX_RETENTION_DAYS: i64 = 7;
 
@@ -65,6 +68,29 @@ impl App {
     /// Set the lease (`KEHU_LEASE_SECONDS`; tests of crashes shorten it). At least 1 s.
     pub fn set_lease_seconds(&self, seconds: i64) {
         self.lease_micros.store(seconds.max(1) * 1_000_000, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// On SQLite, one writer: while a job holds its lease (an import builds each batch while
+    /// the previous one commits, which only works when nothing else writes in between),
+    /// consumers wait — for at most `CONSUMER_YIELD_SECONDS` of backlog, so events still flow.
+    pub(crate) async fn consumers_yield(&self) -> bool {
+        if self.db.backend() != kehu_db::Backend::Sqlite {
+            return false;
+        }
+        let now = kehu_core::now_micros();
+        let q = kehu_db::Raw::new(
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE lease_until > $1 AND state = 'running'), \
+             (SELECT MIN(created_at) FROM outbox WHERE processed_at IS NULL)",
+            vec![now.into()],
+        );
+        match self.db.one(&q).await {
+            Ok(Some(r)) => {
+                let busy = r.i64(0).unwrap_or(0) > 0;
+                let oldest = r.i64(1).unwrap_or(now);
+                busy && now - oldest < CONSUMER_YIELD_SECONDS * 1_000_000
+            }
+            _ => false,
+        }
     }
 
     /// On SQLite, `kehu serve` holds the data directory alone: a lease left in the database
@@ -113,6 +139,10 @@ pub fn spawn(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
         let app = app.clone();
         handles.push(tokio::spawn(async move {
             loop {
+                if app.consumers_yield().await {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
                 match app.run_consumer(c.as_ref()).await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
