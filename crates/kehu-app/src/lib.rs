@@ -79,7 +79,7 @@ impl App {
 
     pub async fn with_db(db: Db) -> Result<Arc<App>> {
         kehu_db::migrate::run(&db).await?;
-        customers::seed(&db).await?;
+        modules::seed_all(&db).await?;
         let schema = kehu_db::meta_store::load(&db).await?;
         Ok(Arc::new(App {
             db,

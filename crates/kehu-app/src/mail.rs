@@ -44,6 +44,25 @@ pub(crate) fn reset_mail(locale: &str, name: &str, link: &str) -> (String, Strin
     }
 }
 
+/// To administrators when a webhook's deliveries gave up.
+pub(crate) fn webhook_failing_mail(locale: &str, url: &str, error: &str, link: &str) -> (String, String) {
+    if locale == "en" {
+        (
+            "A Kehu webhook is failing".into(),
+            format!(
+                "Deliveries to {url} gave up after two days of retries (last error: {error}).\n\nThe delivery log shows every attempt; once the receiver works again, send the failed deliveries again from there:\n\n{link}\n"
+            ),
+        )
+    } else {
+        (
+            "客户 CRM 的 Webhook 发送失败".into(),
+            format!(
+                "发往 {url} 的推送在两天的重试后仍然失败（最后的错误：{error}）。\n\n发送记录里有每一次尝试；接收方恢复后，可在那里重发全部失败的推送：\n\n{link}\n"
+            ),
+        )
+    }
+}
+
 pub(crate) fn invite_mail(locale: &str, name: &str, org: &str, link: &str) -> (String, String) {
     if locale == "en" {
         (

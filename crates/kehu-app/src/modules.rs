@@ -22,6 +22,21 @@ pub struct Module {
     pub pumps: fn() -> Vec<Pump>,
     /// Behaviours per object api name, run by the write core on every change of its records.
     pub behaviours: fn() -> Behaviours,
+    /// Its standard objects, seeded and evolved at every start (after the core migrations,
+    /// in module order): `customers::apply_seed` of its seed files.
+    pub seed: for<'a> fn(&'a kehu_db::Db) -> crate::work::BoxFut<'a, crate::Result<()>>,
+}
+
+fn no_seed(_: &kehu_db::Db) -> crate::work::BoxFut<'_, crate::Result<()>> {
+    Box::pin(async { Ok(()) })
+}
+
+/// Seed every module's standard objects, in module order.
+pub async fn seed_all(db: &kehu_db::Db) -> crate::Result<()> {
+    for m in MODULES {
+        (m.seed)(db).await?;
+    }
+    Ok(())
 }
 
 impl Module {
@@ -33,6 +48,7 @@ impl Module {
         consumers: Vec::new,
         pumps: Vec::new,
         behaviours: Vec::new,
+        seed: no_seed,
     };
 }
 
@@ -45,8 +61,18 @@ pub const MODULES: &[Module] = &[
         pumps: || vec![crate::mail::PUMP, crate::activity::RECENT_PUMP],
         ..Module::EMPTY
     },
-    Module { name: "customers", behaviours: crate::customers::behaviours, ..Module::EMPTY },
-    Module { name: "activity", behaviours: crate::activity::behaviours, ..Module::EMPTY },
+    Module {
+        name: "customers",
+        behaviours: crate::customers::behaviours,
+        seed: crate::customers::seed,
+        ..Module::EMPTY
+    },
+    Module {
+        name: "activity",
+        behaviours: crate::activity::behaviours,
+        seed: crate::customers::seed_activities,
+        ..Module::EMPTY
+    },
     Module {
         name: "import",
         job_kinds: || {

@@ -187,7 +187,7 @@ async fn migrations_are_recorded_and_idempotent(t: TestApp) {
     let want: Vec<i64> = kehu_db::migrate::MIGRATIONS.iter().map(|m| m.0).chain([1001, 1002, 1003]).collect();
     assert_eq!(versions, want);
     assert!(kehu_db::migrate::run(&t.db).await.unwrap().is_empty(), "nothing left to apply");
-    kehu_app::customers::seed(&t.db).await.unwrap();
+    kehu_app::modules::seed_all(&t.db).await.unwrap();
     assert_eq!(count(&t, "meta_objects").await, 3, "seeding twice creates nothing");
     assert!(kehu_db::migrate::pending(&t.db).await.unwrap().is_empty());
     t.ready().await.unwrap();

@@ -389,6 +389,7 @@ async fn due_now(t: &TestApp) {
 }
 
 async fn webhooks_are_signed_retried_and_guarded(t: TestApp) {
+    t.set_mail_enabled(true);
     let o = org(&t).await;
     let admin = &o.admin;
     let (base, got) = receiver().await;
@@ -489,6 +490,12 @@ async fn webhooks_are_signed_retried_and_guarded(t: TestApp) {
     t.send_webhooks().await.unwrap();
     assert_eq!(t.webhook_delivery(admin, d.id).await.unwrap().state, "failed");
     assert_eq!(t.webhook(admin, fail.id).await.unwrap().state, "failing");
+    // Administrators are told, once, by e-mail with the link to the log.
+    let told =
+        t.db.all(&Raw::new("SELECT to_addr, body FROM mails WHERE kind = 'webhook_failing'", vec![])).await.unwrap();
+    assert_eq!(told.len(), 1, "the one administrator");
+    assert_eq!(told[0].string(0).as_deref(), Some("admin@kehu.test"));
+    assert!(told[0].string(1).unwrap().contains(&format!("/admin/webhooks/{}", fail.id)));
     assert_eq!(t.replay_webhook(admin, fail.id, None).await.unwrap(), 1);
     assert_eq!(t.webhook_delivery(admin, d.id).await.unwrap().state, "pending");
 
@@ -531,6 +538,7 @@ async fn webhooks_are_signed_retried_and_guarded(t: TestApp) {
     assert_eq!(t.webhook_deliveries(admin, gone.id, None, 50).await.unwrap().len(), 1);
     assert_eq!(t.webhook_deliveries(admin, ep.id, None, 50).await.unwrap().len(), 6);
     assert_eq!(t.webhook_deliveries(admin, hang.id, None, 50).await.unwrap().len(), 1);
+    assert_eq!(count(&t, "mails WHERE kind = 'webhook_failing'").await, 1, "told once, not per delivery");
 }
 both!(webhooks_are_signed_retried_and_guarded);
 

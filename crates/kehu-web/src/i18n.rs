@@ -56,7 +56,6 @@ impl Lang {
 /// The `.ftl` files, per language, embedded in the binary.
 pub const SOURCES: &[(&str, &str, &str)] = &[
     ("en", "shell", include_str!("../locales/en/shell.ftl")),
-    ("en", "webhooks", include_str!("../locales/en/webhooks.ftl")),
     ("en", "auth", include_str!("../locales/en/auth.ftl")),
     ("en", "admin", include_str!("../locales/en/admin.ftl")),
     ("en", "errors", include_str!("../locales/en/errors.ftl")),
@@ -64,7 +63,6 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("en", "custom", include_str!("../locales/en/custom.ftl")),
     ("en", "lists", include_str!("../locales/en/lists.ftl")),
     ("zh-CN", "shell", include_str!("../locales/zh-CN/shell.ftl")),
-    ("zh-CN", "webhooks", include_str!("../locales/zh-CN/webhooks.ftl")),
     ("zh-CN", "auth", include_str!("../locales/zh-CN/auth.ftl")),
     ("zh-CN", "admin", include_str!("../locales/zh-CN/admin.ftl")),
     ("zh-CN", "errors", include_str!("../locales/zh-CN/errors.ftl")),
@@ -82,6 +80,11 @@ pub const SOURCES: &[(&str, &str, &str)] = &[
     ("zh-CN", "import", include_str!("../locales/zh-CN/import.ftl")),
 ];
 
+/// Every translation file: the core's and every module's (`modules::WEB_MODULES`).
+pub fn sources() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    SOURCES.iter().chain(crate::modules::WEB_MODULES.iter().flat_map(|m| m.locales.iter()))
+}
+
 pub struct I18n {
     zh: FluentBundle<FluentResource>,
     en: FluentBundle<FluentResource>,
@@ -91,7 +94,7 @@ fn bundle(lang: Lang) -> FluentBundle<FluentResource> {
     let id: unic_langid::LanguageIdentifier = lang.code().parse().unwrap_or_default();
     let mut b = FluentBundle::new_concurrent(vec![id]);
     b.set_use_isolating(false);
-    for (code, name, src) in SOURCES {
+    for (code, name, src) in sources() {
         if *code == lang.code() {
             // The files are compiled in; a broken one loses its broken entries (logged), and
             // the key tests fail on what is missing.

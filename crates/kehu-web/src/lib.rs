@@ -10,6 +10,7 @@ pub mod ctx;
 pub mod error;
 pub mod http;
 pub mod i18n;
+pub mod modules;
 mod router;
 pub mod shell;
 

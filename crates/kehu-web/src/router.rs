@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 /// The documented routes (API and operations) and their OpenAPI document.
 pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(api::openapi::ApiDoc::openapi())
+    let api = OpenApiRouter::with_openapi(api::openapi::ApiDoc::openapi())
         .routes(routes!(records::list_records, records::create_record))
         .routes(routes!(records::search_records))
         .routes(routes!(records::get_record, records::update_record, records::delete_record))
@@ -32,17 +32,11 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::custom::update_object, api::custom::delete_object))
         .routes(routes!(api::custom::restore_object))
         .routes(routes!(api::custom::reorder_fields))
-        .routes(routes!(api::webhooks::list_webhooks, api::webhooks::create_webhook))
-        .routes(routes!(api::webhooks::get_webhook, api::webhooks::update_webhook, api::webhooks::delete_webhook))
-        .routes(routes!(api::webhooks::rotate_webhook))
-        .routes(routes!(api::webhooks::test_webhook))
-        .routes(routes!(api::webhooks::list_deliveries))
-        .routes(routes!(api::webhooks::replay_webhook))
         .routes(routes!(api::openapi::openapi_json))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
-        .routes(routes!(ops::metrics))
-        .split_for_parts()
+        .routes(routes!(ops::metrics));
+    crate::modules::WEB_MODULES.iter().fold(api, |r, m| (m.api)(r)).split_for_parts()
 }
 
 /// The whole application.
@@ -92,13 +86,6 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         // archive and backup (issue #5)
         .route("/admin/backup", get(crate::http::backup::page).post(crate::http::backup::save))
         .route("/admin/backup/run", post(crate::http::backup::run))
-        .route("/admin/webhooks", get(crate::http::webhooks::page).post(crate::http::webhooks::create))
-        .route("/admin/webhooks/allow", post(crate::http::webhooks::allow))
-        .route("/admin/webhooks/{id}", get(crate::http::webhooks::detail).post(crate::http::webhooks::update))
-        .route("/admin/webhooks/{id}/test", post(crate::http::webhooks::test))
-        .route("/admin/webhooks/{id}/rotate", post(crate::http::webhooks::rotate))
-        .route("/admin/webhooks/{id}/delete", post(crate::http::webhooks::delete))
-        .route("/admin/webhooks/{id}/replay", post(crate::http::webhooks::replay))
         .route("/o/{object}", get(crate::http::lists::list))
         .route("/o/{object}/filter-row", get(crate::http::lists::filter_row))
         .route("/o/{object}/bulk-value", get(crate::http::lists::value_input))
@@ -160,6 +147,7 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/settings/objects/{object}/fields/{field}/archive", post(custom::archive_field))
         .route("/api/docs", get(api::docs::docs))
         .route("/assets/{file}", get(assets::serve));
+    let pages = crate::modules::WEB_MODULES.iter().fold(pages, |r, m| (m.pages)(r));
     pages.merge(api).fallback(not_found).layer(from_fn_with_state(state.clone(), ctx::context)).with_state(state)
 }
 

@@ -98,7 +98,11 @@ impl Shell {
         // archive and backup (issue #5)
         if actor.is_admin() {
             shell.admin_nav.push(item(shell.t("nav-backup"), "/admin/backup".into(), "clock"));
-            shell.admin_nav.push(item(shell.t("nav-webhooks"), "/admin/webhooks".into(), "globe"));
+        }
+        for e in crate::modules::WEB_MODULES.iter().flat_map(|m| m.admin_nav.iter()) {
+            if (e.visible)(actor) {
+                shell.admin_nav.push(item(shell.t(e.label), e.href.into(), e.icon));
+            }
         }
         if actor.can_manage_metadata() {
             shell.admin_nav.push(item(shell.t("custom-nav"), "/settings/objects".into(), "settings"));

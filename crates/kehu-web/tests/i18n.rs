@@ -1,13 +1,12 @@
 //! Translations: both languages have every key; every key the code uses and every error code
 //! the code can return has a message in both.
 
-use kehu_web::i18n::{error_key, I18n, Lang, SOURCES};
+use kehu_web::i18n::{error_key, sources, I18n, Lang};
 use std::collections::BTreeSet;
 use std::path::Path;
 
 fn keys(lang: &str) -> BTreeSet<String> {
-    SOURCES
-        .iter()
+    sources()
         .filter(|(l, _, _)| *l == lang)
         .flat_map(|(_, _, src)| src.lines())
         .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim().to_string()))

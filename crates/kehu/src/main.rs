@@ -255,7 +255,7 @@ async fn main() -> Result<()> {
                 println!("pending migrations: {p:?}");
             } else {
                 let applied = kehu_db::migrate::run(&db).await?;
-                kehu_app::customers::seed(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                kehu_app::modules::seed_all(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 println!("applied migrations: {applied:?}");
             }
             Ok(())

@@ -73,16 +73,25 @@ pub async fn apply_seed(db: &Db, version: i64, name: &str, json: &str) -> Result
     seed_file(db, version, name, json).await
 }
 
-/// The standard objects of the customers and activity modules.
+/// The standard objects of the customers module (companies, contacts).
 pub const SEED_CUSTOMERS: &str = include_str!("objects.json");
 
-/// Create the standard objects unless they exist.
-pub async fn seed(db: &Db) -> Result<()> {
-    for (version, name, json) in SEEDS {
-        seed_file(db, *version, name, json).await?;
-    }
-    external_id::seed(db).await?;
-    Ok(())
+/// The customers module's seed (its manifest entry): companies and contacts, then their
+/// external ids.
+pub(crate) fn seed(db: &Db) -> crate::work::BoxFut<'_, Result<()>> {
+    Box::pin(async move {
+        let (version, name, json) = SEEDS[0];
+        seed_file(db, version, name, json).await?;
+        external_id::seed(db).await
+    })
+}
+
+/// The activity module's seed: the activity object (notes, calls, meetings, tasks, e-mails).
+pub(crate) fn seed_activities(db: &Db) -> crate::work::BoxFut<'_, Result<()>> {
+    Box::pin(async move {
+        let (version, name, json) = SEEDS[1];
+        seed_file(db, version, name, json).await
+    })
 }
 
 /// A seed file, applied once and then evolved: on every start, what the file has and the

@@ -157,6 +157,30 @@ impl App {
         Ok(n)
     }
 
+    /// An endpoint just turned failing: every active administrator gets an e-mail in their
+    /// language with the link to its delivery log (queued in this transaction, when a mail
+    /// server is configured; the admin page shows the state either way).
+    async fn tell_admins(&self, tx: &mut kehu_db::Tx, d: &Due, error: &str) -> Result<()> {
+        if !self.mail_enabled() {
+            return Ok(());
+        }
+        let base = self.setting("base_url").await?.unwrap_or_default();
+        let link = format!("{base}/admin/webhooks/{}", d.endpoint);
+        let admins = tx
+            .all(&Raw::new(
+                "SELECT u.email, u.locale FROM users u JOIN roles r ON r.id = u.role_id \
+                 WHERE r.key = 'admin' AND u.is_active = $1",
+                vec![true.into()],
+            ))
+            .await?;
+        for a in admins {
+            let (Some(to), locale) = (a.string(0), a.string(1).unwrap_or_default()) else { continue };
+            let (subject, body) = crate::mail::webhook_failing_mail(&locale, &d.url, error, &link);
+            crate::mail::queue(tx, &to, &subject, &body, "webhook_failing").await?;
+        }
+        Ok(())
+    }
+
     /// Write the outcomes of a round in one transaction: the attempts, each delivery's new
     /// state, and the endpoints that gave up (failing) or are gone (410: disabled).
     async fn record_outcomes(&self, token: Uuid, results: &[(Due, Outcome)]) -> Result<()> {
@@ -215,12 +239,22 @@ impl App {
                 ))
                 .await?;
             } else if state == "failed" {
-                tx.exec(&Raw::new(
-                    "UPDATE webhook_endpoints SET state = 'failing', failing_since = COALESCE(failing_since, $1), \
-                     last_error = $2, updated_at = $1 WHERE id = $3",
-                    vec![now.into(), error.into(), d.endpoint.into()],
-                ))
-                .await?;
+                let turned = tx
+                    .exec(&Raw::new(
+                        "UPDATE webhook_endpoints SET state = 'failing', failing_since = $1, last_error = $2, \
+                         updated_at = $1 WHERE id = $3 AND state = 'ok'",
+                        vec![now.into(), error.clone().into(), d.endpoint.into()],
+                    ))
+                    .await?;
+                if turned == 1 {
+                    self.tell_admins(&mut tx, d, error.as_deref().unwrap_or("")).await?;
+                } else {
+                    tx.exec(&Raw::new(
+                        "UPDATE webhook_endpoints SET last_error = $1, updated_at = $2 WHERE id = $3",
+                        vec![error.into(), now.into(), d.endpoint.into()],
+                    ))
+                    .await?;
+                }
             } else if o.success() {
                 tx.exec(&Raw::new(
                     "UPDATE webhook_endpoints SET state = 'ok', failing_since = NULL WHERE id = $1 AND state = 'failing'",
