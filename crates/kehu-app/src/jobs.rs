@@ -19,13 +19,18 @@ use kehu_db::Raw;
 use sea_query::{Alias, Query};
 use serde::Serialize;
 
+crate::state_enum!(
+    /// Where a job stands.
+    JobState { Pending = "pending", Running = "running", Done = "done", Failed = "failed", Cancelled = "cancelled" }
+);
+
 /// A job as its owner sees it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct JobView {
     pub id: Uuid,
     pub kind: String,
     pub object: String,
-    pub state: String,
+    pub state: JobState,
     pub total: u64,
     pub counts: BulkCounts,
     pub error: Option<String>,
@@ -33,7 +38,7 @@ pub struct JobView {
 
 impl JobView {
     pub fn finished(&self) -> bool {
-        matches!(self.state.as_str(), "done" | "failed" | "cancelled")
+        matches!(self.state, JobState::Done | JobState::Failed | JobState::Cancelled)
     }
     /// Progress in percent (0–100).
     pub fn percent(&self) -> u64 {
@@ -132,20 +137,41 @@ pub(crate) async fn take(tx: &mut kehu_db::Tx, lease: &Lease, now: i64) -> Resul
     Ok(touched == 1)
 }
 
-fn job_from_row(r: &kehu_db::DbRow) -> Option<(JobView, Uuid)> {
-    let n = |i| r.i64(i).unwrap_or(0).max(0) as u64;
-    Some((
-        JobView {
-            id: r.uuid(0)?,
-            kind: r.string(1)?,
-            object: r.string(2)?,
-            state: r.string(3)?,
-            total: n(4),
-            counts: BulkCounts { done: n(5), skipped: n(6), failed: n(7) },
-            error: r.string(8),
-        },
-        r.uuid(9)?,
-    ))
+/// A job row: what its owner sees and who the owner is.
+struct JobRecord {
+    view: JobView,
+    actor_id: Uuid,
+}
+
+impl kehu_db::FromRow for JobRecord {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        let n = |c: &str| r.i64(c).unwrap_or(0).max(0) as u64;
+        Ok(JobRecord {
+            view: JobView {
+                id: r.req_uuid("id")?,
+                kind: r.req_string("kind")?,
+                object: r.req_string("object")?,
+                state: r.state("state")?,
+                total: n("total"),
+                counts: BulkCounts { done: n("done"), skipped: n("skipped"), failed: n("failed") },
+                error: r.string("error"),
+            },
+            actor_id: r.req_uuid("actor_id")?,
+        })
+    }
+}
+
+impl kehu_db::FromRow for JobRow {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(JobRow {
+            id: r.req_uuid("id")?,
+            kind: r.req_string("kind")?,
+            actor_id: r.req_uuid("actor_id")?,
+            params: serde_json::from_str(&r.string("params").unwrap_or_default()).unwrap_or(serde_json::Value::Null),
+            state: r.state("state")?,
+            attempts: r.i64("attempts").unwrap_or(0),
+        })
+    }
 }
 
 impl App {
@@ -171,17 +197,12 @@ impl App {
             .from(Alias::new("jobs"))
             .and_where(col("id").eq(id))
             .to_owned();
-        let (job, owner) = self
-            .db
-            .one(&q)
-            .await?
-            .as_ref()
-            .and_then(job_from_row)
-            .ok_or_else(|| AppError::not_found("job.not_found"))?;
-        if actor.user_id != Some(owner) && !actor.is_admin() {
+        let JobRecord { view, actor_id } =
+            self.db.row(&q).await?.ok_or_else(|| AppError::not_found("job.not_found"))?;
+        if actor.user_id != Some(actor_id) && !actor.is_admin() {
             return Err(AppError::not_found("job.not_found"));
         }
-        Ok(job)
+        Ok(view)
     }
 
     /// Run one batch of job `id` now, if no other worker holds it: lease it, run the batch,
@@ -220,22 +241,15 @@ impl App {
     /// exponential backoff (1 s, 2 s, 4 s … at most an hour) while other jobs run, and fails
     /// with the error after `MAX_ATTEMPTS`. A refusal (the user lost the right) ends it at once.
     pub async fn job_step(&self, lease: &Lease) -> Result<bool> {
-        let row = self
+        let job: JobRow = self
             .db
-            .one(&Raw::new(
-                "SELECT kind, actor_id, params, state, attempts FROM jobs WHERE id = $1",
+            .row(&Raw::new(
+                "SELECT id, kind, actor_id, params, state, attempts FROM jobs WHERE id = $1",
                 vec![lease.id.into()],
             ))
             .await?
             .ok_or_else(|| AppError::not_found("job.not_found"))?;
-        let job = JobRow {
-            id: lease.id,
-            kind: row.string(0).unwrap_or_default(),
-            actor_id: row.uuid(1).ok_or_else(|| AppError::internal("job without actor"))?,
-            params: serde_json::from_str(row.str(2).unwrap_or("null")).unwrap_or(serde_json::Value::Null),
-            attempts: row.i64(4).unwrap_or(0),
-        };
-        if !matches!(row.str(3), Some("pending" | "running")) {
+        if !matches!(job.state, JobState::Pending | JobState::Running) {
             return Ok(false);
         }
         let result = match crate::modules::job_kind(&job.kind) {
@@ -269,9 +283,9 @@ impl App {
                 let attempts = job.attempts + 1;
                 let now = now_micros();
                 let (state, run_after) = if attempts >= MAX_ATTEMPTS {
-                    ("failed", now)
+                    (JobState::Failed, now)
                 } else {
-                    ("running", now + backoff_micros(attempts))
+                    (JobState::Running, now + backoff_micros(attempts))
                 };
                 tracing::warn!(job = %lease.id, kind = %job.kind, attempts, error = %e, "job batch failed");
                 self.db
@@ -281,7 +295,7 @@ impl App {
                         vec![
                             attempts.into(),
                             run_after.into(),
-                            state.into(),
+                            state.as_str().into(),
                             e.code.clone().into(),
                             now.into(),
                             lease.id.into(),
@@ -348,6 +362,7 @@ pub struct JobRow {
     pub kind: String,
     pub actor_id: Uuid,
     pub params: serde_json::Value,
+    pub state: JobState,
     pub attempts: i64,
 }
 

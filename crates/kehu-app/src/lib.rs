@@ -3,6 +3,44 @@
 //!
 //! Must never: write a record outside `records`, or read one without an `Actor`.
 
+/// Declares a state enum stored as text: `as_str`, `FromStr`, comparison with `&str` (pages
+/// and tests), and serialised as the same lower-case text.
+#[macro_export]
+macro_rules! state_enum {
+    ($(#[$m:meta])* $name:ident { $($v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, ::serde::Serialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($v),+ }
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),+ }
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = ();
+            fn from_str(s: &str) -> std::result::Result<Self, ()> {
+                match s { $($s => Ok($name::$v),)+ _ => Err(()) }
+            }
+        }
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod activity;
 pub mod admin;
 pub mod auth;

@@ -187,6 +187,54 @@ impl DbRow {
     }
 }
 
+/// A row of a fixed table, read by column name (`FromRow` turns it into a typed struct).
+#[derive(Debug, Clone)]
+pub struct NamedRow {
+    names: Arc<[String]>,
+    row: DbRow,
+}
+
+impl NamedRow {
+    fn at(&self, name: &str) -> usize {
+        self.names.iter().position(|n| n == name).unwrap_or(usize::MAX)
+    }
+    pub fn i64(&self, name: &str) -> Option<i64> {
+        self.row.i64(self.at(name))
+    }
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        self.row.bool(self.at(name))
+    }
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.row.string(self.at(name))
+    }
+    pub fn uuid(&self, name: &str) -> Option<Uuid> {
+        self.row.uuid(self.at(name))
+    }
+    /// A column that must hold a value: its absence is a damaged row, named in the error.
+    pub fn need<T>(&self, name: &str, v: Option<T>) -> DbResult<T> {
+        v.ok_or_else(|| DbError::Other(format!("column {name} missing or empty")))
+    }
+    pub fn req_i64(&self, name: &str) -> DbResult<i64> {
+        self.need(name, self.i64(name))
+    }
+    pub fn req_string(&self, name: &str) -> DbResult<String> {
+        self.need(name, self.string(name))
+    }
+    pub fn req_uuid(&self, name: &str) -> DbResult<Uuid> {
+        self.need(name, self.uuid(name))
+    }
+    /// A state column parsed into its enum.
+    pub fn state<T: FromStr>(&self, name: &str) -> DbResult<T> {
+        let s = self.req_string(name)?;
+        s.parse().map_err(|_| DbError::Other(format!("column {name}: unknown state {s:?}")))
+    }
+}
+
+/// A typed struct read from a row of a fixed table by column name.
+pub trait FromRow: Sized {
+    fn from_row(r: &NamedRow) -> DbResult<Self>;
+}
+
 pub(crate) fn sqlite_args(values: Values) -> DbResult<SqliteArguments<'static>> {
     let mut a = SqliteArguments::default();
     for v in values.0 {
@@ -288,6 +336,26 @@ pub(crate) fn decode_pg(row: &PgRow) -> DbRow {
 // async fns trips rustc's higher-ranked lifetime inference (futures stop being `Send`).
 async fn sqlite_exec(c: &mut sqlx::SqliteConnection, sql: &str, a: SqliteArguments<'static>) -> DbResult<u64> {
     sqlx::query_with(sql, a).execute(c).await.map(|r| r.rows_affected()).map_err(map_err)
+}
+/// The column names of a result, shared by its rows.
+fn names_of<R: Row>(rows: &[R]) -> Arc<[String]> {
+    let names: Vec<String> =
+        rows.first().map(|r| r.columns().iter().map(|c| c.name().to_string()).collect()).unwrap_or_default();
+    names.into()
+}
+async fn sqlite_fetch_named(
+    c: &mut sqlx::SqliteConnection,
+    sql: &str,
+    a: SqliteArguments<'static>,
+) -> DbResult<Vec<NamedRow>> {
+    let rows = sqlx::query_with(sql, a).fetch_all(c).await.map_err(map_err)?;
+    let names = names_of(&rows);
+    Ok(rows.iter().map(|r| NamedRow { names: names.clone(), row: decode_sqlite(r) }).collect())
+}
+async fn pg_fetch_named(c: &mut sqlx::PgConnection, sql: &str, a: PgArguments) -> DbResult<Vec<NamedRow>> {
+    let rows = sqlx::query_with(sql, a).fetch_all(c).await.map_err(map_err)?;
+    let names = names_of(&rows);
+    Ok(rows.iter().map(|r| NamedRow { names: names.clone(), row: decode_pg(r) }).collect())
 }
 async fn sqlite_fetch(c: &mut sqlx::SqliteConnection, sql: &str, a: SqliteArguments<'static>) -> DbResult<Vec<DbRow>> {
     Ok(sqlx::query_with(sql, a).fetch_all(c).await.map_err(map_err)?.iter().map(decode_sqlite).collect())
@@ -430,6 +498,27 @@ impl Db {
         Ok(self.all(q).await?.into_iter().next())
     }
 
+    /// Read rows of a fixed table into typed structs, by column name.
+    pub async fn rows<T: FromRow>(&self, q: &impl Sql) -> DbResult<Vec<T>> {
+        let (sql, values) = q.build(self.backend());
+        let rows = match self {
+            Db::Sqlite { read, .. } => {
+                let mut c = read.acquire().await.map_err(map_err)?;
+                sqlite_fetch_named(&mut c, &sql, sqlite_args(values)?).await?
+            }
+            Db::Postgres(p) => {
+                let mut c = p.acquire().await.map_err(map_err)?;
+                pg_fetch_named(&mut c, &sql, pg_args(values)?).await?
+            }
+        };
+        rows.iter().map(T::from_row).collect()
+    }
+
+    /// The first row as a typed struct, if any.
+    pub async fn row<T: FromRow>(&self, q: &impl Sql) -> DbResult<Option<T>> {
+        Ok(self.rows(q).await?.into_iter().next())
+    }
+
     /// One statement in a transaction of its own (SQLite: on the writer); rows affected.
     pub async fn write(&self, q: &impl Sql) -> DbResult<u64> {
         let mut tx = self.begin().await?;
@@ -501,6 +590,16 @@ impl Tx {
 
     pub async fn one(&mut self, q: &impl Sql) -> DbResult<Option<DbRow>> {
         Ok(self.all(q).await?.into_iter().next())
+    }
+
+    /// Read rows of a fixed table into typed structs, by column name.
+    pub async fn rows<T: FromRow>(&mut self, q: &impl Sql) -> DbResult<Vec<T>> {
+        let (sql, values) = q.build(self.backend());
+        let rows = match self {
+            Tx::Sqlite(t, _) => sqlite_fetch_named(t, &sql, sqlite_args(values)?).await?,
+            Tx::Postgres(t) => pg_fetch_named(t, &sql, pg_args(values)?).await?,
+        };
+        rows.iter().map(T::from_row).collect()
     }
 
     /// Execute DDL (generated by sea-query or fixed text in this crate; never user text).

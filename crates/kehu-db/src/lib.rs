@@ -34,4 +34,4 @@ pub mod search;
 pub mod work;
 
 pub use bulk::InsertInto;
-pub use conn::{Backend, Db, DbError, DbRow, DbVal, Raw, Sql, Tx, WriteMark};
+pub use conn::{Backend, Db, DbError, DbRow, DbVal, FromRow, NamedRow, Raw, Sql, Tx, WriteMark};

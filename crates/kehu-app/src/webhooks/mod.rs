@@ -28,7 +28,7 @@ use base64::Engine;
 use kehu_core::perm::Actor;
 use kehu_core::{new_id, now_micros, AppError, Uuid};
 use kehu_db::journal::PendingEvent;
-use kehu_db::{Raw, Tx};
+use kehu_db::{FromRow, NamedRow, Raw, Tx};
 use serde::{Deserialize, Serialize};
 
 /// How long delivery logs are kept (days).
@@ -44,6 +44,16 @@ pub const ALLOW_SETTING: &str = "webhook_allow_hosts";
 pub const EVENTS: &[&str] =
     &["record.created", "record.updated", "record.deleted", "record.restored", "record.merged", "record.purged"];
 
+crate::state_enum!(
+    /// An endpoint's state: working, its deliveries gave up, or the receiver answered 410.
+    EndpointState { Ok = "ok", Failing = "failing", Gone = "gone" }
+);
+
+crate::state_enum!(
+    /// A delivery's state.
+    DeliveryState { Pending = "pending", Delivered = "delivered", Failed = "failed", Cancelled = "cancelled" }
+);
+
 /// An endpoint as administrators see it (never its secret).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Endpoint {
@@ -53,8 +63,7 @@ pub struct Endpoint {
     pub objects: Vec<String>,
     pub events: Vec<String>,
     pub enabled: bool,
-    /// `ok`, `failing` (deliveries gave up), `gone` (the receiver answered 410: disabled).
-    pub state: String,
+    pub state: EndpointState,
     pub last_error: Option<String>,
     pub created_at: i64,
 }
@@ -84,7 +93,7 @@ pub struct Delivery {
     pub id: Uuid,
     pub endpoint_id: Uuid,
     pub event: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i64,
     pub next_at: i64,
     pub last_status: Option<i64>,
@@ -180,19 +189,24 @@ fn to_text(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn endpoint_from(r: &kehu_db::DbRow) -> Option<Endpoint> {
-    let list = |i| r.str(i).and_then(|s| serde_json::from_str::<Vec<String>>(s).ok()).unwrap_or_default();
-    Some(Endpoint {
-        id: r.uuid(0)?,
-        url: r.string(1)?,
-        description: r.string(2).unwrap_or_default(),
-        objects: list(3),
-        events: list(4),
-        enabled: r.bool(5).unwrap_or(false),
-        state: r.string(6).unwrap_or_default(),
-        last_error: r.string(7),
-        created_at: r.i64(8).unwrap_or(0),
-    })
+fn list_of(r: &NamedRow, name: &str) -> Vec<String> {
+    r.string(name).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default()
+}
+
+impl FromRow for Endpoint {
+    fn from_row(r: &NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(Endpoint {
+            id: r.req_uuid("id")?,
+            url: r.req_string("url")?,
+            description: r.string("description").unwrap_or_default(),
+            objects: list_of(r, "objects"),
+            events: list_of(r, "events"),
+            enabled: r.bool("enabled").unwrap_or(false),
+            state: r.state("state")?,
+            last_error: r.string("last_error"),
+            created_at: r.req_i64("created_at")?,
+        })
+    }
 }
 
 const ENDPOINT_COLS: &str = "id, url, description, objects, events, enabled, state, last_error, created_at";
@@ -200,20 +214,35 @@ const ENDPOINT_COLS: &str = "id, url, description, objects, events, enabled, sta
 const DELIVERY_COLS: &str = "id, endpoint_id, event, state, attempts, next_at, last_status, last_latency_ms, \
      last_error, created_at, delivered_at";
 
-fn delivery_from(r: &kehu_db::DbRow) -> Option<Delivery> {
-    Some(Delivery {
-        id: r.uuid(0)?,
-        endpoint_id: r.uuid(1)?,
-        event: r.string(2).unwrap_or_default(),
-        state: r.string(3).unwrap_or_default(),
-        attempts: r.i64(4).unwrap_or(0),
-        next_at: r.i64(5).unwrap_or(0),
-        last_status: r.i64(6),
-        last_latency_ms: r.i64(7),
-        last_error: r.string(8),
-        created_at: r.i64(9).unwrap_or(0),
-        delivered_at: r.i64(10),
-    })
+impl FromRow for Delivery {
+    fn from_row(r: &NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(Delivery {
+            id: r.req_uuid("id")?,
+            endpoint_id: r.req_uuid("endpoint_id")?,
+            event: r.req_string("event")?,
+            state: r.state("state")?,
+            attempts: r.req_i64("attempts")?,
+            next_at: r.req_i64("next_at")?,
+            last_status: r.i64("last_status"),
+            last_latency_ms: r.i64("last_latency_ms"),
+            last_error: r.string("last_error"),
+            created_at: r.req_i64("created_at")?,
+            delivered_at: r.i64("delivered_at"),
+        })
+    }
+}
+
+impl FromRow for Attempt {
+    fn from_row(r: &NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(Attempt {
+            attempt: r.req_i64("attempt")?,
+            at: r.req_i64("at")?,
+            status: r.i64("status"),
+            latency_ms: r.req_i64("latency_ms")?,
+            error: r.string("error"),
+            excerpt: r.string("excerpt"),
+        })
+    }
 }
 
 impl App {
@@ -321,20 +350,18 @@ impl App {
 
     pub async fn webhook(&self, actor: &Actor, id: Uuid) -> Result<Endpoint> {
         require_admin(actor)?;
-        let r = self
-            .db
-            .one(&Raw::new(format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = $1"), vec![id.into()]))
-            .await?;
-        r.as_ref().and_then(endpoint_from).ok_or_else(|| AppError::not_found("webhook.not_found"))
+        self.db
+            .row(&Raw::new(format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = $1"), vec![id.into()]))
+            .await?
+            .ok_or_else(|| AppError::not_found("webhook.not_found"))
     }
 
     pub async fn webhooks(&self, actor: &Actor) -> Result<Vec<Endpoint>> {
         require_admin(actor)?;
-        let rows = self
+        Ok(self
             .db
-            .all(&Raw::new(format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints ORDER BY created_at"), vec![]))
-            .await?;
-        Ok(rows.iter().filter_map(endpoint_from).collect())
+            .rows(&Raw::new(format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints ORDER BY created_at"), vec![]))
+            .await?)
     }
 
     /// Queue a `webhook.test` event for one endpoint ("send a test event").
@@ -366,50 +393,37 @@ impl App {
         limit: i64,
     ) -> Result<Vec<Delivery>> {
         require_admin(actor)?;
-        let rows = self
+        Ok(self
             .db
-            .all(&Raw::new(
+            .rows(&Raw::new(
                 format!(
                     "SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE endpoint_id = $1 AND ($2 = '' OR state = $2) \
                      ORDER BY created_at DESC, id DESC LIMIT $3"
                 ),
                 vec![endpoint.into(), state.unwrap_or("").into(), limit.clamp(1, 500).into()],
             ))
-            .await?;
-        Ok(rows.iter().filter_map(delivery_from).collect())
+            .await?)
     }
 
     pub async fn webhook_delivery(&self, actor: &Actor, id: Uuid) -> Result<Delivery> {
         require_admin(actor)?;
-        let r = self
-            .db
-            .one(&Raw::new(format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1"), vec![id.into()]))
-            .await?;
-        r.as_ref().and_then(delivery_from).ok_or_else(|| AppError::not_found("webhook.delivery_not_found"))
+        self.db
+            .row(&Raw::new(format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1"), vec![id.into()]))
+            .await?
+            .ok_or_else(|| AppError::not_found("webhook.delivery_not_found"))
     }
 
     /// The attempts of a delivery, first first.
     pub async fn webhook_attempts(&self, actor: &Actor, delivery: Uuid) -> Result<Vec<Attempt>> {
         require_admin(actor)?;
-        let rows = self
+        Ok(self
             .db
-            .all(&Raw::new(
+            .rows(&Raw::new(
                 "SELECT attempt, at, status, latency_ms, error, excerpt FROM webhook_attempts WHERE delivery_id = $1 \
                  ORDER BY attempt",
                 vec![delivery.into()],
             ))
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Attempt {
-                attempt: r.i64(0).unwrap_or(0),
-                at: r.i64(1).unwrap_or(0),
-                status: r.i64(2),
-                latency_ms: r.i64(3).unwrap_or(0),
-                error: r.string(4),
-                excerpt: r.string(5),
-            })
-            .collect())
+            .await?)
     }
 
     /// Send a delivery again now (same `webhook-id`), whatever its state. With `None`, every

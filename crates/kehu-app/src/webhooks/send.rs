@@ -2,6 +2,7 @@
 //! records each outcome (see the module documentation for the rules).
 
 use super::guard::{check_literal, AllowList, GuardedResolver};
+use super::DeliveryState;
 use crate::work::{BoxFut, Pump};
 use crate::{App, Result};
 use futures_util::StreamExt;
@@ -65,6 +66,35 @@ impl Outcome {
     }
 }
 
+/// A leased delivery with its endpoint (read by column name; the endpoint may be gone).
+struct DueRow {
+    id: Uuid,
+    endpoint_id: Uuid,
+    body: String,
+    attempts: i64,
+    url: Option<String>,
+    secret: Option<String>,
+    old_secret: Option<String>,
+    old_secret_until: Option<i64>,
+    enabled: Option<bool>,
+}
+
+impl kehu_db::FromRow for DueRow {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(DueRow {
+            id: r.req_uuid("id")?,
+            endpoint_id: r.req_uuid("endpoint_id")?,
+            body: r.req_string("body")?,
+            attempts: r.req_i64("attempts")?,
+            url: r.string("url"),
+            secret: r.string("secret"),
+            old_secret: r.string("old_secret"),
+            old_secret_until: r.i64("old_secret_until"),
+            enabled: r.bool("enabled"),
+        })
+    }
+}
+
 struct Due {
     id: Uuid,
     endpoint: Uuid,
@@ -104,12 +134,13 @@ impl App {
             let list = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
             let mut vals: Vec<sea_query::Value> = vec![token.into()];
             vals.extend(chunk.iter().map(|id| (*id).into()));
-            let rows = self
+            let rows: Vec<DueRow> = self
                 .db
-                .all(&Raw::new(
+                .rows(&Raw::new(
                     format!(
-                        "SELECT d.id, d.endpoint_id, d.body, d.attempts, e.url, e.secret, e.old_secret, \
-                         e.old_secret_until, e.enabled FROM webhook_deliveries d \
+                        "SELECT d.id AS id, d.endpoint_id AS endpoint_id, d.body AS body, d.attempts AS attempts, \
+                         e.url AS url, e.secret AS secret, e.old_secret AS old_secret, \
+                         e.old_secret_until AS old_secret_until, e.enabled AS enabled FROM webhook_deliveries d \
                          LEFT JOIN webhook_endpoints e ON e.id = d.endpoint_id \
                          WHERE d.lease_token = $1 AND d.id IN ({list})"
                     ),
@@ -117,19 +148,11 @@ impl App {
                 ))
                 .await?;
             for r in rows {
-                let (Some(id), Some(endpoint)) = (r.uuid(0), r.uuid(1)) else { continue };
-                match (r.string(4), r.string(5), r.bool(8)) {
+                let (id, endpoint) = (r.id, r.endpoint_id);
+                match (r.url, r.secret, r.enabled) {
                     (Some(url), Some(secret), Some(true)) => {
-                        let old = r.string(6).filter(|_| r.i64(7).is_some_and(|until| until > now));
-                        due.push(Due {
-                            id,
-                            endpoint,
-                            body: r.string(2).unwrap_or_default(),
-                            attempts: r.i64(3).unwrap_or(0),
-                            url,
-                            secret,
-                            old_secret: old,
-                        })
+                        let old = r.old_secret.filter(|_| r.old_secret_until.is_some_and(|until| until > now));
+                        due.push(Due { id, endpoint, body: r.body, attempts: r.attempts, url, secret, old_secret: old })
                     }
                     // The endpoint was disabled or deleted: the delivery stops here.
                     _ => {
@@ -201,9 +224,9 @@ impl App {
                 o.excerpt.clone().into(),
             ]);
             let (state, next_at, delivered) = if o.success() {
-                ("delivered", now, Some(now))
+                (DeliveryState::Delivered, now, Some(now))
             } else if o.status == Some(410) || attempt > RETRY_SECONDS.len() as i64 {
-                ("failed", now, None)
+                (DeliveryState::Failed, now, None)
             } else {
                 let wait = RETRY_SECONDS[(attempt - 1) as usize] * 1_000_000;
                 let jitter = {
@@ -211,7 +234,7 @@ impl App {
                     rand::thread_rng().gen_range(0..=wait / 10)
                 };
                 let after = o.retry_after.map(|s| s.clamp(0, 86_400) * 1_000_000).unwrap_or(0);
-                ("pending", now + (wait + jitter).max(after), None)
+                (DeliveryState::Pending, now + (wait + jitter).max(after), None)
             };
             let error = o.error.clone().or_else(|| o.status.filter(|_| !o.success()).map(|s| format!("HTTP {s}")));
             tx.exec(&Raw::new(
@@ -219,7 +242,7 @@ impl App {
                  last_status = $5, last_latency_ms = $6, last_error = $7, lease_until = NULL \
                  WHERE id = $8 AND lease_token = $9",
                 vec![
-                    state.into(),
+                    state.as_str().into(),
                     attempt.into(),
                     next_at.into(),
                     delivered.into(),
@@ -238,7 +261,7 @@ impl App {
                     vec![false.into(), now.into(), d.endpoint.into()],
                 ))
                 .await?;
-            } else if state == "failed" {
+            } else if state == DeliveryState::Failed {
                 let turned = tx
                     .exec(&Raw::new(
                         "UPDATE webhook_endpoints SET state = 'failing', failing_since = $1, last_error = $2, \

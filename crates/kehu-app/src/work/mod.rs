@@ -23,7 +23,7 @@ mod schedule;
 
 pub use consumer::{Consumer, ConsumerStats};
 pub(crate) use schedule::core_schedules;
-pub use schedule::{Every, Schedule, ScheduleRun};
+pub use schedule::{Every, RunState, Schedule, ScheduleRun};
 
 use crate::jobs::{JobRow, Lease};
 use crate::{App, Result};

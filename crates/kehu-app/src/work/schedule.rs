@@ -30,14 +30,31 @@ pub struct Schedule {
     pub run: for<'a> fn(&'a App, i64) -> BoxFut<'a, Result<()>>,
 }
 
+crate::state_enum!(
+    /// Where a schedule's run of one period stands.
+    RunState { Running = "running", Done = "done", Failed = "failed" }
+);
+
 /// One run of a schedule, as the admin pages and tests read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleRun {
     pub name: String,
     pub period_key: String,
-    pub state: String,
+    pub state: RunState,
     pub attempts: i64,
     pub error: Option<String>,
+}
+
+impl kehu_db::FromRow for ScheduleRun {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(ScheduleRun {
+            name: r.req_string("name")?,
+            period_key: r.req_string("period_key")?,
+            state: r.state("state")?,
+            attempts: r.req_i64("attempts")?,
+            error: r.string("error"),
+        })
+    }
 }
 
 impl Every {
@@ -97,16 +114,16 @@ impl App {
         let outcome = (s.run)(self, now).await;
         beat.abort();
         let (state, error) = match &outcome {
-            Ok(()) => ("done", None),
+            Ok(()) => (RunState::Done, None),
             Err(e) => {
                 tracing::warn!(schedule = s.name, period = key, error = %e, "scheduled task failed");
-                ("failed", Some(format!("{}: {}", e.code, e.detail.clone().unwrap_or_default())))
+                (RunState::Failed, Some(format!("{}: {}", e.code, e.detail.clone().unwrap_or_default())))
             }
         };
         self.db
             .write(&Raw::new(
                 "UPDATE schedule_runs SET state = $1, error = $2, finished_at = $3 WHERE token = $4",
-                vec![state.into(), error.into(), now_micros().into(), token.into()],
+                vec![state.as_str().into(), error.into(), now_micros().into(), token.into()],
             ))
             .await?;
         Ok(true)
@@ -137,24 +154,14 @@ impl App {
 
     /// The runs of schedule `name`, newest first.
     pub async fn schedule_runs(&self, name: &str, limit: i64) -> Result<Vec<ScheduleRun>> {
-        let rows = self
+        Ok(self
             .db
-            .all(&Raw::new(
+            .rows(&Raw::new(
                 "SELECT name, period_key, state, attempts, error FROM schedule_runs WHERE name = $1 \
                  ORDER BY started_at DESC LIMIT $2",
                 vec![name.into(), limit.into()],
             ))
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ScheduleRun {
-                name: r.string(0).unwrap_or_default(),
-                period_key: r.string(1).unwrap_or_default(),
-                state: r.string(2).unwrap_or_default(),
-                attempts: r.i64(3).unwrap_or(0),
-                error: r.string(4),
-            })
-            .collect())
+            .await?)
     }
 }
 
