@@ -10,6 +10,7 @@
 //! more become a background job (`jobs.rs`).
 
 use crate::records::input::{check_refs, parse_fields, raise, Mode, Values};
+use crate::records::write::WriteCtx;
 use crate::{App, RecordView, Result};
 use kehu_core::filter::{self, ResolveCtx};
 use kehu_core::meta::{FieldType, ObjectDef, Schema};
@@ -262,7 +263,8 @@ impl App {
             };
             let r = match &p.kind {
                 Kind::Patch(vals) => {
-                    self.update_loaded(tx, actor, &p.schema, &p.obj, &p.scope, cur, vals.clone()).await.map(|_| ())
+                    let w = WriteCtx { actor, schema: &p.schema, obj: &p.obj, scope: &p.scope };
+                    self.write_update(tx, &w, cur, vals.clone(), false).await.map(|_| ())
                 }
                 Kind::Tag { field, tag, add } => {
                     let mut list = match cur.get(&field.api_name) {
@@ -277,7 +279,8 @@ impl App {
                     }
                     let v = if list.is_empty() { Value::Null } else { Value::List(list) };
                     let vals = vec![(field.clone(), v)];
-                    self.update_loaded(tx, actor, &p.schema, &p.obj, &p.scope, cur, vals).await.map(|_| ())
+                    let w = WriteCtx { actor, schema: &p.schema, obj: &p.obj, scope: &p.scope };
+                    self.write_update(tx, &w, cur, vals, false).await.map(|_| ())
                 }
                 Kind::Delete => self.recycle_loaded(tx, actor, &p.obj, cur, true).await.map(|_| ()),
             };

@@ -237,7 +237,9 @@ impl Plan {
         }
         if let Some(scope) = &self.update_scope {
             for (_, cur, values) in batch.updates {
-                app.update_loaded(tx, &self.actor, &self.schema, &self.obj, scope, cur, values).await?;
+                let w =
+                    crate::records::write::WriteCtx { actor: &self.actor, schema: &self.schema, obj: &self.obj, scope };
+                app.write_update(tx, &w, cur, values, false).await?;
             }
         }
         tx.exec_pipeline(batch.log.into_iter()).await?;

@@ -172,7 +172,8 @@ pub(crate) async fn job_batch(app: &App, lease: &crate::jobs::Lease, import: Uui
             // A savepoint keeps the batch usable when one restore is refused (e.g. its old
             // e-mail is taken by now) — PostgreSQL would otherwise abort the transaction.
             tx.ddl("SAVEPOINT undo_one").await?;
-            match app.update_loaded(&mut tx, &actor, &schema, &obj, &scope, cur, back).await {
+            let w = crate::records::write::WriteCtx { actor: &actor, schema: &schema, obj: &obj, scope: &scope };
+            match app.write_update(&mut tx, &w, cur, back, false).await {
                 Ok(_) => {
                     tx.ddl("RELEASE SAVEPOINT undo_one").await?;
                     restored += 1

@@ -8,7 +8,7 @@
 //! the record existed, never its content.
 
 use super::behaviour::{ChangeKind, Written};
-use super::write::record_journal;
+use super::write::{record_journal, WriteCtx};
 use super::{parse_time_cursor, view, RecordView};
 use crate::{App, Result};
 use kehu_core::meta::{FieldType, ObjectDef};
@@ -256,7 +256,8 @@ impl App {
                     let rec = kehu_db::records::decode(o, &row).ok_or_else(|| AppError::internal("undecodable row"))?;
                     let in_bin = rec.deleted_at.is_some();
                     let vals = vec![(f.clone(), Value::Null)];
-                    self.write_update(tx, actor, schema, o, &ScopeFilter::All, rec, vals, in_bin).await?;
+                    let w = WriteCtx { actor, schema, obj: o, scope: &ScopeFilter::All };
+                    self.write_update(tx, &w, rec, vals, in_bin).await?;
                 }
             }
         }

@@ -10,7 +10,7 @@
 
 use super::behaviour::{self, ChangeKind, Written};
 use super::input::{check_refs, raise, Values};
-use super::write::values_json;
+use super::write::{values_json, WriteCtx};
 use super::{view, RecordView};
 use crate::{App, Result};
 use kehu_core::meta::FieldType;
@@ -193,7 +193,8 @@ impl App {
         tx.exec(&moved).await?;
         // The survivor: the chosen values, through the write core (behaviours, history,
         // audit, one `record.updated` event, search document).
-        self.write_update(&mut tx, actor, &schema, &obj, &update_scope, survivor.clone(), changed, false)
+        let w = WriteCtx { actor, schema: &schema, obj: &obj, scope: &update_scope };
+        self.write_update(&mut tx, &w, survivor.clone(), changed, false)
             .await
             .map_err(|e| prefix_fields(e, "values."))?;
         audits.push(AuditEntry {
@@ -224,7 +225,8 @@ impl App {
                 let rec = records::decode(o, &row).ok_or_else(|| AppError::internal("undecodable row"))?;
                 let in_bin = rec.deleted_at.is_some();
                 let vals = vec![(f.clone(), Value::Ref(survivor.id))];
-                self.write_update(&mut tx, actor, &schema, o, &ScopeFilter::All, rec, vals, in_bin).await?;
+                let w = WriteCtx { actor, schema: &schema, obj: o, scope: &ScopeFilter::All };
+                self.write_update(&mut tx, &w, rec, vals, in_bin).await?;
             }
         }
         journal::audit(&mut tx, &audits).await?;

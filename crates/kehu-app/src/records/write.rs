@@ -16,6 +16,16 @@ use sea_query::{Alias, Expr, Query};
 use serde_json::{json, Map, Value as Json};
 use std::sync::Arc;
 
+/// Who writes, and to which object within which scope: what every write of the write core
+/// needs beside the transaction and the record.
+#[derive(Clone, Copy)]
+pub(crate) struct WriteCtx<'a> {
+    pub actor: &'a Actor,
+    pub schema: &'a kehu_core::meta::Schema,
+    pub obj: &'a ObjectDef,
+    pub scope: &'a kehu_core::perm::ScopeFilter,
+}
+
 /// Map a unique violation to the field whose column it names.
 pub(super) fn unique_error(obj: &ObjectDef, e: DbError, prefix: &str) -> AppError {
     match &e {
@@ -320,47 +330,29 @@ impl App {
         if cur.version != version {
             return Err(AppError::conflict("record.version_conflict"));
         }
-        let after = self.update_loaded(&mut tx, actor, &schema, &obj, &scope, cur, vals).await?;
+        let w = WriteCtx { actor, schema: &schema, obj: &obj, scope: &scope };
+        let after = self.write_update(&mut tx, &w, cur, vals, false).await?;
         tx.commit().await?;
         Ok(view(actor, &obj, &after))
-    }
-
-    /// Inside `tx`: change the values of a record already loaded within the actor's update
-    /// scope (`cur`), writing the row, audit entry, field history, outbox event and search
-    /// document; returns the record as written (unchanged when no value differs). Bulk
-    /// actions call this for every record of a batch in the batch's one transaction.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn update_loaded(
-        &self,
-        tx: &mut Tx,
-        actor: &Actor,
-        schema: &kehu_core::meta::Schema,
-        obj: &ObjectDef,
-        scope: &kehu_core::perm::ScopeFilter,
-        cur: Record,
-        vals: Values,
-    ) -> Result<Record> {
-        self.write_update(tx, actor, schema, obj, scope, cur, vals, false).await
     }
 
     /// The write core's update: `before` behaviours on the changed values, the row (only if
     /// still at the version read; a record in the recycle bin only with `in_bin`, which the
     /// purge uses to clear links from deleted records), field history, audit entry, one
     /// `record.updated` event of the common shape (`{object, id, version, changes: {field:
-    /// [old, new]}}`), search document, then the `after` behaviours. Every update of a record
-    /// — a form, in-place edit, bulk, import, undo, revert, merge, purge — comes here.
-    #[allow(clippy::too_many_arguments)]
+    /// [old, new]}}`), search document, then the `after` behaviours; returns the record as
+    /// written (unchanged when no value differs). Every update of a record — a form, in-place
+    /// edit, bulk, import, undo, revert, merge, purge — comes here, with the record already
+    /// loaded within `w.scope` in `tx`.
     pub(crate) async fn write_update(
         &self,
         tx: &mut Tx,
-        actor: &Actor,
-        schema: &kehu_core::meta::Schema,
-        obj: &ObjectDef,
-        scope: &kehu_core::perm::ScopeFilter,
+        w: &WriteCtx<'_>,
         cur: Record,
         vals: Values,
         in_bin: bool,
     ) -> Result<Record> {
+        let WriteCtx { actor, schema, obj, scope } = *w;
         let id = cur.id;
         let version = cur.version;
         let mut changed: Values = vals.into_iter().filter(|(f, v)| cur.get(&f.api_name) != v).collect();
