@@ -91,6 +91,27 @@ pub const MAX_ATTEMPTS: i64 = 5;
 /// server's message is never taken by a second server while the first still sends it.
 const MAIL_LEASE: i64 = 60_000_000;
 
+/// A queued message, read by column name.
+struct Queued {
+    id: kehu_core::Uuid,
+    to: String,
+    subject: String,
+    body: Option<String>,
+    attempts: i64,
+}
+
+impl kehu_db::FromRow for Queued {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(Queued {
+            id: r.req_uuid("id")?,
+            to: r.req_string("to_addr")?,
+            subject: r.req_string("subject")?,
+            body: r.string("body"),
+            attempts: r.req_i64("attempts")?,
+        })
+    }
+}
+
 /// The mail pump: sends what is queued when a mail server is configured.
 pub(crate) const PUMP: crate::work::Pump = crate::work::Pump { name: "mail", tick: pump_tick };
 
@@ -137,12 +158,8 @@ impl crate::App {
             .limit(20)
             .to_owned();
         let mut sent = 0;
-        for r in self.db.all(&q).await? {
-            let (Some(id), Some(to), Some(subject), attempts) =
-                (r.uuid(0), r.string(1), r.string(2), r.i64(4).unwrap_or(0))
-            else {
-                continue;
-            };
+        let queued: Vec<Queued> = self.db.rows(&q).await?;
+        for Queued { id, to, subject, body, attempts } in queued {
             let claim = Query::update()
                 .table(Alias::new("mails"))
                 .value(Alias::new("attempts"), attempts + 1)
@@ -161,7 +178,7 @@ impl crate::App {
                     .to(rcpt)
                     .subject(subject)
                     .header(lettre::message::header::ContentType::TEXT_PLAIN)
-                    .body(r.string(3).unwrap_or_default())
+                    .body(body.unwrap_or_default())
                 {
                     Err(e) => Err(e.to_string()),
                     Ok(msg) => m.transport.send(msg).await.map(|_| ()).map_err(|e| e.to_string()),

@@ -70,6 +70,21 @@ pub struct MailRow {
     pub last_error: Option<String>,
 }
 
+impl kehu_db::FromRow for MailRow {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(MailRow {
+            id: r.req_uuid("id")?,
+            to: r.req_string("to_addr")?,
+            subject: r.req_string("subject")?,
+            kind: r.req_string("kind")?,
+            created_at: r.req_i64("created_at")?,
+            sent_at: r.i64("sent_at"),
+            attempts: r.req_i64("attempts")?,
+            last_error: r.string("last_error"),
+        })
+    }
+}
+
 /// The visible start of a token, to tell tokens apart in the list.
 const PREFIX_LEN: usize = 12;
 
@@ -246,21 +261,6 @@ impl App {
             .order_by(Alias::new("created_at"), sea_query::Order::Desc)
             .limit(limit)
             .to_owned();
-        Ok(self
-            .db
-            .all(&q)
-            .await?
-            .iter()
-            .map(|r| MailRow {
-                id: r.uuid(0).unwrap_or_default(),
-                to: r.string(1).unwrap_or_default(),
-                subject: r.string(2).unwrap_or_default(),
-                kind: r.string(3).unwrap_or_default(),
-                created_at: r.i64(4).unwrap_or(0),
-                sent_at: r.i64(5),
-                attempts: r.i64(6).unwrap_or(0),
-                last_error: r.string(7),
-            })
-            .collect())
+        Ok(self.db.rows(&q).await?)
     }
 }
