@@ -96,7 +96,8 @@ impl App {
     pub async fn users(&self, actor: &Actor) -> Result<Vec<UserRow>> {
         need_admin(actor)?;
         let q = crate::auth_user_select().order_by(Alias::new("name"), sea_query::Order::Asc).to_owned();
-        let users: Vec<UserInfo> = self.db.all(&q).await?.iter().map(crate::auth_user_from_row).collect();
+        let users: Vec<UserInfo> =
+            self.db.rows::<crate::AuthUserRecord>(&q).await?.into_iter().map(|u| u.info).collect();
         let roles = self.roles(actor).await?;
         let teams = self.teams().await?;
         Ok(users

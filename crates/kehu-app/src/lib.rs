@@ -72,7 +72,7 @@ use kehu_db::Db;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-pub(crate) use auth::{user_from_row as auth_user_from_row, user_select as auth_user_select};
+pub(crate) use auth::{user_select as auth_user_select, UserRecord as AuthUserRecord};
 pub use records::{Count, ListRequest, Page, RecordView, SearchResult};
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

@@ -1,7 +1,7 @@
 //! First-run setup, sign-in (throttled per account and per client address, in the database),
 //! the second factor, password change and reset.
 
-use super::session::{user_from_row, user_select, NewSession};
+use super::session::{user_select, NewSession, UserRecord};
 use super::{audit, hash_token, password, random_token, Client, LOCKOUT, THROTTLE_WINDOW};
 use super::{MAX_FAILURES_ACCOUNT, MAX_FAILURES_ADDRESS, RESET_LIFETIME};
 use crate::{App, Result};
@@ -115,13 +115,10 @@ impl App {
         let keys = throttle_keys(&email, client);
         self.attempt(&keys).await?;
         let q = user_select().and_where(col("email").eq(email.as_str())).to_owned();
-        let user = self.db.one(&q).await?;
-        let stored = match &user {
-            Some(r) => r.string(9).filter(|s| !s.is_empty()),
-            None => None,
-        };
+        let user = self.db.row::<UserRecord>(&q).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let ok = password::verify(password, stored).await;
-        let user = user.map(|r| user_from_row(&r)).filter(|u| ok && u.is_active);
+        let user = user.map(|u| u.info).filter(|u| ok && u.is_active);
         let Some(user) = user else {
             return Err(AppError::invalid("auth.invalid_credentials"));
         };
@@ -263,7 +260,7 @@ impl App {
             return Ok(());
         }
         let q = user_select().and_where(col("email").eq(email.as_str())).to_owned();
-        let Some(user) = self.db.one(&q).await?.map(|r| user_from_row(&r)) else { return Ok(()) };
+        let Some(user) = self.db.row::<UserRecord>(&q).await?.map(|u| u.info) else { return Ok(()) };
         if !user.is_active {
             return Ok(());
         }

@@ -13,7 +13,7 @@ mod totp;
 pub(crate) use audit as audit_user;
 pub(crate) use login::{check_locale, check_time_zone};
 pub use login::{LoginOutcome, SetupRequest, LOCALES};
-pub(crate) use session::{user_from_row, user_select};
+pub(crate) use session::{user_select, UserRecord};
 pub use session::{NewSession, SessionInfo, SessionRow, UserInfo};
 pub use tokens::{ApiTokenInfo, MailRow, Scope as TokenScope, TokenAuth};
 pub use totp::TotpEnrolment;

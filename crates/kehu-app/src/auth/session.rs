@@ -45,19 +45,54 @@ pub(crate) fn user_select() -> sea_query::SelectStatement {
     q
 }
 
-pub(crate) fn user_from_row(r: &kehu_db::DbRow) -> UserInfo {
-    UserInfo {
-        id: r.uuid(0).unwrap_or_default(),
-        email: r.string(1).unwrap_or_default(),
-        name: r.string(2).unwrap_or_default(),
-        locale: r.string(3).unwrap_or_else(|| "zh-CN".into()),
-        time_zone: r.string(4).unwrap_or_else(|| "Asia/Shanghai".into()),
-        team_id: r.uuid(5),
-        role_id: r.uuid(6).unwrap_or_default(),
-        is_active: r.bool(7).unwrap_or(false),
-        totp_enabled: r.str(8).is_some_and(|s| !s.is_empty()),
-        has_password: r.str(9).is_some_and(|s| !s.is_empty()),
-        last_login_at: r.i64(10),
+/// A user row as `user_select` reads it: the user, and the password hash for sign-in.
+pub(crate) struct UserRecord {
+    pub info: UserInfo,
+    pub password_hash: Option<String>,
+}
+
+impl kehu_db::FromRow for UserRecord {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        let password_hash = r.string("password_hash").filter(|s| !s.is_empty());
+        Ok(UserRecord {
+            info: UserInfo {
+                id: r.req_uuid("id")?,
+                email: r.req_string("email")?,
+                name: r.req_string("name")?,
+                locale: r.string("locale").unwrap_or_else(|| "zh-CN".into()),
+                time_zone: r.string("time_zone").unwrap_or_else(|| "Asia/Shanghai".into()),
+                team_id: r.uuid("team_id"),
+                role_id: r.req_uuid("role_id")?,
+                is_active: r.bool("is_active").unwrap_or(false),
+                totp_enabled: r.string("totp_secret").is_some_and(|s| !s.is_empty()),
+                has_password: password_hash.is_some(),
+                last_login_at: r.i64("last_login_at"),
+            },
+            password_hash,
+        })
+    }
+}
+
+/// A session row as `session` reads it.
+struct SessionRecord {
+    id: Uuid,
+    user_id: Uuid,
+    csrf: String,
+    mfa_passed: bool,
+    last_seen_at: i64,
+    expires_at: i64,
+}
+
+impl kehu_db::FromRow for SessionRecord {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(SessionRecord {
+            id: r.req_uuid("id")?,
+            user_id: r.req_uuid("user_id")?,
+            csrf: r.req_string("csrf")?,
+            mfa_passed: r.bool("mfa_passed").unwrap_or(false),
+            last_seen_at: r.req_i64("last_seen_at")?,
+            expires_at: r.req_i64("expires_at")?,
+        })
     }
 }
 
@@ -79,6 +114,19 @@ pub struct SessionRow {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub current: bool,
+}
+
+impl kehu_db::FromRow for SessionRow {
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        Ok(SessionRow {
+            id: r.req_uuid("id")?,
+            user_agent: r.string("user_agent"),
+            ip: r.string("ip"),
+            created_at: r.req_i64("created_at")?,
+            last_seen_at: r.req_i64("last_seen_at")?,
+            current: false,
+        })
+    }
 }
 
 const SESSION_COLUMNS: [&str; 6] = ["id", "user_id", "csrf", "mfa_passed", "last_seen_at", "expires_at"];
@@ -140,11 +188,11 @@ impl App {
             .from(Alias::new("sessions"))
             .and_where(col("token_hash").eq(hash_token(token)))
             .to_owned();
-        let Some(s) = self.db.one(&q).await? else { return Ok(None) };
-        let (Some(id), Some(user_id)) = (s.uuid(0), s.uuid(1)) else { return Ok(None) };
+        let Some(s) = self.db.row::<SessionRecord>(&q).await? else { return Ok(None) };
+        let (id, user_id) = (s.id, s.user_id);
         let now = now_micros();
-        let last_seen = s.i64(4).unwrap_or(0);
-        if s.i64(5).unwrap_or(0) < now || last_seen + IDLE_TIMEOUT < now {
+        let last_seen = s.last_seen_at;
+        if s.expires_at < now || last_seen + IDLE_TIMEOUT < now {
             self.delete_sessions(col("id").eq(id)).await?;
             return Ok(None);
         }
@@ -160,17 +208,12 @@ impl App {
                 .to_owned();
             self.db.write(&q).await?;
         }
-        Ok(Some(SessionInfo {
-            id,
-            user,
-            csrf: s.string(2).unwrap_or_default(),
-            mfa_passed: s.bool(3).unwrap_or(false),
-        }))
+        Ok(Some(SessionInfo { id, user, csrf: s.csrf, mfa_passed: s.mfa_passed }))
     }
 
     pub async fn user_info(&self, id: Uuid) -> Result<Option<UserInfo>> {
         let q = user_select().and_where(col("id").eq(id)).to_owned();
-        Ok(self.db.one(&q).await?.map(|r| user_from_row(&r)))
+        Ok(self.db.row::<UserRecord>(&q).await?.map(|u| u.info))
     }
 
     /// Sign out: the session's row is deleted.
@@ -195,23 +238,11 @@ impl App {
             .and_where(col("last_seen_at").gt(now - IDLE_TIMEOUT))
             .order_by(Alias::new("last_seen_at"), sea_query::Order::Desc)
             .to_owned();
-        Ok(self
-            .db
-            .all(&q)
-            .await?
-            .iter()
-            .map(|r| {
-                let id = r.uuid(0).unwrap_or_default();
-                SessionRow {
-                    id,
-                    user_agent: r.string(1),
-                    ip: r.string(2),
-                    created_at: r.i64(3).unwrap_or(0),
-                    last_seen_at: r.i64(4).unwrap_or(0),
-                    current: id == current,
-                }
-            })
-            .collect())
+        let mut rows: Vec<SessionRow> = self.db.rows(&q).await?;
+        for r in &mut rows {
+            r.current = r.id == current;
+        }
+        Ok(rows)
     }
 
     /// Sign out one of the user's own sessions (another device).
