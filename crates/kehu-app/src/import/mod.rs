@@ -62,7 +62,7 @@ impl crate::work::JobKind for ImportJob {
 pub use check::ImportCheck;
 pub use mapping::{ImportMode, ImportSettings, SavedMapping};
 pub use plan::RowIssue;
-pub use report::{FailedRow, ImportCounts, ImportView, UndoCounts};
+pub use report::{FailedRow, ImportCounts, ImportState, ImportView, UndoCounts};
 
 use crate::{App, Result};
 use kehu_core::perm::{Action, Actor};

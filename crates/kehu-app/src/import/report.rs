@@ -51,6 +51,19 @@ pub struct UndoCounts {
     pub conflicts: u64,
 }
 
+crate::state_enum!(
+    /// Where an import stands: uploaded → queued → running → done | failed; undoing → undone.
+    ImportState {
+        Uploaded = "uploaded",
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
+        Undoing = "undoing",
+        Undone = "undone",
+    }
+);
+
 /// An import as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportView {
@@ -66,8 +79,7 @@ pub struct ImportView {
     pub total_rows: u64,
     pub chunks: i64,
     pub settings: Option<ImportSettings>,
-    /// uploaded → queued → running → done | failed; undoing → undone.
-    pub state: String,
+    pub state: ImportState,
     pub counts: ImportCounts,
     pub undo: UndoCounts,
     pub error: Option<String>,
@@ -78,14 +90,14 @@ pub struct ImportView {
 
 impl ImportView {
     pub fn percent(&self) -> u64 {
-        match self.state.as_str() {
-            "done" | "failed" | "undone" => 100,
+        match self.state {
+            ImportState::Done | ImportState::Failed | ImportState::Undone => 100,
             _ if self.total_rows == 0 => 0,
             _ => (self.counts.rows() * 100 / self.total_rows).min(99),
         }
     }
     pub fn finished(&self) -> bool {
-        matches!(self.state.as_str(), "done" | "failed" | "undone")
+        matches!(self.state, ImportState::Done | ImportState::Failed | ImportState::Undone)
     }
 }
 
@@ -128,37 +140,55 @@ const COLS: [&str; 28] = [
     "updated_at",
 ];
 
-fn from_row(r: &kehu_db::DbRow, schema: &kehu_core::meta::Schema) -> Option<ImportView> {
-    let n = |i| r.i64(i).unwrap_or(0).max(0) as u64;
-    let object_id = r.uuid(1)?;
-    Some(ImportView {
-        id: r.uuid(0)?,
-        object: schema.object_by_id(object_id).map(|o| o.api_name.clone()).unwrap_or_default(),
-        object_id,
-        owner_id: r.uuid(2)?,
-        file_name: r.string(3)?,
-        format: r.string(4)?,
-        encoding: r.string(5)?,
-        headers: serde_json::from_str(r.str(6)?).ok()?,
-        samples: serde_json::from_str(r.str(7)?).ok()?,
-        total_rows: n(8),
-        chunks: r.i64(9).unwrap_or(0),
-        settings: r.str(10).and_then(|s| serde_json::from_str(s).ok()),
-        state: r.string(11)?,
-        counts: ImportCounts {
-            created: n(12),
-            updated: n(13),
-            unchanged: n(14),
-            skipped: n(15),
-            failed: n(16),
-            related_created: n(17),
-        },
-        undo: UndoCounts { deleted: n(18), restored: n(19), conflicts: n(20) },
-        error: r.string(21),
-        job_id: r.uuid(22),
-        created_at: r.i64(23).unwrap_or(0),
-        finished_at: r.i64(24),
-    })
+impl kehu_db::FromRow for ImportView {
+    /// Everything but `object`, the object's api name, which the caller fills in from metadata.
+    fn from_row(r: &kehu_db::NamedRow) -> kehu_db::conn::DbResult<Self> {
+        let n = |c: &str| r.i64(c).unwrap_or(0).max(0) as u64;
+        Ok(ImportView {
+            id: r.req_uuid("id")?,
+            object: String::new(),
+            object_id: r.req_uuid("object_id")?,
+            owner_id: r.req_uuid("owner_id")?,
+            file_name: r.req_string("file_name")?,
+            format: r.req_string("format")?,
+            encoding: r.req_string("encoding")?,
+            headers: json_column(r, "headers")?,
+            samples: json_column(r, "samples")?,
+            total_rows: n("total_rows"),
+            chunks: r.i64("chunks").unwrap_or(0),
+            settings: r.string("settings").and_then(|s| serde_json::from_str(&s).ok()),
+            state: r.state("state")?,
+            counts: ImportCounts {
+                created: n("created"),
+                updated: n("updated"),
+                unchanged: n("unchanged"),
+                skipped: n("skipped"),
+                failed: n("failed"),
+                related_created: n("related_created"),
+            },
+            undo: UndoCounts {
+                deleted: n("undo_deleted"),
+                restored: n("undo_restored"),
+                conflicts: n("undo_conflicts"),
+            },
+            error: r.string("error"),
+            job_id: r.uuid("job_id"),
+            created_at: r.req_i64("created_at")?,
+            finished_at: r.i64("finished_at"),
+        })
+    }
+}
+
+/// A JSON text column that must parse.
+fn json_column<T: serde::de::DeserializeOwned>(r: &kehu_db::NamedRow, c: &str) -> kehu_db::conn::DbResult<T> {
+    let text = r.req_string(c)?;
+    serde_json::from_str(&text).map_err(|e| kehu_db::DbError::Other(format!("column {c}: {e}")))
+}
+
+/// The view with its object's api name from metadata.
+fn named(mut v: ImportView, schema: &kehu_core::meta::Schema) -> ImportView {
+    v.object = schema.object_by_id(v.object_id).map(|o| o.api_name.clone()).unwrap_or_default();
+    v
 }
 
 impl App {
@@ -170,12 +200,10 @@ impl App {
             .from(Alias::new("imports"))
             .and_where(col("id").eq(id))
             .to_owned();
-        let v = self
-            .db
-            .one(&q)
-            .await?
-            .and_then(|r| from_row(&r, &schema))
-            .ok_or_else(|| AppError::not_found("import.not_found"))?;
+        let v = named(
+            self.db.row::<ImportView>(&q).await?.ok_or_else(|| AppError::not_found("import.not_found"))?,
+            &schema,
+        );
         if actor.user_id != Some(v.owner_id) && !actor.is_admin() {
             return Err(AppError::not_found("import.not_found"));
         }
@@ -195,7 +223,7 @@ impl App {
         if !actor.is_admin() {
             q.and_where(col("owner_id").eq(actor.user_id.unwrap_or_default()));
         }
-        Ok(self.db.all(&q).await?.iter().filter_map(|r| from_row(r, &schema)).collect())
+        Ok(self.db.rows::<ImportView>(&q).await?.into_iter().map(|v| named(v, &schema)).collect())
     }
 
     /// Failed rows of an import in row order (at most `limit`).

@@ -173,7 +173,7 @@ pub async fn history(State(st): State<AppState>, u: UserCtx, Path(object): Path<
             file_name: v.file_name,
             at: v.created_at,
             state_label: st.i18n.get(u.ctx.lang, &format!("import-state-{}", v.state), &[]),
-            state: v.state,
+            state: v.state.to_string(),
             created: v.counts.created,
             updated: v.counts.updated,
             failed: v.counts.failed,
