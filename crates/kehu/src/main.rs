@@ -482,7 +482,15 @@ async fn serve(cfg: Config) -> Result<()> {
     // it under a running server.
     let url = cfg.database_url().context("creating the data directory")?;
     let _lock = match kehu_db::backup::sqlite_path(&url) {
-        Some(p) => Some(kehu_db::backup::ServerLock::acquire(&p).map_err(|e| anyhow::anyhow!("{}", describe(&e)))?),
+        Some(p) => Some(kehu_db::backup::ServerLock::acquire(&p).map_err(|e| {
+            // The lock is taken: another `kehu serve` works on this data directory.
+            let e = if e.code == "backup.server_running" {
+                kehu_core::AppError::conflict("serve.already_running")
+            } else {
+                e
+            };
+            anyhow::anyhow!("{} {}", describe(&e), p.display())
+        })?),
         None => None,
     };
     let app = open(&cfg).await?;

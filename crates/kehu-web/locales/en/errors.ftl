@@ -135,3 +135,4 @@ err-webhook-timeout = The receiver did not answer within 15 seconds.
 err-webhook-endpoint_disabled = The webhook was disabled or deleted.
 err-job-finished = This job has already finished.
 err-job-cancelled = Cancelled.
+err-serve-already_running = Another Kehu is already serving this data directory. Stop it first, or give this one its own KEHU_DATA_DIR:

@@ -135,3 +135,4 @@ err-webhook-timeout = 接收方 15 秒内没有响应。
 err-webhook-endpoint_disabled = 此 Webhook 已停用或已删除。
 err-job-finished = 此任务已经结束。
 err-job-cancelled = 已取消。
+err-serve-already_running = 已有另一个客户 CRM 在使用这个数据目录。请先停止它，或为这个实例设置单独的 KEHU_DATA_DIR：
