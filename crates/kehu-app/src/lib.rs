@@ -152,10 +152,24 @@ impl App {
         self.reload_schema().await
     }
 
+    /// Run a write; if it failed on an object or field this server does not know yet but
+    /// another server just added, run it once more with the fresh schema.
+    pub(crate) async fn with_fresh_metadata<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let seen = self.schema().await?.epoch;
+        match f().await {
+            Err(e) if self.schema_changed_since(seen, &e).await? => f().await,
+            r => r,
+        }
+    }
+
     /// After a request failed on metadata this server may not know yet (an unknown object or
     /// field that another server just added): read the epoch now, reload if it changed.
     /// True when the schema changed, so the request is worth one more try.
-    pub(crate) async fn schema_changed_since(&self, seen: i64, e: &AppError) -> Result<bool> {
+    async fn schema_changed_since(&self, seen: i64, e: &AppError) -> Result<bool> {
         let unknown = e.code == "object.not_found" || e.fields.iter().any(|f| f.code == "field.unknown");
         if !unknown {
             return Ok(false);

@@ -154,13 +154,13 @@ pub fn extend_behaviours(object: &str, b: Arc<dyn Behaviour>) {
     }
 }
 
-/// The behaviours of an object (by api name), in module order.
-pub fn behaviours(object: &str) -> Vec<Arc<dyn Behaviour>> {
-    let mut out = registry().behaviours.get(object).cloned().unwrap_or_default();
-    if let Ok(m) = extra().read() {
-        if let Some(more) = m.get(object) {
-            out.extend(more.iter().cloned());
-        }
+/// The behaviours of an object (by api name), in module order. Borrowed from the registry
+/// (no allocation: the write core asks for every record it writes) unless behaviours were
+/// added at run time.
+pub fn behaviours(object: &str) -> std::borrow::Cow<'static, [Arc<dyn Behaviour>]> {
+    let own: &'static [Arc<dyn Behaviour>] = registry().behaviours.get(object).map(Vec::as_slice).unwrap_or(&[]);
+    match extra().read().ok().and_then(|m| m.get(object).cloned()) {
+        Some(more) => own.iter().cloned().chain(more).collect::<Vec<_>>().into(),
+        None => own.into(),
     }
-    out
 }

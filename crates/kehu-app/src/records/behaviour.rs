@@ -74,7 +74,7 @@ pub trait Behaviour: Send + Sync + 'static {
 /// `derive` of every behaviour of `obj`; borrows the input when none changes it.
 pub(crate) fn derive<'a>(obj: &ObjectDef, input: &'a Map<String, Json>, creating: bool) -> Cow<'a, Map<String, Json>> {
     let mut c = Cow::Borrowed(input);
-    for b in crate::modules::behaviours(&obj.api_name) {
+    for b in crate::modules::behaviours(&obj.api_name).iter() {
         b.derive(obj, &mut c, creating);
     }
     c
@@ -83,7 +83,7 @@ pub(crate) fn derive<'a>(obj: &ObjectDef, input: &'a Map<String, Json>, creating
 /// `derive` of an input the caller owns (an import row): never copied.
 pub(crate) fn derive_owned(obj: &ObjectDef, input: Map<String, Json>, creating: bool) -> Map<String, Json> {
     let mut c: Cow<'_, Map<String, Json>> = Cow::Owned(input);
-    for b in crate::modules::behaviours(&obj.api_name) {
+    for b in crate::modules::behaviours(&obj.api_name).iter() {
         b.derive(obj, &mut c, creating);
     }
     c.into_owned()
@@ -91,7 +91,7 @@ pub(crate) fn derive_owned(obj: &ObjectDef, input: Map<String, Json>, creating: 
 
 /// `before` of every behaviour of the pending change's object.
 pub(crate) fn before(p: &mut Pending<'_>) -> Result<()> {
-    for b in crate::modules::behaviours(&p.obj.api_name) {
+    for b in crate::modules::behaviours(&p.obj.api_name).iter() {
         b.before(p)?;
     }
     Ok(())
@@ -99,7 +99,7 @@ pub(crate) fn before(p: &mut Pending<'_>) -> Result<()> {
 
 /// `after` of every behaviour of the written change's object.
 pub(crate) async fn after(app: &App, tx: &mut Tx, w: &Written<'_>) -> Result<()> {
-    for b in crate::modules::behaviours(&w.obj.api_name) {
+    for b in crate::modules::behaviours(&w.obj.api_name).iter() {
         b.after(app, tx, w).await?;
     }
     Ok(())

@@ -199,11 +199,7 @@ impl App {
     /// Create several records in one transaction (all or nothing). Field errors are named
     /// `<row>.<field>` when more than one row is given.
     pub async fn create_many(&self, actor: &Actor, object: &str, inputs: &[Map<String, Json>]) -> Result<Vec<Uuid>> {
-        let seen = self.schema().await?.epoch;
-        match self.create_many_once(actor, object, inputs).await {
-            Err(e) if self.schema_changed_since(seen, &e).await? => self.create_many_once(actor, object, inputs).await,
-            r => r,
-        }
+        self.with_fresh_metadata(|| self.create_many_once(actor, object, inputs)).await
     }
 
     async fn create_many_once(&self, actor: &Actor, object: &str, inputs: &[Map<String, Json>]) -> Result<Vec<Uuid>> {
@@ -298,13 +294,7 @@ impl App {
         version: i64,
         patch: &Map<String, Json>,
     ) -> Result<RecordView> {
-        let seen = self.schema().await?.epoch;
-        match self.update_once(actor, object, id, version, patch).await {
-            Err(e) if self.schema_changed_since(seen, &e).await? => {
-                self.update_once(actor, object, id, version, patch).await
-            }
-            r => r,
-        }
+        self.with_fresh_metadata(|| self.update_once(actor, object, id, version, patch)).await
     }
 
     async fn update_once(
