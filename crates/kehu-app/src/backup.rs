@@ -133,7 +133,7 @@ pub async fn write(db: &Db, url: &str, pg_schema: Option<&str>, dest: Dest<'_>) 
 }
 
 /// Before migrations that alter existing tables, back the database up (see
-/// `kehu_db::migrate::ALTERS_EXISTING`). Returns the file, when one was needed.
+/// the migrations marked `alters` in `kehu_db::schema`). Returns the file, when one was needed.
 pub async fn before_migrations(db: &Db, target: &BackupTarget) -> Result<Option<PathBuf>> {
     let versions = kehu_db::migrate::needs_backup(db).await?;
     if versions.is_empty() {

@@ -1,6 +1,6 @@
 //! Bulk actions on a selection of records (ids) or on every record matching a filter: assign
 //! an owner, set a field, add or remove a tag, delete. Every change goes through the record
-//! engine (`update_loaded` / `recycle_loaded`), so each record gets its audit entry, field
+//! write core (`App::apply` with `Change::Update` / `Change::Recycle`), so each record gets its audit entry, field
 //! history, outbox event and search document. Records are taken in id order in batches of
 //! `BATCH`, each batch ONE transaction that also stores how far it got, so a job that stops
 //! mid-way resumes after the last committed batch without redoing or skipping a record.
@@ -10,7 +10,7 @@
 //! more become a background job (`jobs.rs`).
 
 use crate::records::input::{check_refs, parse_fields, raise, Mode, Values};
-use crate::records::write::WriteCtx;
+use crate::records::write::{Change, WriteCtx};
 use crate::{App, RecordView, Result};
 use kehu_core::filter::{self, ResolveCtx};
 use kehu_core::meta::{FieldType, ObjectDef, Schema};
@@ -264,7 +264,7 @@ impl App {
             let r = match &p.kind {
                 Kind::Patch(vals) => {
                     let w = WriteCtx { actor, schema: &p.schema, obj: &p.obj, scope: &p.scope };
-                    self.write_update(tx, &w, cur, vals.clone(), false).await.map(|_| ())
+                    self.apply(tx, &w, Change::Update { cur, vals: vals.clone(), in_bin: false }).await.map(|_| ())
                 }
                 Kind::Tag { field, tag, add } => {
                     let mut list = match cur.get(&field.api_name) {
@@ -280,9 +280,12 @@ impl App {
                     let v = if list.is_empty() { Value::Null } else { Value::List(list) };
                     let vals = vec![(field.clone(), v)];
                     let w = WriteCtx { actor, schema: &p.schema, obj: &p.obj, scope: &p.scope };
-                    self.write_update(tx, &w, cur, vals, false).await.map(|_| ())
+                    self.apply(tx, &w, Change::Update { cur, vals, in_bin: false }).await.map(|_| ())
                 }
-                Kind::Delete => self.recycle_loaded(tx, actor, &p.obj, cur, true).await.map(|_| ()),
+                Kind::Delete => {
+                    let w = WriteCtx { actor, schema: &p.schema, obj: &p.obj, scope: &p.scope };
+                    self.apply(tx, &w, Change::Recycle { cur, delete: true }).await.map(|_| ())
+                }
             };
             match r {
                 Ok(()) => counts.done += 1,

@@ -164,3 +164,20 @@ pub fn behaviours(object: &str) -> std::borrow::Cow<'static, [Arc<dyn Behaviour>
         None => own.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every storage module (`kehu_db::schema::DB_MODULES`: migrations and tables) belongs
+    /// to a module of this manifest, in the same order.
+    #[test]
+    fn storage_modules_belong_to_modules() {
+        let names: Vec<&str> = super::MODULES.iter().map(|m| m.name).collect();
+        let mut at = 0;
+        for db in kehu_db::schema::DB_MODULES {
+            let i = names.iter().position(|n| *n == db.name);
+            assert!(i.is_some(), "storage module {} has no entry in MODULES", db.name);
+            assert!(i >= Some(at), "storage module {} is out of module order", db.name);
+            at = i.unwrap_or(at);
+        }
+    }
+}

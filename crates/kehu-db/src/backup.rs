@@ -91,7 +91,7 @@ pub async fn check_sqlite_file(path: &Path) -> Result<Vec<i64>, AppError> {
         .iter()
         .filter_map(|r| r.try_get(0).ok())
         .collect();
-    let known: Vec<i64> = crate::migrate::MIGRATIONS.iter().map(|m| m.0).collect();
+    let known: Vec<i64> = crate::schema::versions();
     if versions.iter().any(|v| *v < 1000 && !known.contains(v)) {
         return Err(AppError::invalid("archive.schema_newer"));
     }

@@ -30,6 +30,7 @@ pub mod meta_store;
 pub mod migrate;
 pub mod query;
 pub mod records;
+pub mod schema;
 pub mod search;
 pub mod work;
 

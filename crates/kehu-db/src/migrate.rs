@@ -8,31 +8,7 @@ use kehu_core::meta::Storage;
 use kehu_core::{new_id, now_micros};
 use sea_query::{Alias, ColumnDef, Index, Query, Table, TableCreateStatement};
 
-/// Core migrations, in order: (version, name).
-pub const MIGRATIONS: &[(i64, &str)] = &[
-    (1, "core_tables"),
-    (2, "search_index"),
-    (3, "default_roles"),
-    (4, "auth_tables"),
-    (5, "lists"),
-    (6, "custom"),
-    (8, "activity_tables"),
-    (9, "import"),
-    (10, "backups"),
-    (11, "search_tuning"),
-    (12, "outbox_audit"),
-    (13, "search_ident"),
-    (14, "import_checks"),
-    (15, "work"),
-    (16, "seed_items"),
-];
-
 // archive and backup (issue #5)
-/// Migrations that change tables existing before them (ALTER, UPDATE of existing rows): an
-/// existing database is backed up before any of them is applied (`needs_backup`). A migration
-/// that only creates new tables needs no backup. Add a version here when its migration alters.
-pub const ALTERS_EXISTING: &[i64] = &[4, 6, 11, 12, 13, 15];
-
 /// The pending migrations that alter existing tables, when the database already holds a Kehu
 /// schema (a fresh, empty database needs no backup): the caller backs up before `run`.
 pub async fn needs_backup(db: &Db) -> DbResult<Vec<i64>> {
@@ -41,41 +17,27 @@ pub async fn needs_backup(db: &Db) -> DbResult<Vec<i64>> {
     if applied.unwrap_or(0) == 0 {
         return Ok(Vec::new());
     }
-    Ok(pending(db).await?.into_iter().filter(|v| ALTERS_EXISTING.contains(v)).collect())
+    let alters: Vec<i64> = crate::schema::migrations().iter().filter(|m| m.alters).map(|m| m.version).collect();
+    Ok(pending(db).await?.into_iter().filter(|v| alters.contains(v)).collect())
 }
 // end archive and backup
 
 /// Lock key for migrations and runtime DDL on PostgreSQL.
 pub const DDL_LOCK: i64 = 0x4b45_4855; // "KEHU"
 
-/// Apply pending core migrations; returns the versions applied now.
+/// Apply every module's pending migrations (`schema::DB_MODULES`), in version order; returns
+/// the versions applied now.
 pub async fn run(db: &Db) -> DbResult<Vec<i64>> {
     ensure_table(db).await?;
     let mut applied = Vec::new();
-    for &(version, name) in MIGRATIONS {
+    for m in crate::schema::migrations() {
+        let (version, name) = (m.version, m.name);
         let mut tx = db.begin().await?;
         if !claim(&mut tx, version, name).await? {
             tx.rollback().await?;
             continue;
         }
-        match version {
-            1 => core_tables(&mut tx).await?,
-            2 => search_index(&mut tx).await?,
-            3 => default_roles(&mut tx).await?,
-            4 => crate::m004_auth::up(&mut tx).await?,
-            5 => crate::m005_lists::up(&mut tx).await?,
-            6 => crate::m006_custom::up(&mut tx).await?,
-            8 => crate::m008_activity::up(&mut tx).await?,
-            10 => crate::m010_backup::up(&mut tx).await?,
-            9 => crate::m009_import::up(&mut tx).await?,
-            11 => crate::m011_search_tuning::up(&mut tx).await?,
-            12 => crate::m012_outbox_audit::up(&mut tx).await?,
-            13 => crate::m013_search_ident::up(&mut tx).await?,
-            14 => crate::m014_import_checks::up(&mut tx).await?,
-            15 => crate::m015_work::up(&mut tx).await?,
-            16 => crate::m016_seed_items::up(&mut tx).await?,
-            _ => unreachable!("every listed migration has a body"),
-        }
+        (m.up)(&mut tx).await?;
         tx.commit().await?;
         tracing::info!(version, name, "migration applied");
         applied.push(version);
@@ -88,7 +50,7 @@ pub async fn pending(db: &Db) -> DbResult<Vec<i64>> {
     ensure_table(db).await?;
     let rows = db.all(&Raw::new("SELECT version FROM schema_migrations", vec![])).await?;
     let done: Vec<i64> = rows.iter().filter_map(|r| r.i64(0)).collect();
-    Ok(MIGRATIONS.iter().map(|m| m.0).filter(|v| !done.contains(v)).collect())
+    Ok(crate::schema::versions().into_iter().filter(|v| !done.contains(v)).collect())
 }
 
 async fn ensure_table(db: &Db) -> DbResult<()> {
@@ -192,7 +154,7 @@ pub(crate) fn index(b: Backend, table: &str, name: &str, cols: &[&str], unique: 
     i.build_any(b.schema_builder())
 }
 
-async fn core_tables(tx: &mut Tx) -> DbResult<()> {
+pub(crate) async fn core_tables(tx: &mut Tx) -> DbResult<()> {
     let b = tx.backend();
     let tables = [
         T::new(b, "schema_state").int("id").int("epoch"),
@@ -304,7 +266,7 @@ async fn core_tables(tx: &mut Tx) -> DbResult<()> {
     Ok(())
 }
 
-async fn search_index(tx: &mut Tx) -> DbResult<()> {
+pub(crate) async fn search_index(tx: &mut Tx) -> DbResult<()> {
     match tx.backend() {
         Backend::Sqlite => {
             tx.ddl(
@@ -366,7 +328,7 @@ async fn search_index(tx: &mut Tx) -> DbResult<()> {
     }
 }
 
-async fn default_roles(tx: &mut Tx) -> DbResult<()> {
+pub(crate) async fn default_roles(tx: &mut Tx) -> DbResult<()> {
     let now = now_micros();
     for (key, en, zh, grants) in kehu_core::perm::default_roles() {
         let grants = serde_json::to_string(&grants).map_err(|e| crate::DbError::Other(e.to_string()))?;

@@ -21,7 +21,7 @@ use super::dups::DupIndex;
 use super::plan::{BatchRow, Conn, Lookups, Outcome, Plan, RowIssue, Session};
 use super::{csv_to_rows, split_row_no, ImportCounts};
 use crate::records::input::Values;
-use crate::records::write::create_statements;
+use crate::records::write::{self, create_statements, WriteCtx};
 use crate::{App, Result};
 use kehu_core::meta::ObjectDef;
 use kehu_core::perm::{Action, Actor, ScopeFilter};
@@ -232,14 +232,14 @@ impl Plan {
     /// Inside `tx`: write a prepared batch through the engine. Returns its counts.
     async fn write(&self, app: &App, tx: &mut Tx, batch: Prepared) -> Result<ImportCounts> {
         for set in batch.creates {
-            let stmts = set.stmts.into_iter();
-            app.create_with(tx, &self.actor, &self.schema, &set.obj, &set.scope, &set.rows, &set.ids, stmts).await?;
+            let w = WriteCtx { actor: &self.actor, schema: &self.schema, obj: &set.obj, scope: &set.scope };
+            let stmts = Box::new(set.stmts.into_iter());
+            app.apply(tx, &w, write::Change::Create { rows: &set.rows, ids: &set.ids, stmts }).await?;
         }
         if let Some(scope) = &self.update_scope {
             for (_, cur, values) in batch.updates {
-                let w =
-                    crate::records::write::WriteCtx { actor: &self.actor, schema: &self.schema, obj: &self.obj, scope };
-                app.write_update(tx, &w, cur, values, false).await?;
+                let w = WriteCtx { actor: &self.actor, schema: &self.schema, obj: &self.obj, scope };
+                app.apply(tx, &w, write::Change::Update { cur, vals: values, in_bin: false }).await?;
             }
         }
         tx.exec_pipeline(batch.log.into_iter()).await?;

@@ -6,6 +6,7 @@
 //! row numbers of the undo log in one transaction with its cursor, so an undo resumes after a
 //! crash, and asking twice changes nothing more.
 
+use crate::records::write::{Change, WriteCtx};
 use crate::{App, Result};
 use kehu_core::meta::FieldDef;
 use kehu_core::perm::{Action, Actor};
@@ -124,7 +125,8 @@ pub(crate) async fn job_batch(app: &App, lease: &crate::jobs::Lease, import: Uui
                 // their work stays; the record is kept and counted as a conflict.
                 Ok(cur) if cur.deleted_at.is_none() && cur.version > 1 => conflicts += 1,
                 Ok(cur) if cur.deleted_at.is_none() => {
-                    app.recycle_loaded(&mut tx, &actor, &obj, cur, true).await?;
+                    let w = WriteCtx { actor: &actor, schema: &schema, obj: &obj, scope: &scope };
+                    app.apply(&mut tx, &w, Change::Recycle { cur, delete: true }).await?;
                     deleted += 1;
                 }
                 Ok(_) => {} // already in the recycle bin
@@ -172,8 +174,8 @@ pub(crate) async fn job_batch(app: &App, lease: &crate::jobs::Lease, import: Uui
             // A savepoint keeps the batch usable when one restore is refused (e.g. its old
             // e-mail is taken by now) — PostgreSQL would otherwise abort the transaction.
             tx.ddl("SAVEPOINT undo_one").await?;
-            let w = crate::records::write::WriteCtx { actor: &actor, schema: &schema, obj: &obj, scope: &scope };
-            match app.write_update(&mut tx, &w, cur, back, false).await {
+            let w = WriteCtx { actor: &actor, schema: &schema, obj: &obj, scope: &scope };
+            match app.apply(&mut tx, &w, Change::Update { cur, vals: back, in_bin: false }).await {
                 Ok(_) => {
                     tx.ddl("RELEASE SAVEPOINT undo_one").await?;
                     restored += 1

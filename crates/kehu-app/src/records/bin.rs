@@ -7,17 +7,14 @@
 //! any change does), and leaves an audit entry `purge` without values — the log keeps that
 //! the record existed, never its content.
 
-use super::behaviour::{ChangeKind, Written};
-use super::write::{record_journal, WriteCtx};
+use super::write::{Change, WriteCtx};
 use super::{parse_time_cursor, view, RecordView};
 use crate::{App, Result};
-use kehu_core::meta::{FieldType, ObjectDef};
+use kehu_core::meta::ObjectDef;
 use kehu_core::perm::{Action, Actor, ScopeFilter};
-use kehu_core::value::Value;
 use kehu_core::{now_micros, AppError, Uuid};
 use kehu_db::journal;
 use kehu_db::records::{col, decode, select_in_scope};
-use kehu_db::{search, Raw, Tx};
 use sea_query::{Alias, Cond, Expr, Order, Query};
 use serde_json::json;
 use std::sync::Arc;
@@ -215,7 +212,8 @@ impl App {
             let res = async {
                 let obj = schema.object(object)?.clone();
                 let mut tx = self.db.begin().await?;
-                self.purge_in(&mut tx, actor, &schema, &obj, *id).await?;
+                let w = WriteCtx { actor, schema: &schema, obj: &obj, scope: &ScopeFilter::All };
+                self.apply(&mut tx, &w, Change::Purge { id: *id }).await?;
                 tx.commit().await?;
                 Ok::<_, AppError>(())
             }
@@ -225,47 +223,6 @@ impl App {
             out.push(ItemResult { object: object.clone(), id: *id, title, error });
         }
         Ok(out)
-    }
-
-    /// Inside `tx`: delete a record that is in the recycle bin for good.
-    async fn purge_in(
-        &self,
-        tx: &mut Tx,
-        actor: &Actor,
-        schema: &kehu_core::meta::Schema,
-        obj: &ObjectDef,
-        id: Uuid,
-    ) -> Result<()> {
-        let now = now_micros();
-        let del = Query::delete()
-            .from_table(Alias::new(&obj.table))
-            .and_where(col("id").eq(id))
-            .and_where(col("deleted_at").is_not_null())
-            .to_owned();
-        if tx.exec(&del).await? != 1 {
-            return Err(AppError::not_found("record.not_found"));
-        }
-        tx.exec(&Raw::new("DELETE FROM field_history WHERE record_id = $1", vec![id.into()])).await?;
-        search::remove(tx, id).await?;
-        // Links from other records (deleted ones too) to the purged record are cleared.
-        for o in schema.objects() {
-            for f in o.fields.iter().filter(|f| f.ftype == FieldType::Relation && f.options.target == Some(obj.id)) {
-                let mut sel = kehu_db::records::select_in_scope(o, &ScopeFilter::All);
-                sel.and_where(col(&f.column).eq(id));
-                for row in tx.all(&sel).await? {
-                    let rec = kehu_db::records::decode(o, &row).ok_or_else(|| AppError::internal("undecodable row"))?;
-                    let in_bin = rec.deleted_at.is_some();
-                    let vals = vec![(f.clone(), Value::Null)];
-                    let w = WriteCtx { actor, schema, obj: o, scope: &ScopeFilter::All };
-                    self.write_update(tx, &w, rec, vals, in_bin).await?;
-                }
-            }
-        }
-        let payload = json!({"object": obj.api_name, "id": id});
-        record_journal(tx, actor, obj, id, now, ("purge", "record.purged"), json!({}), payload).await?;
-        let w = Written { actor, obj, id, kind: ChangeKind::Purge, old: None, new: &[] };
-        super::behaviour::after(self, tx, &w).await?;
-        Ok(())
     }
 
     /// Purge what has been in the recycle bin longer than the retention (housekeeping, as
@@ -293,7 +250,8 @@ impl App {
                 }
                 let mut tx = self.db.begin().await?;
                 for id in &ids {
-                    self.purge_in(&mut tx, &system, &schema, obj, *id).await?;
+                    let w = WriteCtx { actor: &system, schema: &schema, obj, scope: &ScopeFilter::All };
+                    self.apply(&mut tx, &w, Change::Purge { id: *id }).await?;
                 }
                 tx.commit().await?;
                 n += ids.len() as u64;

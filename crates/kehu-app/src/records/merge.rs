@@ -10,7 +10,7 @@
 
 use super::behaviour::{self, ChangeKind, Written};
 use super::input::{check_refs, raise, Values};
-use super::write::{values_json, WriteCtx};
+use super::write::{values_json, Change, WriteCtx};
 use super::{view, RecordView};
 use crate::{App, Result};
 use kehu_core::meta::FieldType;
@@ -194,7 +194,7 @@ impl App {
         // The survivor: the chosen values, through the write core (behaviours, history,
         // audit, one `record.updated` event, search document).
         let w = WriteCtx { actor, schema: &schema, obj: &obj, scope: &update_scope };
-        self.write_update(&mut tx, &w, survivor.clone(), changed, false)
+        self.apply(&mut tx, &w, Change::Update { cur: survivor.clone(), vals: changed, in_bin: false })
             .await
             .map_err(|e| prefix_fields(e, "values."))?;
         audits.push(AuditEntry {
@@ -226,7 +226,7 @@ impl App {
                 let in_bin = rec.deleted_at.is_some();
                 let vals = vec![(f.clone(), Value::Ref(survivor.id))];
                 let w = WriteCtx { actor, schema: &schema, obj: o, scope: &ScopeFilter::All };
-                self.write_update(&mut tx, &w, rec, vals, in_bin).await?;
+                self.apply(&mut tx, &w, Change::Update { cur: rec, vals, in_bin }).await?;
             }
         }
         journal::audit(&mut tx, &audits).await?;

@@ -1,12 +1,18 @@
-//! Create, update, delete and restore: permission checks first, then one transaction with the
-//! row, the audit entry, the field history, the outbox event and the search document.
+//! The write core. Every change of a record — create, update, delete, restore, purge, and every
+//! path built on them: merge (the survivor and each record re-pointed to it), the links a
+//! purge clears, bulk, import, undo, revert — is one `Change` given to `App::apply`, which
+//! runs the object's behaviours and writes the row, the audit entry, the field history, the
+//! outbox event and the search document in the caller's transaction. The public methods
+//! (`create`, `update`, `delete`, `restore`) check permissions, open the transaction and
+//! apply one change; nothing outside this file can write a record another way (the steps
+//! below `apply` are private to it).
 
 use super::behaviour::{self, ChangeKind, Pending, Written};
 use super::input::{check_refs, parse_fields, raise, Mode, Values};
 use super::{search_doc, view, RecordView};
 use crate::{App, Result};
-use kehu_core::meta::{FieldDef, ObjectDef};
-use kehu_core::perm::{Action, Actor};
+use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
+use kehu_core::perm::{Action, Actor, ScopeFilter};
 use kehu_core::value::{to_json, Value};
 use kehu_core::{new_id, now_micros, AppError, Uuid};
 use kehu_db::journal::{self, AuditEntry, Event, FieldChange};
@@ -24,6 +30,41 @@ pub(crate) struct WriteCtx<'a> {
     pub schema: &'a kehu_core::meta::Schema,
     pub obj: &'a ObjectDef,
     pub scope: &'a kehu_core::perm::ScopeFilter,
+}
+
+/// One change of one or more records, applied by `App::apply` in the caller's transaction.
+pub(crate) enum Change<'r> {
+    /// New records whose values are parsed, the owner among them (`(prefix, values)` per
+    /// record), under `ids`, with their statements from `create_statements` (built now, or
+    /// ahead of the transaction by an import batch).
+    Create { rows: &'r [(String, Values)], ids: &'r [Uuid], stmts: Box<dyn Iterator<Item = Raw> + Send + 'r> },
+    /// New values for a record already loaded in the transaction within the context's scope
+    /// (only those that differ are written). `in_bin`: even though the record is in the
+    /// recycle bin (a merge re-pointing it, a purge clearing its link).
+    Update { cur: Record, vals: Values, in_bin: bool },
+    /// Move a loaded record into (`delete`) or out of the recycle bin.
+    Recycle { cur: Record, delete: bool },
+    /// Delete a record in the recycle bin for good: its row, field history and search
+    /// document; every link to it is cleared (each an `Update` of the linking record).
+    Purge { id: Uuid },
+}
+
+/// What `App::apply` did.
+pub(crate) enum Applied {
+    Created,
+    /// The record as written (unchanged when an update changed no value).
+    Written(Record),
+    Purged,
+}
+
+impl Applied {
+    /// The record an update or a recycle wrote.
+    pub(crate) fn record(self) -> Result<Record> {
+        match self {
+            Applied::Written(r) => Ok(r),
+            _ => Err(AppError::internal("the change wrote no single record")),
+        }
+    }
 }
 
 /// Map a unique violation to the field whose column it names.
@@ -232,29 +273,43 @@ impl App {
         raise(errors, denied)?;
         let ids: Vec<Uuid> = rows.iter().map(|_| new_id()).collect();
         let mut tx = self.db.begin().await?;
-        let stmts = create_statements(tx.backend(), actor, &obj, &scope, &rows, &ids, now)?;
-        self.create_with(&mut tx, actor, &schema, &obj, &scope, &rows, &ids, stmts).await?;
+        let stmts = Box::new(create_statements(tx.backend(), actor, &obj, &scope, &rows, &ids, now)?);
+        let w = WriteCtx { actor, schema: &schema, obj: &obj, scope: &scope };
+        self.apply(&mut tx, &w, Change::Create { rows: &rows, ids: &ids, stmts }).await?;
         tx.commit().await?;
         Ok(ids)
     }
 
-    /// Inside `tx`: create records whose values are already parsed (`(prefix, values)` per
-    /// record, the owner among them): check their references (relation targets visible, users
-    /// active, owners within `scope`), run their statements (`create_statements`: rows, audit
-    /// entries, outbox events, search documents — built now by `create_many`, or ahead of the
-    /// transaction by an import batch), then the notifications of each.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn create_with(
+    /// The write core: apply one change in `tx`, as `w.actor` within `w.scope`. See `Change`.
+    pub(crate) async fn apply(&self, tx: &mut Tx, w: &WriteCtx<'_>, change: Change<'_>) -> Result<Applied> {
+        match change {
+            Change::Create { rows, ids, stmts } => {
+                self.create_loaded(tx, w, rows, ids, stmts).await?;
+                Ok(Applied::Created)
+            }
+            Change::Update { cur, vals, in_bin } => {
+                self.update_loaded(tx, w, cur, vals, in_bin).await.map(Applied::Written)
+            }
+            Change::Recycle { cur, delete } => self.recycle_loaded(tx, w, cur, delete).await.map(Applied::Written),
+            Change::Purge { id } => {
+                self.purge_loaded(tx, w, id).await?;
+                Ok(Applied::Purged)
+            }
+        }
+    }
+
+    /// Create: check the records' references (relation targets visible, users active, owners
+    /// within the scope), run their statements (rows, audit entries, outbox events, search
+    /// documents), then the `after` behaviours of each.
+    async fn create_loaded(
         &self,
         tx: &mut Tx,
-        actor: &Actor,
-        schema: &kehu_core::meta::Schema,
-        obj: &ObjectDef,
-        scope: &kehu_core::perm::ScopeFilter,
+        w: &WriteCtx<'_>,
         rows: &[(String, Values)],
         ids: &[Uuid],
-        stmts: impl Iterator<Item = Raw> + Send,
+        stmts: Box<dyn Iterator<Item = Raw> + Send + '_>,
     ) -> Result<()> {
+        let WriteCtx { actor, schema, obj, scope } = *w;
         let refs: Vec<(String, &Values)> = rows.iter().map(|(p, v)| (p.clone(), v)).collect();
         check_refs(self, tx, actor, schema, scope, &refs).await?;
         // Only the rows can break a unique index (journal ids are new; documents upsert).
@@ -321,20 +376,18 @@ impl App {
             return Err(AppError::conflict("record.version_conflict"));
         }
         let w = WriteCtx { actor, schema: &schema, obj: &obj, scope: &scope };
-        let after = self.write_update(&mut tx, &w, cur, vals, false).await?;
+        let after = self.apply(&mut tx, &w, Change::Update { cur, vals, in_bin: false }).await?.record()?;
         tx.commit().await?;
         Ok(view(actor, &obj, &after))
     }
 
-    /// The write core's update: `before` behaviours on the changed values, the row (only if
+    /// Update: `before` behaviours on the changed values, the row (only if
     /// still at the version read; a record in the recycle bin only with `in_bin`, which the
     /// purge uses to clear links from deleted records), field history, audit entry, one
     /// `record.updated` event of the common shape (`{object, id, version, changes: {field:
     /// [old, new]}}`), search document, then the `after` behaviours; returns the record as
-    /// written (unchanged when no value differs). Every update of a record — a form, in-place
-    /// edit, bulk, import, undo, revert, merge, purge — comes here, with the record already
-    /// loaded within `w.scope` in `tx`.
-    pub(crate) async fn write_update(
+    /// written (unchanged when no value differs).
+    async fn update_loaded(
         &self,
         tx: &mut Tx,
         w: &WriteCtx<'_>,
@@ -423,22 +476,16 @@ impl App {
         if version.is_some_and(|v| v != cur.version) {
             return Err(AppError::conflict("record.version_conflict"));
         }
-        let after = self.recycle_loaded(&mut tx, actor, &obj, cur, delete).await?;
+        let w = WriteCtx { actor, schema: &schema, obj: &obj, scope: &scope };
+        let after = self.apply(&mut tx, &w, Change::Recycle { cur, delete }).await?.record()?;
         tx.commit().await?;
         Ok(view(actor, &obj, &after))
     }
 
-    /// Inside `tx`: move a record already loaded within the actor's delete scope into
-    /// (`delete`) or out of the recycle bin, with its audit entry, outbox event and search
-    /// document. Bulk deletes call this for every record of a batch.
-    pub(crate) async fn recycle_loaded(
-        &self,
-        tx: &mut Tx,
-        actor: &Actor,
-        obj: &ObjectDef,
-        cur: Record,
-        delete: bool,
-    ) -> Result<Record> {
+    /// Recycle: the row's bin stamps, its audit entry, outbox event and search document,
+    /// then the `after` behaviours.
+    async fn recycle_loaded(&self, tx: &mut Tx, w: &WriteCtx<'_>, cur: Record, delete: bool) -> Result<Record> {
+        let WriteCtx { actor, obj, .. } = *w;
         let id = cur.id;
         let now = now_micros();
         let by = sea_query::Value::from(actor.user_id);
@@ -471,5 +518,41 @@ impl App {
         let w = Written { actor, obj, id, kind, old: None, new: &after.values };
         behaviour::after(self, tx, &w).await?;
         Ok(after)
+    }
+
+    /// Purge: the row (only if in the recycle bin), its field history and search document;
+    /// every link to it cleared through `update_loaded` (deleted linking records too); its
+    /// audit entry and `record.purged` event; then the `after` behaviours.
+    async fn purge_loaded(&self, tx: &mut Tx, w: &WriteCtx<'_>, id: Uuid) -> Result<()> {
+        let WriteCtx { actor, schema, obj, .. } = *w;
+        let now = now_micros();
+        let del = Query::delete()
+            .from_table(Alias::new(&obj.table))
+            .and_where(col("id").eq(id))
+            .and_where(col("deleted_at").is_not_null())
+            .to_owned();
+        if tx.exec(&del).await? != 1 {
+            return Err(AppError::not_found("record.not_found"));
+        }
+        tx.exec(&Raw::new("DELETE FROM field_history WHERE record_id = $1", vec![id.into()])).await?;
+        search::remove(tx, id).await?;
+        for o in schema.objects() {
+            for f in o.fields.iter().filter(|f| f.ftype == FieldType::Relation && f.options.target == Some(obj.id)) {
+                let mut sel = records::select_in_scope(o, &ScopeFilter::All);
+                sel.and_where(col(&f.column).eq(id));
+                for row in tx.all(&sel).await? {
+                    let rec = decode(o, &row).ok_or_else(|| AppError::internal("undecodable row"))?;
+                    let in_bin = rec.deleted_at.is_some();
+                    let vals = vec![(f.clone(), Value::Null)];
+                    let lw = WriteCtx { actor, schema, obj: o, scope: &ScopeFilter::All };
+                    self.update_loaded(tx, &lw, rec, vals, in_bin).await?;
+                }
+            }
+        }
+        let payload = json!({"object": obj.api_name, "id": id});
+        record_journal(tx, actor, obj, id, now, ("purge", "record.purged"), json!({}), payload).await?;
+        let w = Written { actor, obj, id, kind: ChangeKind::Purge, old: None, new: &[] };
+        behaviour::after(self, tx, &w).await?;
+        Ok(())
     }
 }

@@ -33,7 +33,7 @@ pub struct Loaded {
 pub async fn import(db: &Db, path: &Path) -> Result<Loaded, AppError> {
     // The header first (a wrong version is named as such), then the whole file.
     let header = Reader::open(path)?.header;
-    let core: Vec<i64> = migrate::MIGRATIONS.iter().map(|m| m.0).collect();
+    let core: Vec<i64> = crate::schema::versions();
     if header.migrations.iter().any(|v| *v < 1000 && !core.contains(v)) {
         return Err(AppError::invalid("archive.schema_newer").with_detail(format!("{:?}", header.migrations)));
     }
@@ -122,7 +122,7 @@ async fn load_tx(tx: &mut Tx, path: &Path) -> Result<Vec<(String, u64)>, AppErro
             Event::Table { name, columns } => {
                 let core = tables::find(&name);
                 let is_record = core.is_none();
-                let before_records = tables::DATA.iter().any(|c| c.name == name);
+                let before_records = crate::schema::data_tables().any(|c| c.name == name);
                 if !before_records && objects_created.is_none() {
                     objects_created = Some(create_objects(tx, &old_tables).await?);
                 }
@@ -168,7 +168,7 @@ async fn load_tx(tx: &mut Tx, path: &Path) -> Result<Vec<(String, u64)>, AppErro
         }
     }
     let created = objects_created.unwrap_or_default();
-    for c in tables::DATA.iter().chain(tables::DERIVED) {
+    for c in crate::schema::data_tables().chain(crate::schema::derived_tables()) {
         if !seen.contains(c.name) {
             return Err(corrupt(format!("table {} is missing", c.name)));
         }

@@ -92,15 +92,17 @@ pub async fn plan(tx: &mut Tx) -> Result<Vec<Section>, AppError> {
         ))
         .await?;
     for name in &catalog {
-        let known = tables::find(name).is_some() || tables::TRANSIENT.contains(&name.as_str());
+        let known = tables::find(name).is_some() || crate::schema::transient(name);
         if !known && !record_tables.contains_key(name) {
             return Err(AppError::new(kehu_core::error::ErrorKind::Internal, "archive.unknown_table").with_detail(
-                format!("table {name} is not classified in kehu-db/src/archive/tables.rs (data, derived or transient)"),
+                format!(
+                    "table {name} is not declared by any module in kehu-db/src/schema.rs (data, derived or transient)"
+                ),
             ));
         }
     }
     let mut out = Vec::new();
-    for c in tables::DATA {
+    for c in crate::schema::data_tables() {
         out.push(core_section(tx, c, &catalog).await?);
     }
     for name in record_tables.keys() {
@@ -108,7 +110,7 @@ pub async fn plan(tx: &mut Tx) -> Result<Vec<Section>, AppError> {
         let json = multi.iter().filter(|r| r.str(0) == Some(name)).filter_map(|r| r.string(1)).collect();
         out.push(Section { name: name.clone(), columns, key: vec!["id".into()], json, record_table: true });
     }
-    for c in tables::DERIVED {
+    for c in crate::schema::derived_tables() {
         out.push(core_section(tx, c, &catalog).await?);
     }
     Ok(out)

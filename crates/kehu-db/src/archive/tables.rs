@@ -2,9 +2,9 @@
 //! dumped, restored), derived (archived too, so a restore needs no rebuild), transient
 //! (instance-local, left out), or a record table of an object named by metadata.
 //!
-//! Every table the catalog lists must be classified here: an unknown table stops an export
-//! (`archive.unknown_table`) rather than being silently left out of it. A migration that
-//! adds a table adds it here.
+//! Each module declares its tables' roles with its migrations (`crate::schema::DB_MODULES`).
+//! Every table the catalog lists must be declared there: an unknown table stops an export
+//! (`archive.unknown_table`) rather than being silently left out of it.
 
 use crate::conn::{Backend, DbResult, Raw, Tx};
 use kehu_core::AppError;
@@ -18,59 +18,6 @@ pub struct Core {
     pub json: &'static [&'static str],
 }
 
-const fn core(name: &'static str, key: &'static [&'static str], json: &'static [&'static str]) -> Core {
-    Core { name, key, json }
-}
-
-const ID: &[&str] = &["id"];
-
-/// Data tables, in archive order: migrations and metadata first (a loader creates the record
-/// tables from the metadata before it meets their rows), the journal last.
-pub const DATA: &[Core] = &[
-    core("schema_migrations", &["version"], &[]),
-    core("schema_state", ID, &[]),
-    core("meta_objects", ID, &[]),
-    core("meta_fields", ID, &["options", "default_value"]),
-    core("roles", ID, &["grants"]),
-    core("teams", ID, &[]),
-    core("users", ID, &["recovery_codes"]),
-    core("api_tokens", ID, &["scopes"]),
-    core("auth_tokens", ID, &[]),
-    core("settings", &["key"], &[]),
-    core("saved_views", ID, &["columns", "filter", "sort"]),
-    core("jobs", ID, &["params", "cursor"]),
-    // Imports: their history, undo logs, failed rows, saved mappings, dry runs, and the chunks of an
-    // import still running (so a moved instance can finish or undo it).
-    core("imports", ID, &["headers", "samples", "settings"]),
-    core("import_chunks", &["import_id", "seq"], &["dups"]),
-    core("import_changes", &["import_id", "row_no", "record_id"], &["changes"]),
-    core("import_failures", &["import_id", "row_no"], &["cells", "errors"]),
-    core("import_mappings", ID, &["settings"]),
-    core("import_checks", ID, &["settings", "counts", "errors"]),
-    core("notifications", ID, &[]),
-    core("recent_views", &["user_id", "record_id"], &[]),
-    core("mails", ID, &[]),
-    core("audit_log", ID, &["changes"]),
-    core("field_history", ID, &["old_value", "new_value"]),
-    core("outbox", ID, &["payload"]),
-    // Background work (migration 15): consumers' delivery state, webhooks and their log.
-    core("outbox_consumed", &["event_id", "consumer"], &[]),
-    core("webhook_endpoints", ID, &["objects", "events"]),
-    core("webhook_deliveries", ID, &["body"]),
-    core("webhook_attempts", ID, &[]),
-    // Seed items applied to the standard objects (migration 16).
-    core("seed_items", &["key"], &[]),
-];
-
-/// Derived from records but archived with them (after the record tables), so a loaded archive
-/// searches at once and dumps equal. Backend-specific columns are left out (see `SKIP_COLUMNS`).
-pub const DERIVED: &[Core] = &[core("search_docs", &["record_id"], &[])];
-
-/// Instance-local tables, neither archived nor dumped: sign-in sessions (everyone signs in
-/// again on the new instance), login throttling counters, this instance's backup runs
-/// (their files live on this machine) and its schedule runs.
-pub const TRANSIENT: &[&str] = &["sessions", "login_throttle", "backups", "schedule_runs"];
-
 /// Columns one backend has and the other lacks (SQLite's FTS row id, PostgreSQL's generated
 /// `tsvector`): never archived, recomputed by the database.
 pub const SKIP_COLUMNS: &[(&str, &str)] = &[("search_docs", "rid"), ("search_docs", "tsv")];
@@ -82,7 +29,7 @@ fn internal(name: &str) -> bool {
 }
 
 pub fn find(name: &str) -> Option<&'static Core> {
-    DATA.iter().chain(DERIVED).find(|c| c.name == name)
+    crate::schema::data_tables().chain(crate::schema::derived_tables()).find(|c| c.name == name)
 }
 
 /// A physical name Kehu generates (`o_…`, `obj_…`, `f_…`, core names): lower-case ASCII,
@@ -186,16 +133,5 @@ mod tests {
             assert!(!record_table_name(bad), "{bad}");
         }
         assert!(valid_ident("f_name_cur") && !valid_ident("1abc") && !valid_ident("a b"));
-    }
-
-    #[test]
-    fn every_table_has_one_role() {
-        let mut names: Vec<&str> =
-            DATA.iter().chain(DERIVED).map(|c| c.name).chain(TRANSIENT.iter().copied()).collect();
-        let n = names.len();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), n, "a table is classified twice");
-        assert!(DATA.iter().chain(DERIVED).all(|c| !c.key.is_empty() && valid_ident(c.name)));
     }
 }
