@@ -554,6 +554,9 @@ async fn seeds_evolve_declaratively(t: TestApp) {
         .as_array_mut()
         .unwrap()
         .push(json!({"key": "partner", "label": {"en": "Partner", "zh-CN": "合作伙伴"}}));
+    // An existing field the seed now makes filterable.
+    assert!(!t.reload_schema().await.unwrap().object("contact").unwrap().field("job_title").unwrap().filterable);
+    fields.iter_mut().find(|f| f["api_name"] == "job_title").unwrap()["filterable"] = json!(true);
     let text = seed.to_string();
     kehu_app::customers::apply_seed(&t.db, 1001, "seed_customers", &text).await.unwrap();
     // Applying again changes nothing (no second field, no second option).
@@ -565,6 +568,7 @@ async fn seeds_evolve_declaratively(t: TestApp) {
     assert_eq!(douyin.position, c.data_fields().map(|f| f.position).max().unwrap(), "added at the end: {positions:?}");
     let stage = c.field("lifecycle_stage").unwrap();
     assert_eq!(stage.options.choices.iter().filter(|x| x.key == "partner").count(), 1);
+    assert!(c.field("job_title").unwrap().filterable, "the seed made it filterable");
     let rec = t
         .create(
             &system(),
@@ -579,10 +583,14 @@ async fn seeds_evolve_declaratively(t: TestApp) {
     let keep: Vec<_> = stage.options.choices.iter().filter(|x| x.key != "partner").cloned().collect();
     let patch = kehu_app::metadata::FieldPatch { choices: Some(keep), ..Default::default() };
     t.update_field(&system(), "contact", "lifecycle_stage", patch).await.unwrap();
+    let patch = kehu_app::metadata::FieldPatch { filterable: Some(false), ..Default::default() };
+    t.update_field(&system(), "contact", "job_title", patch).await.unwrap();
     kehu_app::customers::apply_seed(&t.db, 1001, "seed_customers", &text).await.unwrap();
     let schema = t.reload_schema().await.unwrap();
     let stage = schema.object("contact").unwrap().field("lifecycle_stage").unwrap().clone();
     assert!(!stage.options.choices.iter().any(|x| x.key == "partner"), "what an admin removed is not added back");
+    let job = schema.object("contact").unwrap().field("job_title").unwrap().clone();
+    assert!(!job.filterable, "an administrator's choice is kept");
     assert_eq!(schema.object("contact").unwrap().fields.iter().filter(|f| f.api_name == "douyin").count(), 1);
 }
 both!(seeds_evolve_declaratively);

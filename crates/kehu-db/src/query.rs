@@ -16,7 +16,7 @@ use sea_query::{
 use serde_json::Value as Json;
 
 /// Escape `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
-fn like_escape(s: &str) -> String {
+pub fn like_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -29,7 +29,7 @@ fn like_escape(s: &str) -> String {
 
 /// Case-insensitive LIKE on both backends (SQLite's LIKE already is, for ASCII; PostgreSQL
 /// compares lower-cased text).
-fn ilike(b: Backend, column: &str, pattern: String) -> SimpleExpr {
+pub fn ilike(b: Backend, column: &str, pattern: String) -> SimpleExpr {
     match b {
         Backend::Sqlite => col(column).like(LikeExpr::new(pattern).escape('\\')),
         Backend::Postgres => {

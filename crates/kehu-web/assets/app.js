@@ -349,3 +349,136 @@
     document.querySelectorAll('input[name="items"][form="bin-form"]').forEach(function (c) { c.checked = t.checked; });
   });
 })();
+
+// ---- picker ---- The relation and user type-ahead (templates/picker.html): the hidden input
+// holds the chosen id and only a choice changes it; what is typed only searches. Asks
+// /pick/{object}?q= (the server answers with escaped <li> options), newest answer wins.
+(function () {
+  "use strict";
+  var seq = 0;
+  function parts(root) {
+    return {
+      root: root,
+      value: root.querySelector("[data-picker-value]"),
+      text: root.querySelector(".picker-text"),
+      list: root.querySelector(".picker-list"),
+      clear: root.querySelector("[data-picker-clear]")
+    };
+  }
+  function close(p) {
+    p.list.hidden = true;
+    p.text.setAttribute("aria-expanded", "false");
+    p.text.removeAttribute("aria-activedescendant");
+  }
+  function restore(p) {
+    p.text.value = p.text.getAttribute("data-label") || "";
+  }
+  function options(p) {
+    return Array.prototype.slice.call(p.list.querySelectorAll("li[data-value]"));
+  }
+  function activate(p, li) {
+    options(p).forEach(function (o) { o.setAttribute("aria-selected", o === li ? "true" : "false"); });
+    if (li) {
+      p.text.setAttribute("aria-activedescendant", li.id);
+      li.scrollIntoView({ block: "nearest" });
+    }
+  }
+  function choose(p, value, label) {
+    var changed = p.value.value !== value;
+    p.value.value = value;
+    p.text.value = label;
+    p.text.setAttribute("data-label", label);
+    if (p.clear) p.clear.hidden = value === "";
+    close(p);
+    if (changed) p.value.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+  function load(p) {
+    var my = ++seq;
+    p.root.setAttribute("data-seq", String(my));
+    var url = p.root.getAttribute("data-source") + "?q=" + encodeURIComponent(p.text.value === p.text.getAttribute("data-label") ? "" : p.text.value);
+    if (p.root.hasAttribute("data-me")) url += "&me=1";
+    fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } }).then(function (r) {
+      return r.ok ? r.text() : Promise.reject(r);
+    }).then(function (html) {
+      if (p.root.getAttribute("data-seq") !== String(my) || document.activeElement !== p.text) return;
+      p.list.innerHTML = html;
+      options(p).forEach(function (o, i) { o.id = p.text.id + "-o" + i; });
+      p.list.hidden = false;
+      p.text.setAttribute("aria-expanded", "true");
+      var first = options(p)[0];
+      if (first && p.text.value !== p.text.getAttribute("data-label")) activate(p, first);
+      p.root.dispatchEvent(new CustomEvent("kehu:picker-loaded", { bubbles: true }));
+    }).catch(function () {
+      var b = document.body;
+      if (window.kehuToast) window.kehuToast("error", b.getAttribute("data-offline") || "Network error");
+    });
+  }
+  var timers = new WeakMap();
+  function later(p) {
+    clearTimeout(timers.get(p.root));
+    timers.set(p.root, setTimeout(function () { load(p); }, 180));
+  }
+  function picker(el) {
+    var root = el && el.closest ? el.closest("[data-picker]") : null;
+    return root ? parts(root) : null;
+  }
+  // Focus selects the text (typing replaces it); the list opens on typing, a click in the box
+  // or the down arrow — not on focus alone, so an autofocused editor does not cover its buttons.
+  document.addEventListener("focusin", function (e) {
+    var p = picker(e.target);
+    if (p && e.target === p.text) p.text.select();
+  });
+  document.addEventListener("click", function (e) {
+    var p = picker(e.target);
+    if (p && e.target === p.text && p.list.hidden) load(p);
+  });
+  document.addEventListener("input", function (e) {
+    var p = picker(e.target);
+    if (p && e.target === p.text) later(p);
+  });
+  document.addEventListener("focusout", function (e) {
+    var p = picker(e.target);
+    if (!p || e.target !== p.text) return;
+    setTimeout(function () {
+      if (p.root.contains(document.activeElement)) return;
+      close(p);
+      restore(p);
+    }, 120);
+  });
+  document.addEventListener("mousedown", function (e) {
+    var li = e.target.closest ? e.target.closest(".picker-list li[data-value]") : null;
+    if (!li) return;
+    e.preventDefault();
+    var p = picker(li);
+    if (p) choose(p, li.getAttribute("data-value"), li.getAttribute("data-label"));
+  });
+  document.addEventListener("click", function (e) {
+    var btn = e.target.closest ? e.target.closest("[data-picker-clear]") : null;
+    if (!btn) return;
+    var p = picker(btn);
+    if (p) { choose(p, "", ""); p.text.focus(); }
+  });
+  document.addEventListener("keydown", function (e) {
+    var p = picker(e.target);
+    if (!p || e.target !== p.text) return;
+    var opts = options(p);
+    var cur = opts.findIndex(function (o) { return o.getAttribute("aria-selected") === "true"; });
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      if (p.list.hidden) { load(p); return; }
+      var n = opts.length;
+      if (!n) return;
+      var next = e.key === "ArrowDown" ? (cur + 1) % n : (cur <= 0 ? n - 1 : cur - 1);
+      activate(p, opts[next]);
+    } else if (e.key === "Enter") {
+      if (!p.list.hidden && cur >= 0) {
+        e.preventDefault();
+        choose(p, opts[cur].getAttribute("data-value"), opts[cur].getAttribute("data-label"));
+      } else if (!p.list.hidden) {
+        e.preventDefault();
+      }
+    } else if (e.key === "Escape") {
+      if (!p.list.hidden) { e.stopPropagation(); close(p); restore(p); }
+    }
+  });
+})();

@@ -114,6 +114,7 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/imports/{id}/failed.csv", get(crate::http::import::failed_csv))
         .route("/imports/{id}/undo", post(crate::http::import::undo))
         // --- end import ---
+        .route("/pick/{object}", get(crate::http::picker::pick))
         .route("/o/{object}/new", get(crate::http::records::new_page).post(crate::http::records::create))
         .route("/o/{object}/{id}", get(crate::http::record::show))
         .route("/o/{object}/{id}/reveal", post(crate::http::record::reveal))

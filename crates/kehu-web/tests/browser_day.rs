@@ -56,7 +56,9 @@ async fn a_day_in_the_crm() {
     d.go(&format!("{base}/o/contact/new")).await;
     d.type_in("#f-name", "Emily Chen").await;
     d.type_in("#f-email", "emily@xingchen.example.cn").await;
-    d.click(&format!("#f-company option[value='{company}']")).await;
+    // The company picker searches the server; the choice is clicked from its list.
+    d.type_in("#f-company", "星辰").await;
+    d.click(&format!("#f-company-list li[data-value='{company}']")).await;
     d.click("#record-form button[type=submit]").await;
     url_with(&d, "/o/contact/0").await;
 

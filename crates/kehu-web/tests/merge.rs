@@ -26,7 +26,9 @@ async fn warning_page_and_merge_form(t: TestWeb) {
     let form = admin.get("/o/contact/new").await.body;
     assert!(form.contains("id=\"dup-warning\""));
     for f in ["name", "email", "phone", "company"] {
-        let at = form.find(&format!("id=\"f-{f}\"")).unwrap_or_else(|| panic!("input {f}"));
+        // The company is a picker: its hidden input (the chosen id) asks.
+        let key = if f == "company" { format!("name=\"{f}\"") } else { format!("id=\"f-{f}\"") };
+        let at = form.find(&key).unwrap_or_else(|| panic!("input {f}"));
         let tag = &form[at..at + form[at..].find('>').unwrap()];
         assert!(tag.contains("hx-get=\"/o/contact/duplicates/check\"") && tag.contains("data-dup"), "{f}: {tag}");
     }

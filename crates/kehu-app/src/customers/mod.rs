@@ -158,11 +158,26 @@ async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> 
                     kehu_db::meta_store::insert_field(&mut tx, &f).await?;
                     let stmts = kehu_db::ddl::add_field(tx.backend(), &cur.table, &f);
                     crate::metadata::run_ddl(&mut tx, &stmts).await?;
+                    if f.filterable {
+                        done.push(format!("{fkey}#filterable"));
+                    }
                     done.push(fkey);
                     done.extend(f.options.choices.iter().map(|c| format!("{}.{}.{}", obj.api_name, f.api_name, c.key)));
                     changed = true;
                 }
                 Some(now) => {
+                    // A field the seed now makes filterable becomes so, once (an
+                    // administrator may turn it off again).
+                    let flag = format!("{fkey}#filterable");
+                    if f.filterable && !applied.contains(&flag) {
+                        if let Some(def) = cur.field_any(&f.api_name).filter(|d| !d.filterable) {
+                            let mut def = (**def).clone();
+                            def.filterable = true;
+                            kehu_db::meta_store::update_field(&mut tx, &def).await?;
+                            changed = true;
+                        }
+                        done.push(flag);
+                    }
                     done.push(fkey);
                     // Options new in the seed: appended to the field's options.
                     let mut opts = now.clone();
@@ -206,6 +221,9 @@ fn item_keys(o: &SeedObject) -> Vec<String> {
     let mut out = vec![o.api_name.clone()];
     for f in &o.fields {
         out.push(format!("{}.{}", o.api_name, f.api_name));
+        if f.filterable {
+            out.push(format!("{}.{}#filterable", o.api_name, f.api_name));
+        }
         out.extend(f.options.choices.iter().map(|c| format!("{}.{}.{}", o.api_name, f.api_name, c.key)));
     }
     out

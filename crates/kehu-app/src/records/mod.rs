@@ -8,6 +8,7 @@ pub mod bin;
 pub mod history;
 pub(crate) mod input;
 mod merge;
+pub mod pick;
 mod read;
 pub(crate) mod write;
 

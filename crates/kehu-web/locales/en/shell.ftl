@@ -68,3 +68,9 @@ flash-session-ended = Session signed out.
 flash-token-revoked = Token revoked.
 flash-user-disabled = User disabled and signed out everywhere.
 flash-user-enabled = User enabled.
+
+# The relation and user picker
+picker-placeholder = Type to search…
+picker-clear = Clear
+picker-none = Nothing found
+picker-not-visible = (a record you cannot see)

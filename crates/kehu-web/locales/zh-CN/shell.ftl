@@ -68,3 +68,9 @@ flash-session-ended = 该会话已退出。
 flash-token-revoked = 令牌已吊销。
 flash-user-disabled = 用户已停用，并已在所有设备上退出登录。
 flash-user-enabled = 用户已启用。
+
+# 关联记录与用户选择器
+picker-placeholder = 输入以搜索…
+picker-clear = 清除
+picker-none = 没有找到
+picker-not-visible = （您无权查看的记录）

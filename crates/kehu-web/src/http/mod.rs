@@ -11,6 +11,7 @@ pub mod import;
 pub mod lists;
 pub mod merge;
 pub mod ops;
+pub mod picker;
 pub mod record;
 pub mod records;
 pub mod recycle;

@@ -4,11 +4,12 @@
 
 use crate::ctx::UserCtx;
 use crate::error::WebResult;
+use crate::http::picker;
 use crate::shell::{render, Form, Shell};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use kehu_app::{ListRequest, RecordView};
+use kehu_app::RecordView;
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
 use kehu_core::perm::{Action, Actor};
 use kehu_core::Uuid;
@@ -129,6 +130,8 @@ pub struct Input {
     pub error: String,
     /// Typing here asks for duplicates (see `merge::check`).
     pub dup: bool,
+    /// The type-ahead of a relation or user field (kind `picker`).
+    pub picker: Option<picker::Picker>,
 }
 
 #[derive(Template)]
@@ -156,6 +159,9 @@ async fn inputs(
         let selected = values.get(&f.api_name).cloned().unwrap_or_default();
         let mut i = input_for(st, u, schema.as_deref(), f, selected, form.e(&f.api_name).to_string()).await;
         i.dup = watched.contains(&f.api_name);
+        if let Some(p) = i.picker.as_mut().filter(|_| i.dup) {
+            p.dup = Some(format!("/o/{}/duplicates/check", obj.api_name));
+        }
         out.push(i);
     }
     out
@@ -199,30 +205,12 @@ pub async fn input_for(
                 .map(|c| (c.key.clone(), c.label.get(lang).to_string(), selected.contains(&c.key)))
                 .collect(),
         ),
-        FieldType::User => {
-            let users = st.app.user_choices().await.unwrap_or_default();
-            (
-                "select",
-                users.into_iter().map(|(id, n)| (id.to_string(), n, selected.contains(&id.to_string()))).collect(),
-            )
-        }
-        FieldType::Relation => {
-            let target = f.options.target.and_then(|t| schema?.object_by_id(t).cloned());
-            let mut opts = Vec::new();
-            if let Some(t) = target {
-                let req = ListRequest { limit: Some(200), ..Default::default() };
-                if let Ok(page) = st.app.list(&u.actor, &t.api_name, &req).await {
-                    let tf = t.title_field().map(|f| f.api_name.clone()).unwrap_or_default();
-                    for r in page.records {
-                        let id = r.id.to_string();
-                        let sel = selected.contains(&id);
-                        opts.push((id, r.get(&tf).as_str().unwrap_or("—").to_string(), sel));
-                    }
-                }
-            }
-            ("select", opts)
-        }
+        FieldType::User | FieldType::Relation => ("picker", vec![]),
         _ => ("text", vec![]),
+    };
+    let picker = match schema {
+        Some(schema) => picker::for_field(st, u, schema, f, &value).await,
+        None => None,
     };
     Input {
         api: f.api_name.clone(),
@@ -234,6 +222,7 @@ pub async fn input_for(
         options,
         error,
         dup: false,
+        picker,
     }
 }
 

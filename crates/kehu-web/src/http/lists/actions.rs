@@ -244,7 +244,7 @@ pub async fn value_input(
     let f = obj.field(form_get(&p, "field")).filter(|f| u.actor.can_write_field(&obj, f)).cloned();
     let input = match f {
         Some(f) => value_widget(&st, &u, &obj, &f, "value", "").await,
-        None => ValueInput { name: "value".into(), kind: "text", value: String::new(), options: vec![] },
+        None => ValueInput { name: "value".into(), kind: "text", value: String::new(), options: vec![], picker: None },
     };
     render(&ValuePartial { shell: Shell::bare(&st, &u.ctx, String::new()), input })
 }

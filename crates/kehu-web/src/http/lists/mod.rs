@@ -116,6 +116,8 @@ pub struct ValueInput {
     pub kind: &'static str,
     pub value: String,
     pub options: Vec<(String, String, bool)>,
+    /// The type-ahead of a relation or user field (kind `picker`).
+    pub picker: Option<crate::http::picker::Picker>,
 }
 
 /// One row of the filter builder.
@@ -147,46 +149,26 @@ pub async fn value_widget(
             let n = st.i18n.get(u.ctx.lang, "lists-no", &[]);
             ("select", vec![("true".into(), t, sel("true")), ("false".into(), n, sel("false"))])
         }
-        FieldType::User => {
-            let mut o = vec![("$me".to_string(), st.i18n.get(u.ctx.lang, "lists-me", &[]), sel("$me"))];
-            for (id, n) in st.app.user_choices().await.unwrap_or_default() {
-                let k = id.to_string();
-                let s = sel(&k);
-                o.push((k, n, s));
-            }
-            if name == "value" || name == "owner" {
-                o.remove(0);
-            }
-            ("select", o)
-        }
-        FieldType::Relation => {
-            let schema = st.app.schema().await.ok();
-            let target = f.options.target.and_then(|t| schema.as_ref()?.object_by_id(t).cloned());
-            let mut o = Vec::new();
-            if let Some(t) = target {
-                let req = ListRequest {
-                    limit: Some(200),
-                    sort: Some(serde_json::json!("-updated_at")),
-                    ..Default::default()
-                };
-                if let Ok(page) = st.app.list(&u.actor, &t.api_name, &req).await {
-                    let tf = t.title_field().map(|f| f.api_name.clone()).unwrap_or_default();
-                    for r in page.records {
-                        let k = r.id.to_string();
-                        let s = sel(&k);
-                        o.push((k, r.get(&tf).as_str().unwrap_or("—").to_string(), s));
-                    }
-                }
-            }
-            ("select", o)
-        }
+        FieldType::User | FieldType::Relation => ("picker", vec![]),
         FieldType::Integer | FieldType::Decimal | FieldType::Percent | FieldType::Currency => ("number", vec![]),
         FieldType::Date => ("date", vec![]),
         FieldType::DateTime => ("datetime", vec![]),
         _ => ("text", vec![]),
     };
     let _ = obj;
-    ValueInput { name: name.into(), kind, value: value.into(), options }
+    let picker = match st.app.schema().await {
+        Ok(schema) => {
+            crate::http::picker::for_field(st, u, &schema, f, value).await.map(|mut p| {
+                p.name = name.into();
+                p.id = format!("pk-{}", kehu_core::new_id().simple());
+                // Filters may say "me"; a bulk set or an owner names a person.
+                p.me = f.ftype == FieldType::User && name != "value" && name != "owner";
+                p
+            })
+        }
+        Err(_) => None,
+    };
+    ValueInput { name: name.into(), kind, value: value.into(), options, picker }
 }
 
 async fn cond_row(st: &AppState, u: &UserCtx, obj: &ObjectDef, c: &Cond) -> CondRow {
@@ -198,7 +180,7 @@ async fn cond_row(st: &AppState, u: &UserCtx, obj: &ObjectDef, c: &Cond) -> Cond
             object: obj.api_name.clone(),
             fields: vec![],
             ops: vec![],
-            input: ValueInput { name: "cv".into(), kind: "none", value: String::new(), options: vec![] },
+            input: ValueInput { name: "cv".into(), kind: "none", value: String::new(), options: vec![], picker: None },
         };
     };
     let ops = ops_for(field.ftype);

@@ -337,6 +337,10 @@ async fn edit_form(
 ) -> WebResult {
     let schema = st.app.schema().await?;
     let mut i = input_for(st, u, Some(&schema), f, values.clone(), error).await;
+    if let Some(p) = i.picker.as_mut() {
+        p.id = format!("f-in-{}", f.api_name);
+        p.autofocus = true;
+    }
     if f.ftype == FieldType::Tags {
         i.value = r
             .get(&f.api_name)
