@@ -7,6 +7,7 @@
 #[macro_use]
 mod support;
 mod activity;
+mod aggregate;
 mod archive;
 mod backup;
 mod engine;

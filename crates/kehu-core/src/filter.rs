@@ -27,6 +27,8 @@ pub enum Op {
     Contains,
     StartsWith,
     In,
+    /// None of the values (an empty field included): the "other" bucket of an aggregation.
+    NotIn,
     IsEmpty,
     IsNotEmpty,
     Between,
@@ -45,6 +47,7 @@ impl Op {
             "contains" => Op::Contains,
             "starts_with" => Op::StartsWith,
             "in" => Op::In,
+            "not_in" => Op::NotIn,
             "is_empty" => Op::IsEmpty,
             "is_not_empty" => Op::IsNotEmpty,
             "between" => Op::Between,
@@ -59,7 +62,7 @@ impl Op {
         match self {
             Op::IsEmpty | Op::IsNotEmpty => true,
             Op::Eq | Op::Neq => !matches!(t, T::MultiSelect | T::Tags),
-            Op::In => true,
+            Op::In | Op::NotIn => true,
             Op::Lt | Op::Lte | Op::Gt | Op::Gte | Op::Between => t.is_ordered(),
             Op::Contains => t.is_textual() || matches!(t, T::MultiSelect | T::Tags),
             Op::StartsWith => t.is_textual(),
@@ -175,7 +178,7 @@ fn operand(field: &FieldDef, op: Op, raw: &Json, ctx: &ResolveCtx) -> Result<Ope
             let arr = raw.as_array().filter(|a| a.len() == 2).ok_or("filter.invalid_value")?;
             Operand::Two(one(&arr[0])?, one(&arr[1])?)
         }
-        Op::In | Op::RelationIs if raw.is_array() => {
+        Op::In | Op::NotIn | Op::RelationIs if raw.is_array() => {
             let arr = raw.as_array().ok_or("filter.invalid_value")?;
             if arr.is_empty() || arr.len() > MAX_IN_VALUES {
                 return Err("filter.invalid_value");
@@ -187,10 +190,10 @@ fn operand(field: &FieldDef, op: Op, raw: &Json, ctx: &ResolveCtx) -> Result<Ope
             };
             Operand::Many(vals)
         }
-        Op::In if matches!(field.ftype, FieldType::MultiSelect | FieldType::Tags) => {
+        Op::In | Op::NotIn if matches!(field.ftype, FieldType::MultiSelect | FieldType::Tags) => {
             Operand::Many(vec![one_key(field, raw)?])
         }
-        Op::In => Operand::Many(vec![one(raw)?]),
+        Op::In | Op::NotIn => Operand::Many(vec![one(raw)?]),
         _ => Operand::One(one(raw)?),
     })
 }

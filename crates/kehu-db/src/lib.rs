@@ -6,6 +6,7 @@
 //! format a value into SQL (values are always bound).
 
 // archive and backup (issue #5)
+pub mod aggregate;
 pub mod archive;
 pub mod backup;
 pub mod snapshot;

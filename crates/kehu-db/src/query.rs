@@ -83,6 +83,18 @@ fn cond(b: Backend, f: &FieldDef, op: Op, operand: &Operand) -> SimpleExpr {
             .fold(Cond::any(), |cd, e| cd.add(e))
             .into(),
         (Op::In | Op::RelationIs, Operand::Many(xs)) => c().is_in(xs.iter().map(v)),
+        // None of the values; an empty field is none of them too.
+        (Op::NotIn, Operand::Many(xs)) if is_list => {
+            let any = xs
+                .iter()
+                .filter_map(|x| match x {
+                    Value::Choice(k) => Some(list_has(b, &f.column, k)),
+                    _ => None,
+                })
+                .fold(Cond::any(), |cd, e| cd.add(e));
+            Cond::any().add(any.not()).add(c().is_null()).into()
+        }
+        (Op::NotIn, Operand::Many(xs)) => Cond::any().add(c().is_not_in(xs.iter().map(v))).add(c().is_null()).into(),
         // Resolution only produces the pairs above; anything else matches nothing.
         _ => Expr::cust("1 = 0"),
     }

@@ -124,7 +124,7 @@ pub struct ApiCaller {
 
 /// The scope a token needs for an API route (method and route template), decided here where
 /// the caller is built, so no handler can forget it: webhooks, metadata changes and purges need
-/// `admin`; reads (and the search, a POST that reads) `read`; every other change `write`. The
+/// `admin`; reads (and the search and aggregate, POSTs that read) `read`; every other change `write`. The
 /// caller's own identity (`/api/v1/me`) and the OpenAPI document need none.
 pub fn required_scope(method: &axum::http::Method, route: &str) -> Option<TokenScope> {
     use axum::http::Method;
@@ -142,7 +142,7 @@ pub fn required_scope(method: &axum::http::Method, route: &str) -> Option<TokenS
         }
     } else if route.ends_with("/purge") {
         TokenScope::Admin
-    } else if reads || route == "/api/v1/{object}/search" {
+    } else if reads || route == "/api/v1/{object}/search" || route == "/api/v1/{object}/aggregate" {
         TokenScope::Read
     } else {
         TokenScope::Write

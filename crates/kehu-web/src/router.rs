@@ -18,6 +18,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let api = OpenApiRouter::with_openapi(api::openapi::ApiDoc::openapi())
         .routes(routes!(records::list_records, records::create_record))
         .routes(routes!(records::search_records))
+        .routes(routes!(records::aggregate_records))
         .routes(routes!(records::get_record, records::update_record, records::delete_record))
         .routes(routes!(records::restore_record))
         .routes(routes!(api::history::record_history))

@@ -3,6 +3,7 @@
 //! in one transaction writes the row, the audit entry, the field history, the outbox event
 //! and the search document. Reads apply the actor's record scope and field permissions.
 
+pub mod aggregate;
 pub mod behaviour;
 pub mod bin;
 pub mod history;

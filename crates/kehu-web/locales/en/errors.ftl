@@ -136,3 +136,20 @@ err-webhook-endpoint_disabled = The webhook was disabled or deleted.
 err-job-finished = This job has already finished.
 err-job-cancelled = Cancelled.
 err-serve-already_running = Another Kehu is already serving this data directory. Stop it first, or give this one its own KEHU_DATA_DIR:
+
+# Aggregation (reports, boards, totals)
+err-aggregate-unknown_field = The aggregation names an unknown field.
+err-aggregate-field_not_readable = You cannot group or measure by this field.
+err-aggregate-too_many_keys = Group by at most two fields.
+err-aggregate-too_many_measures = Ask for at most ten measures.
+err-aggregate-invalid_limit = The number of values per group must be between 1 and 500.
+err-aggregate-invalid_week_start = The week starts on a day from monday to sunday.
+err-aggregate-invalid_fiscal_start = The fiscal year starts in a month from 1 to 12.
+err-aggregate-unknown_time_zone = Unknown time zone.
+err-aggregate-unknown_bucket = Date buckets are day, week, month, quarter or year.
+err-aggregate-bucket_not_date = Only date fields can be grouped by day, week, month, quarter or year.
+err-aggregate-group_not_supported = Records cannot be grouped by this field.
+err-aggregate-unknown_measure = Measures are count, count_distinct, sum, avg, min, max and empty_share.
+err-aggregate-measure_field = This measure needs a field (and a count needs none).
+err-aggregate-measure_not_supported = This measure does not work for this field (sums and averages need numbers or money).
+err-aggregate-too_many_groups = Too many groups: choose a larger date bucket or narrow the filter.

@@ -136,3 +136,20 @@ err-webhook-endpoint_disabled = 此 Webhook 已停用或已删除。
 err-job-finished = 此任务已经结束。
 err-job-cancelled = 已取消。
 err-serve-already_running = 已有另一个客户 CRM 在使用这个数据目录。请先停止它，或为这个实例设置单独的 KEHU_DATA_DIR：
+
+# 汇总（报表、看板、合计）
+err-aggregate-unknown_field = 汇总中包含未知字段。
+err-aggregate-field_not_readable = 您无权按此字段分组或统计。
+err-aggregate-too_many_keys = 最多按两个字段分组。
+err-aggregate-too_many_measures = 最多统计十项指标。
+err-aggregate-invalid_limit = 每组保留的取值数量须在 1 到 500 之间。
+err-aggregate-invalid_week_start = 每周起始日须为 monday 到 sunday 之一。
+err-aggregate-invalid_fiscal_start = 财年起始月份须在 1 到 12 之间。
+err-aggregate-unknown_time_zone = 未知的时区。
+err-aggregate-unknown_bucket = 日期分组只能是 day、week、month、quarter 或 year。
+err-aggregate-bucket_not_date = 只有日期字段可以按日、周、月、季度或年分组。
+err-aggregate-group_not_supported = 不能按此字段分组。
+err-aggregate-unknown_measure = 指标只能是 count、count_distinct、sum、avg、min、max 或 empty_share。
+err-aggregate-measure_field = 此指标需要指定字段（计数不需要）。
+err-aggregate-measure_not_supported = 此指标不适用于该字段（求和与平均值只适用于数字或金额）。
+err-aggregate-too_many_groups = 分组过多：请选择更大的日期区间或缩小筛选范围。

@@ -303,3 +303,130 @@ pub async fn restore_record(
     let r = st.app.restore(&c.actor, &object, parse_id(&id)?).await?;
     Ok(with_etag(r, StatusCode::OK))
 }
+
+/// One group key of an aggregation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupByIn {
+    /// A select, multi-select, tags, boolean, user, relation, text or date field.
+    pub field: String,
+    /// Date fields only: `day`, `week`, `month` (default), `quarter`, `year`.
+    #[serde(default)]
+    pub bucket: Option<String>,
+}
+
+/// One measure of an aggregation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureIn {
+    /// `count`, `count_distinct`, `sum`, `avg`, `min`, `max`, `empty_share`.
+    pub op: String,
+    /// The field measured (all but `count`). `sum` and `avg` take number, decimal, percent or
+    /// currency fields (currency is summed per currency code); `min`/`max` dates too.
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// Group the records a list would show (same filter, same scope) and measure them.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateBody {
+    /// The list filter language (see `GET /api/v1/{object}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<JVal>,
+    /// Up to two keys.
+    #[serde(default)]
+    pub group_by: Vec<GroupByIn>,
+    /// Default: a count.
+    #[serde(default)]
+    pub measures: Vec<MeasureIn>,
+    /// IANA zone for date buckets; default the caller's, else the organisation's.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// `monday` (default) … `sunday`.
+    #[serde(default)]
+    pub week_start: Option<String>,
+    /// The fiscal year's first month, 1 (default) … 12: quarters and years count from it.
+    #[serde(default)]
+    pub fiscal_year_start: Option<u32>,
+    /// Values kept per user, relation, text or tags key (default 50, at most 500); the rest
+    /// form one "other" group.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// One key of a group.
+#[derive(Serialize, ToSchema)]
+pub struct KeyOut {
+    /// The stored value (option key, id, boolean) or the date bucket's first day; null for
+    /// the empty and "other" groups.
+    #[schema(value_type = Object)]
+    pub value: JVal,
+    pub label: String,
+    pub empty: bool,
+    pub other: bool,
+}
+
+/// One group: keys, one value per measure (numbers; decimals as strings; currency as
+/// `{"CNY": "12.50"}`), and the filter that lists exactly its records.
+#[derive(Serialize, ToSchema)]
+pub struct GroupOut {
+    pub keys: Vec<KeyOut>,
+    #[schema(value_type = Vec<Object>)]
+    pub values: Vec<JVal>,
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<JVal>,
+}
+
+/// The groups, in key order (select options in their order, dates ascending, other keys by
+/// count), and the total over every matching record.
+#[derive(Serialize, ToSchema)]
+pub struct AggregateOut {
+    pub groups: Vec<GroupOut>,
+    pub total: GroupOut,
+    /// A key had more values than `limit`.
+    pub capped: bool,
+    pub time_zone: String,
+}
+
+fn group_out(g: kehu_app::records::aggregate::Group) -> GroupOut {
+    GroupOut {
+        keys: g
+            .keys
+            .into_iter()
+            .map(|k| KeyOut { value: k.value, label: k.label, empty: k.empty, other: k.other })
+            .collect(),
+        values: g.values,
+        filter: g.filter,
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/{object}/aggregate", tag = "records",
+    params(("object" = String, Path, description = "Object api name")),
+    request_body = AggregateBody,
+    responses((status = 200, body = AggregateOut), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn aggregate_records(
+    State(st): State<AppState>,
+    c: ApiCaller,
+    Path(object): Path<String>,
+    JsonBody(b): JsonBody<AggregateBody>,
+) -> WebResult<Json<AggregateOut>> {
+    use kehu_app::records::aggregate as a;
+    let req = a::AggregateRequest {
+        filter: b.filter,
+        group_by: b.group_by.into_iter().map(|g| a::GroupBy { field: g.field, bucket: g.bucket }).collect(),
+        measures: b.measures.into_iter().map(|m| a::MeasureSpec { op: m.op, field: m.field }).collect(),
+        time_zone: b.time_zone,
+        week_start: b.week_start,
+        fiscal_year_start: b.fiscal_year_start,
+        limit: b.limit,
+    };
+    let r = st.app.aggregate(&c.actor, &object, &req, c.ctx.lang.code()).await?;
+    Ok(Json(AggregateOut {
+        groups: r.groups.into_iter().map(group_out).collect(),
+        total: group_out(r.total),
+        capped: r.capped,
+        time_zone: r.time_zone,
+    }))
+}
