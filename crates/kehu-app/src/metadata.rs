@@ -160,6 +160,7 @@ impl App {
             is_system: false,
             archived: false,
             fields: Vec::new(),
+            ui: Default::default(),
         };
         let name = FieldDef {
             id: new_id(),

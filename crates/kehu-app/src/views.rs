@@ -6,6 +6,7 @@
 
 use crate::{App, Result};
 use kehu_core::filter::{self, ResolveCtx};
+use kehu_core::meta::FieldType;
 use kehu_core::perm::{Action, Actor};
 use kehu_core::{new_id, now_micros, AppError, FieldError, Uuid};
 use kehu_db::records::col;
@@ -32,6 +33,8 @@ pub struct SavedView {
     pub filter: Option<Json>,
     /// `"-updated_at,name"` form.
     pub sort: String,
+    /// List or board, with the board's settings.
+    pub layout: Option<Layout>,
     /// The reader may change or delete it.
     pub editable: bool,
 }
@@ -44,9 +47,29 @@ pub struct ViewInput {
     pub columns: Vec<String>,
     pub filter: Option<Json>,
     pub sort: String,
+    pub layout: Option<Layout>,
 }
 
-const COLS: [&str; 9] = ["id", "object", "owner_id", "team_id", "name", "columns", "filter", "sort", "updated_at"];
+/// A board instead of a list: columns by a single select, each with its count and the sum of
+/// a number or money field, cards showing up to three fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layout {
+    /// `board` (a list has no layout).
+    pub kind: String,
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cards: Vec<String>,
+}
+
+const COLS: [&str; 10] =
+    ["id", "object", "owner_id", "team_id", "name", "columns", "filter", "sort", "updated_at", "layout"];
+
+fn layout_json(v: &ViewInput) -> Option<String> {
+    v.layout.as_ref().map(|l| serde_json::to_string(l).unwrap_or_default())
+}
 
 fn can_manage(actor: &Actor) -> bool {
     actor.can_manage_metadata() || actor.can_manage_users()
@@ -73,6 +96,7 @@ fn from_row(actor: &Actor, r: &kehu_db::DbRow) -> Option<SavedView> {
         columns: serde_json::from_str(r.str(5)?).ok()?,
         filter: serde_json::from_str::<Json>(r.str(6)?).ok().filter(|j| !j.is_null()),
         sort: r.string(7)?,
+        layout: r.str(9).and_then(|s| serde_json::from_str(s).ok()),
         editable: may_edit(actor, owner, team),
     })
 }
@@ -106,6 +130,22 @@ impl App {
             filter::resolve(f, obj, &ctx)?;
         }
         filter::resolve_sort(&Json::String(v.sort.clone()), obj, &ctx)?;
+        if let Some(l) = &v.layout {
+            let readable = |name: &str, ok: fn(FieldType) -> bool| {
+                obj.field(name).is_some_and(|f| ok(f.ftype) && actor.can_read_field(obj, f))
+            };
+            let numeric = |t: FieldType| {
+                matches!(t, FieldType::Integer | FieldType::Decimal | FieldType::Percent | FieldType::Currency)
+            };
+            if l.kind != "board"
+                || !readable(&l.field, |t| t == FieldType::Select)
+                || l.sum.as_deref().is_some_and(|s| !readable(s, numeric))
+                || l.cards.len() > 3
+                || l.cards.iter().any(|c| !readable(c, |_| true))
+            {
+                return Err(AppError::field("layout", "view.invalid_layout"));
+            }
+        }
         if let Some(t) = v.team_id {
             if own_team(actor) != Some(t) && !can_manage(actor) {
                 return Err(AppError::forbidden("view.team_denied"));
@@ -175,6 +215,7 @@ impl App {
                     "columns",
                     "filter",
                     "sort",
+                    "layout",
                     "created_at",
                     "updated_at",
                 ]
@@ -189,6 +230,7 @@ impl App {
                 serde_json::to_string(&v.columns).unwrap_or_default().into(),
                 v.filter.as_ref().unwrap_or(&Json::Null).to_string().into(),
                 v.sort.clone().into(),
+                layout_json(v).into(),
                 now.into(),
                 now.into(),
             ])
@@ -212,6 +254,7 @@ impl App {
                 (Alias::new("columns"), serde_json::to_string(&v.columns).unwrap_or_default().into()),
                 (Alias::new("filter"), v.filter.as_ref().unwrap_or(&Json::Null).to_string().into()),
                 (Alias::new("sort"), v.sort.clone().into()),
+                (Alias::new("layout"), layout_json(v).into()),
                 (Alias::new("updated_at"), Expr::val(now_micros()).into()),
             ])
             .and_where(col("id").eq(id))

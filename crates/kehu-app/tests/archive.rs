@@ -122,6 +122,12 @@ pub async fn populate(t: &TestApp) {
         columns: vec!["name".into(), "phone".into()],
         filter: Some(json!({"and": [{"field": "city", "op": "eq", "value": "上海"}]})),
         sort: "-updated_at".into(),
+        layout: Some(kehu_app::views::Layout {
+            kind: "board".into(),
+            field: "lifecycle_stage".into(),
+            sum: None,
+            cards: vec!["phone".into()],
+        }),
     };
     t.create_view(&o.rep_east1, "contact", &v).await.unwrap();
     t.create_api_token(o.admin.user_id.unwrap(), "integration", &kehu_app::auth::TokenScope::ALL, None).await.unwrap();

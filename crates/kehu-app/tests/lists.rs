@@ -165,8 +165,30 @@ async fn saved_views_personal_and_shared(t: TestApp) {
         columns: vec!["name".into(), "city".into(), "lifecycle_stage".into()],
         filter: Some(json!({"and": [{"field": "city", "op": "eq", "value": "上海"}]})),
         sort: "-updated_at".into(),
+        layout: None,
     };
     let east = o.rep_east1.teams[0];
+    // A board layout is kept with the view; one on a field that is no single select is refused.
+    let board = kehu_app::views::Layout {
+        kind: "board".into(),
+        field: "lifecycle_stage".into(),
+        sum: Some("score".into()),
+        cards: vec!["city".into(), "phone".into()],
+    };
+    let v = ViewInput { layout: Some(board.clone()), ..input("看板", None) };
+    let saved = t.create_view(&o.rep_east1, "contact", &v).await.unwrap();
+    assert_eq!(saved.layout, Some(board.clone()));
+    for bad in [
+        kehu_app::views::Layout { field: "city".into(), ..board.clone() },
+        kehu_app::views::Layout { sum: Some("city".into()), ..board.clone() },
+        kehu_app::views::Layout { kind: "gantt".into(), ..board.clone() },
+        kehu_app::views::Layout { cards: vec!["city".into(); 4], ..board.clone() },
+    ] {
+        let v = ViewInput { layout: Some(bad), ..input("坏看板", None) };
+        let e = t.create_view(&o.rep_east1, "contact", &v).await.unwrap_err();
+        assert_eq!(e.fields[0].code, "view.invalid_layout");
+    }
+    t.delete_view(&o.rep_east1, "contact", saved.id).await.unwrap();
     let mine = t.create_view(&o.rep_east1, "contact", &input("我的上海", None)).await.unwrap();
     let shared = t.create_view(&o.rep_east1, "contact", &input("华东共享", Some(east))).await.unwrap();
     assert_eq!(shared.columns, vec!["name", "city", "lifecycle_stage"]);

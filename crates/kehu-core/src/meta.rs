@@ -283,6 +283,31 @@ pub struct ObjectDef {
     pub archived: bool,
     /// All fields, built-in first, then by position; archived ones included (see `active`).
     pub fields: Vec<Arc<FieldDef>>,
+    /// How pages show it.
+    #[serde(default)]
+    pub ui: ObjectUi,
+}
+
+/// An object's UI settings, as metadata: pages read these instead of naming fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectUi {
+    /// The single select that is the record's status: list chips, the board's default
+    /// columns, a header chip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_field: Option<String>,
+    /// The tags field offered as list chips and bulk tag actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_field: Option<String>,
+    /// Select, multi-select and tags fields shown as chips in the record header.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_chips: Vec<String>,
+    /// Fields a board card shows under the title (at most three).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub card_fields: Vec<String>,
+    /// The navigation group the object is listed under (e.g. `customers`, `sales`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nav_group: Option<String>,
 }
 
 /// Names of the built-in fields every object has, and their columns.

@@ -27,6 +27,7 @@ mod m013_search_ident;
 mod m014_import_checks;
 mod m015_work;
 mod m016_seed_items;
+mod m017_board;
 pub mod meta_store;
 pub mod migrate;
 pub mod query;

@@ -8,8 +8,8 @@ use sea_query::{Alias, Expr, Order, Query};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const OBJECT_COLS: [&str; 8] =
-    ["id", "api_name", "table_name", "label_en", "label_zh", "plural_en", "plural_zh", "icon"];
+const OBJECT_COLS: [&str; 9] =
+    ["id", "api_name", "table_name", "label_en", "label_zh", "plural_en", "plural_zh", "icon", "ui"];
 const FIELD_COLS: [&str; 21] = [
     "id",
     "object_id",
@@ -61,6 +61,8 @@ fn parse_object(r: &DbRow, is_system: bool, archived: bool) -> DbResult<ObjectDe
         is_system,
         archived,
         fields: ObjectDef::builtin_fields(id),
+        // A damaged or unknown setting falls back to none (pages then guess nothing).
+        ui: r.str(8).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
     })
 }
 
@@ -107,7 +109,7 @@ pub async fn load(db: &Db) -> DbResult<Schema> {
     let mut objects = Vec::new();
     let mut idx = HashMap::new();
     for r in db.all(&q).await? {
-        let o = parse_object(&r, r.bool(8).unwrap_or(false), r.bool(9).unwrap_or(false))?;
+        let o = parse_object(&r, r.bool(9).unwrap_or(false), r.bool(10).unwrap_or(false))?;
         idx.insert(o.id, objects.len());
         objects.push(o);
     }
@@ -141,6 +143,7 @@ pub async fn insert_object(tx: &mut Tx, o: &ObjectDef) -> DbResult<()> {
             o.plural.en.clone().into(),
             o.plural.zh.clone().into(),
             o.icon.clone().into(),
+            ui_json(o).into(),
             o.is_system.into(),
             now.into(),
             now.into(),
@@ -149,7 +152,11 @@ pub async fn insert_object(tx: &mut Tx, o: &ObjectDef) -> DbResult<()> {
     tx.exec(&q).await.map(|_| ())
 }
 
-/// Update an object's labels and icon (its api name and table never change).
+fn ui_json(o: &ObjectDef) -> Option<String> {
+    (o.ui != Default::default()).then(|| serde_json::to_string(&o.ui).unwrap_or_default())
+}
+
+/// Update an object's labels, icon and UI settings (its api name and table never change).
 pub async fn update_object(tx: &mut Tx, o: &ObjectDef) -> DbResult<()> {
     let q = Query::update()
         .table(Alias::new("meta_objects"))
@@ -159,6 +166,7 @@ pub async fn update_object(tx: &mut Tx, o: &ObjectDef) -> DbResult<()> {
             (Alias::new("plural_en"), o.plural.en.clone().into()),
             (Alias::new("plural_zh"), o.plural.zh.clone().into()),
             (Alias::new("icon"), o.icon.clone().into()),
+            (Alias::new("ui"), ui_json(o).into()),
             (Alias::new("archived"), o.archived.into()),
             (Alias::new("updated_at"), now_micros().into()),
         ])

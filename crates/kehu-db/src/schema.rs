@@ -81,11 +81,12 @@ pub const DB_MODULES: &[DbModule] = &[
             // by the webhooks module).
             m(15, "work", up!(crate::m015_work::up), true),
             m(16, "seed_items", up!(crate::m016_seed_items::up), false),
+            m(17, "board", up!(crate::m017_board::up), true),
         ],
         data: &[
             core("schema_migrations", &["version"], &[]),
             core("schema_state", ID, &[]),
-            core("meta_objects", ID, &[]),
+            core("meta_objects", ID, &["ui"]),
             core("meta_fields", ID, &["options", "default_value"]),
             core("roles", ID, &["grants"]),
             core("teams", ID, &[]),
@@ -93,7 +94,7 @@ pub const DB_MODULES: &[DbModule] = &[
             core("api_tokens", ID, &["scopes"]),
             core("auth_tokens", ID, &[]),
             core("settings", &["key"], &[]),
-            core("saved_views", ID, &["columns", "filter", "sort"]),
+            core("saved_views", ID, &["columns", "filter", "sort", "layout"]),
             core("jobs", ID, &["params", "cursor"]),
             core("mails", ID, &[]),
             core("audit_log", ID, &["changes"]),

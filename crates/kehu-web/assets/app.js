@@ -482,3 +482,134 @@
     }
   });
 })();
+
+// ---- board ---- Cards dragged between columns (vendored SortableJS) or moved from their
+// "move to" menu are saved with the version they were read at (POST /o/{object}/{id}/move);
+// the answer carries the card as it is now, where it belongs and fresh column totals, so a
+// stale or refused move puts the card back and nothing is lost.
+(function () {
+  "use strict";
+  function csrf() {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.getAttribute("content") : "";
+  }
+  function say(kind, text) {
+    if (window.kehuToast) window.kehuToast(kind, text);
+  }
+  function column(board, key) {
+    var found = null;
+    board.querySelectorAll(".board-cards").forEach(function (c) {
+      if (c.getAttribute("data-key") === key) found = c;
+    });
+    return found;
+  }
+  function totals(board, list) {
+    board.querySelectorAll(".board-col").forEach(function (col) {
+      var key = col.getAttribute("data-key");
+      var t = list.filter(function (x) { return x.key === key; })[0];
+      col.querySelector(".board-count").textContent = t ? String(t.count) : "0";
+      col.querySelector(".board-sum").textContent = t ? t.sum : "";
+    });
+  }
+  function place(board, card, key, html) {
+    if (html) {
+      var tmp = document.createElement("div");
+      tmp.innerHTML = html.trim();
+      var fresh = tmp.firstElementChild;
+      if (fresh) {
+        card.replaceWith(fresh);
+        card = fresh;
+      }
+    }
+    var target = column(board, key);
+    if (!target) {
+      card.remove();
+    } else if (card.parentNode !== target) {
+      target.insertBefore(card, target.firstChild);
+    }
+    return card;
+  }
+  function back(from, card, index) {
+    from.insertBefore(card, from.children[index] || null);
+  }
+  function move(board, card, from, index, to) {
+    var body = new URLSearchParams(board.getAttribute("data-state") || "");
+    body.set("value", to);
+    body.set("_version", card.getAttribute("data-version") || "");
+    body.set("_csrf", csrf());
+    card.classList.add("moving");
+    board.setAttribute("data-busy", "1");
+    var url = "/o/" + encodeURIComponent(board.getAttribute("data-object")) + "/" + card.getAttribute("data-id") + "/move";
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/x-www-form-urlencoded" },
+      body: body.toString()
+    }).then(function (r) {
+      return r.json();
+    }).then(function (j) {
+      card.classList.remove("moving");
+      if (j.totals) totals(board, j.totals);
+      if (j.ok) {
+        place(board, card, to, j.card);
+        say("ok", j.message);
+      } else if (j.card) {
+        place(board, card, j.column, j.card);
+        say("error", j.message);
+      } else {
+        back(from, card, index);
+        say("error", j.message);
+      }
+      board.removeAttribute("data-busy");
+      board.dispatchEvent(new CustomEvent("kehu:board-moved", { bubbles: true }));
+    }).catch(function () {
+      card.classList.remove("moving");
+      back(from, card, index);
+      board.removeAttribute("data-busy");
+      say("error", document.body.getAttribute("data-offline") || "Network error");
+    });
+  }
+  function init() {
+    var board = document.getElementById("board");
+    if (!board || !board.hasAttribute("data-can-move") || !window.Sortable) return;
+    board.querySelectorAll(".board-cards").forEach(function (el) {
+      if (el.getAttribute("data-sortable")) return;
+      el.setAttribute("data-sortable", "1");
+      window.Sortable.create(el, {
+        group: "board",
+        animation: 150,
+        draggable: ".board-card",
+        filter: "details, .board-more",
+        preventOnFilter: false,
+        delay: 150,
+        delayOnTouchOnly: true,
+        // Mouse and touch events rather than native drag and drop: the same on every
+        // browser and phone, and drivable by tests.
+        forceFallback: true,
+        onEnd: function (ev) {
+          if (ev.from === ev.to) return;
+          move(board, ev.item, ev.from, ev.oldIndex, ev.to.getAttribute("data-key"));
+        }
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", init);
+  // The keyboard way: a card's "move to" menu.
+  document.addEventListener("click", function (e) {
+    var btn = e.target.closest ? e.target.closest("[data-move-to]") : null;
+    if (!btn) return;
+    var board = btn.closest("#board");
+    var card = btn.closest(".board-card");
+    if (!board || !card) return;
+    var menu = btn.closest("details");
+    if (menu) menu.removeAttribute("open");
+    var from = card.parentNode;
+    var index = Array.prototype.indexOf.call(from.children, card);
+    var key = btn.getAttribute("data-move-to");
+    if (from.getAttribute("data-key") === key) return;
+    var target = column(board, key);
+    if (target) target.insertBefore(card, target.firstChild);
+    move(board, card, from, index, key);
+    card.focus();
+  });
+})();

@@ -116,6 +116,8 @@ pub fn router(app: Arc<App>, cfg: WebConfig) -> Router {
         .route("/imports/{id}/undo", post(crate::http::import::undo))
         // --- end import ---
         .route("/pick/{object}", get(crate::http::picker::pick))
+        .route("/o/{object}/board/column", get(crate::http::lists::board::column))
+        .route("/o/{object}/{id}/move", post(crate::http::lists::board::move_card))
         .route("/o/{object}/new", get(crate::http::records::new_page).post(crate::http::records::create))
         .route("/o/{object}/{id}", get(crate::http::record::show))
         .route("/o/{object}/{id}/reveal", post(crate::http::record::reveal))

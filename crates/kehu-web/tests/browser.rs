@@ -132,6 +132,21 @@ impl Driver {
         let e = self.el(css).await;
         self.cmd(reqwest::Method::POST, &format!("/element/{e}/click"), Some(json!({}))).await;
     }
+    /// Drag an element onto another with the mouse (press, move in steps, release).
+    pub(crate) async fn drag(&self, from: &str, to: &str) {
+        let (a, b) = (self.el(from).await, self.el(to).await);
+        let step = |e: &str, x: i64, y: i64, ms: u64| json!({"type": "pointerMove", "duration": ms, "origin": {ELEMENT: e}, "x": x, "y": y});
+        let actions = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": [
+            step(&a, 0, 0, 0),
+            {"type": "pointerDown", "button": 0},
+            {"type": "pause", "duration": 100},
+            step(&a, 8, 8, 150),
+            step(&b, 0, -5, 400),
+            step(&b, 0, 5, 200),
+            {"type": "pointerUp", "button": 0}
+        ]}]});
+        self.cmd(reqwest::Method::POST, "/actions", Some(actions)).await;
+    }
     pub(crate) async fn wait_for(&self, what: &str) {
         for _ in 0..50 {
             if self.source().await.contains(what) {

@@ -11,8 +11,10 @@ mod api;
 mod auth;
 // archive and backup (issue #5)
 mod backup;
+mod board;
 mod browser;
 mod browser_backup;
+mod browser_board;
 mod browser_custom;
 mod browser_day;
 mod browser_import;

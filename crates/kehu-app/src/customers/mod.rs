@@ -34,6 +34,9 @@ struct SeedObject {
     label: Label,
     plural: Label,
     icon: String,
+    /// Its UI settings (status field, chips, card fields), applied once.
+    #[serde(default)]
+    ui: kehu_core::meta::ObjectUi,
     fields: Vec<SeedField>,
 }
 
@@ -143,6 +146,17 @@ async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> 
         }
         done.push(okey);
         let Some(cur) = schema.object_any(&o.api_name).cloned() else { continue };
+        // UI settings new in the seed: applied once, unless an administrator set some.
+        let ui_key = format!("{}#ui", o.api_name);
+        if o.ui != Default::default() && !applied.contains(&ui_key) {
+            if cur.ui == Default::default() {
+                let mut def = (*cur).clone();
+                def.ui = o.ui.clone();
+                kehu_db::meta_store::update_object(&mut tx, &def).await?;
+                changed = true;
+            }
+            done.push(ui_key);
+        }
         let fields_now = field_options(&mut tx, cur.id).await?;
         let mut next_position = cur.fields.iter().map(|f| f.position).max().unwrap_or(0) + 1;
         let (obj, fields) = build(o, &ids);
@@ -219,6 +233,9 @@ async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> 
 /// The keys of every item of a seed object: the object, its fields, their options.
 fn item_keys(o: &SeedObject) -> Vec<String> {
     let mut out = vec![o.api_name.clone()];
+    if o.ui != Default::default() {
+        out.push(format!("{}#ui", o.api_name));
+    }
     for f in &o.fields {
         out.push(format!("{}.{}", o.api_name, f.api_name));
         if f.filterable {
@@ -256,6 +273,7 @@ fn build(o: SeedObject, ids: &HashMap<String, Uuid>) -> (ObjectDef, Vec<FieldDef
         is_system: true,
         archived: false,
         fields: Vec::new(),
+        ui: o.ui,
     };
     let fields = o
         .fields

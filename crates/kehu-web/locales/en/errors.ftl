@@ -153,3 +153,5 @@ err-aggregate-unknown_measure = Measures are count, count_distinct, sum, avg, mi
 err-aggregate-measure_field = This measure needs a field (and a count needs none).
 err-aggregate-measure_not_supported = This measure does not work for this field (sums and averages need numbers or money).
 err-aggregate-too_many_groups = Too many groups: choose a larger date bucket or narrow the filter.
+err-view-invalid_layout = The board needs a single-select field, a number or money field to sum, and at most three card fields you can read.
+err-board-no_field = This object has no single-select field to show as a board.

@@ -74,3 +74,19 @@ err-bulk-too_many_ids = Too many records selected; use “all matching” instea
 err-bulk-unknown_action = Unknown bulk action.
 err-job-not_found = This job does not exist.
 err-export-too_many = Too many records to export at once; narrow the filter.
+
+# Board
+lists-layout = Layout
+lists-layout-list = List
+lists-layout-board = Board
+board-settings = Board
+board-field = Columns by
+board-sum = Sum of
+board-sum-none = Nothing (counts only)
+board-cards = Card fields (up to three)
+board-apply = Apply
+board-not-set = Not set
+board-load-more = Load more
+board-move-to = Move to
+board-moved = Moved.
+board-stale = Someone changed this record meanwhile: the card shows it as it is now. Nothing was overwritten.

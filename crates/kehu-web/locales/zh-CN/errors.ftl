@@ -153,3 +153,5 @@ err-aggregate-unknown_measure = 指标只能是 count、count_distinct、sum、a
 err-aggregate-measure_field = 此指标需要指定字段（计数不需要）。
 err-aggregate-measure_not_supported = 此指标不适用于该字段（求和与平均值只适用于数字或金额）。
 err-aggregate-too_many_groups = 分组过多：请选择更大的日期区间或缩小筛选范围。
+err-view-invalid_layout = 看板需要一个单选字段、一个可求和的数字或金额字段，以及最多三个您可查看的卡片字段。
+err-board-no_field = 此对象没有可用于看板的单选字段。

@@ -74,3 +74,19 @@ err-bulk-too_many_ids = 选择的记录过多，请改用“全部符合条件�
 err-bulk-unknown_action = 未知的批量操作。
 err-job-not_found = 此任务不存在。
 err-export-too_many = 一次导出的记录过多，请缩小筛选范围。
+
+# 看板
+lists-layout = 显示方式
+lists-layout-list = 列表
+lists-layout-board = 看板
+board-settings = 看板
+board-field = 分列字段
+board-sum = 合计字段
+board-sum-none = 不合计（仅计数）
+board-cards = 卡片显示字段（最多三个）
+board-apply = 应用
+board-not-set = 未设置
+board-load-more = 加载更多
+board-move-to = 移动到
+board-moved = 已移动。
+board-stale = 这条记录刚被他人修改：卡片已显示最新内容，未覆盖任何数据。

@@ -74,8 +74,10 @@ pub async fn bulk(
             };
             BulkAction::SetField { field, value }
         }
-        "add_tag" => BulkAction::AddTag { field: super::TAGS.into(), tag: form_get(&pairs, "tag").into() },
-        "remove_tag" => BulkAction::RemoveTag { field: super::TAGS.into(), tag: form_get(&pairs, "tag").into() },
+        "add_tag" => BulkAction::AddTag { field: super::tags_field(&obj).into(), tag: form_get(&pairs, "tag").into() },
+        "remove_tag" => {
+            BulkAction::RemoveTag { field: super::tags_field(&obj).into(), tag: form_get(&pairs, "tag").into() }
+        }
         "delete" => BulkAction::Delete,
         _ => return Err(AppError::invalid("bulk.unknown_action").into()),
     };
@@ -171,12 +173,28 @@ pub async fn export(
 
 fn view_input(obj: &kehu_core::meta::ObjectDef, pairs: &[(String, String)]) -> ViewInput {
     let s = carried_state(pairs);
+    // A board keeps the field it shows (the chosen one or the object's default).
+    let layout = (s.layout == "board").then(|| {
+        let field = obj
+            .field(&s.bf)
+            .or_else(|| obj.field(super::status_field(obj)))
+            .or_else(|| obj.active().find(|f| f.ftype == kehu_core::meta::FieldType::Select))
+            .map(|f| f.api_name.clone())
+            .unwrap_or_default();
+        kehu_app::views::Layout {
+            kind: "board".into(),
+            field,
+            sum: Some(s.bs.clone()).filter(|x| !x.is_empty()),
+            cards: s.bc.iter().take(3).cloned().collect(),
+        }
+    });
     ViewInput {
         name: form_get(pairs, "name").to_string(),
         team_id: form_get(pairs, "team").parse().ok(),
         columns: s.cols.clone(),
         filter: s.filter(obj),
         sort: s.sort.clone(),
+        layout,
     }
 }
 

@@ -6,6 +6,7 @@
 //! engine's: the handlers only ask.
 
 mod actions;
+pub mod board;
 mod state;
 
 pub use actions::{bulk, delete_view, export, job, save_view, update_view, value_input};
@@ -24,7 +25,7 @@ use kehu_core::filter::Op;
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
 use kehu_core::perm::{Action, Actor};
 use kehu_core::Uuid;
-use state::{LIFECYCLE, TAGS};
+use state::{status_field, tags_field};
 use std::sync::Arc;
 
 /// Rows per page.
@@ -267,6 +268,12 @@ struct ListPage {
     has_tags: bool,
     team: Option<Uuid>,
     clear_href: String,
+    /// The board instead of the table (`lay=board`).
+    board: Option<board::Board>,
+    /// The state without the board's settings (hidden inputs of the board's settings form).
+    board_pairs: Vec<(String, String)>,
+    list_href: String,
+    board_href: String,
 }
 
 /// Resolve the state: explicit URL state, else the chosen saved view, else the defaults.
@@ -282,7 +289,13 @@ async fn resolve_state(
         if !s.explicit {
             s.cols = v.columns.clone();
             s.sort = v.sort.clone();
-            s.set_filter(v.filter.as_ref());
+            s.set_filter(obj, v.filter.as_ref());
+            if let Some(l) = &v.layout {
+                s.layout = "board".into();
+                s.bf = l.field.clone();
+                s.bs = l.sum.clone().unwrap_or_default();
+                s.bc = l.cards.clone();
+            }
         }
         current = Some(v);
     } else if s.view == "mine" && !s.explicit {
@@ -343,7 +356,11 @@ pub async fn list(
     let filter = s.filter(&obj);
     let sort = (!s.sort.is_empty()).then(|| s.sort.clone());
     let searching = !s.q.trim().is_empty();
-    let (records, total, next): (Vec<RecordView>, String, Option<String>) = if searching {
+    // A board shows its own columns of cards (searching shows the matching rows instead).
+    let board = if s.layout == "board" && !searching { board::build(&st, &u, &obj, &s).await? } else { None };
+    let (records, total, next): (Vec<RecordView>, String, Option<String>) = if board.is_some() {
+        (Vec::new(), String::new(), None)
+    } else if searching {
         let hits = st.app.search(&u.actor, &s.q, Some(&[object.as_str()]), SEARCH_HITS).await?;
         let ids: Vec<Uuid> = hits.iter().map(|h| h.id).collect();
         let recs = st.app.list_by_ids(&u.actor, &object, &ids, filter.as_ref(), sort.as_deref()).await?;
@@ -429,7 +446,8 @@ pub async fn list(
         .collect();
     // Chips: lifecycle stages and tags (tags seen on this page and the chosen one).
     let lifecycle =
-        match obj.field(LIFECYCLE).filter(|f| f.ftype == FieldType::Select && u.actor.can_read_field(&obj, f)) {
+        match obj.field(status_field(&obj)).filter(|f| f.ftype == FieldType::Select && u.actor.can_read_field(&obj, f))
+        {
             Some(f) => f
                 .options
                 .choices
@@ -443,14 +461,15 @@ pub async fn list(
                 .collect(),
             None => Vec::new(),
         };
-    let tag_field = obj.field(TAGS).filter(|f| f.ftype == FieldType::Tags && u.actor.can_read_field(&obj, f)).cloned();
+    let tag_field =
+        obj.field(tags_field(&obj)).filter(|f| f.ftype == FieldType::Tags && u.actor.can_read_field(&obj, f)).cloned();
     let mut tag_names: Vec<String> = Vec::new();
     if tag_field.is_some() {
         if !s.tag.is_empty() {
             tag_names.push(s.tag.clone());
         }
         for r in &records {
-            for t in r.get(TAGS).as_array().into_iter().flatten().filter_map(|t| t.as_str()) {
+            for t in r.get(tags_field(&obj)).as_array().into_iter().flatten().filter_map(|t| t.as_str()) {
                 if !tag_names.iter().any(|x| x == t) && tag_names.len() < 12 {
                     tag_names.push(t.to_string());
                 }
@@ -518,6 +537,20 @@ pub async fn list(
     let first = (!s.cursor.is_empty()).then(|| href(&s));
     let state_pairs = pairs(Some(&state));
     let search_pairs = pairs(Some(&s.with(|t| t.q.clear()).query()));
+    let board_pairs = pairs(Some(
+        &s.with(|t| {
+            t.bf.clear();
+            t.bs.clear();
+            t.bc.clear();
+        })
+        .query(),
+    ));
+    let list_href = href(&s.with(|t| t.layout.clear()));
+    let board_href = if board::settings(&u, &obj, &s).is_some() {
+        href(&s.with(|t| t.layout = "board".into()))
+    } else {
+        String::new()
+    };
     render(&ListPage {
         shell,
         object: object.clone(),
@@ -549,7 +582,15 @@ pub async fn list(
         clear_href: href(&base.with(|t| {
             t.cols = s.cols.clone();
             t.sort = s.sort.clone();
+            t.layout = s.layout.clone();
+            t.bf = s.bf.clone();
+            t.bs = s.bs.clone();
+            t.bc = s.bc.clone();
         })),
+        board,
+        board_pairs,
+        list_href,
+        board_href,
         st: s,
     })
 }

@@ -9,10 +9,15 @@ use crate::http::enc;
 use kehu_core::meta::{FieldType, ObjectDef};
 use serde_json::{json, Value as Json};
 
-/// The lifecycle field every object may have, shown as chips and badges.
-pub const LIFECYCLE: &str = "lifecycle_stage";
-/// The tags field, shown as chips and badges.
-pub const TAGS: &str = "tags";
+/// The object's status field (its `ui.status_field`), offered as chips (`lc`).
+pub fn status_field(obj: &ObjectDef) -> &str {
+    obj.ui.status_field.as_deref().unwrap_or("")
+}
+
+/// The object's tags field (its `ui.tags_field`), offered as chips (`tag`) and bulk actions.
+pub fn tags_field(obj: &ObjectDef) -> &str {
+    obj.ui.tags_field.as_deref().unwrap_or("")
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Cond {
@@ -31,6 +36,12 @@ pub struct ListState {
     pub sort: String,
     pub q: String,
     pub view: String,
+    /// `board` shows the records as a board (`bf` its field, `bs` the summed field, `bc` the
+    /// card fields).
+    pub layout: String,
+    pub bf: String,
+    pub bs: String,
+    pub bc: Vec<String>,
     pub cursor: String,
     /// The URL carries explicit state (a saved view is then only the label).
     pub explicit: bool,
@@ -54,6 +65,10 @@ impl ListState {
                 "sort" => s.sort = v.clone(),
                 "q" => s.q = v.clone(),
                 "view" => s.view = v.clone(),
+                "lay" => s.layout = if v == "board" { v.clone() } else { String::new() },
+                "bf" => s.bf = v.clone(),
+                "bs" => s.bs = v.clone(),
+                "bc" => s.bc.extend(v.split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from)),
                 "cursor" => s.cursor = v.clone(),
                 "st" => s.explicit = true,
                 _ => {}
@@ -77,6 +92,18 @@ impl ListState {
         }
         if !self.cols.is_empty() {
             p.push(format!("cols={}", enc(&self.cols.join(","))));
+        }
+        if !self.layout.is_empty() {
+            p.push(format!("lay={}", enc(&self.layout)));
+            if !self.bf.is_empty() {
+                p.push(format!("bf={}", enc(&self.bf)));
+            }
+            if !self.bs.is_empty() {
+                p.push(format!("bs={}", enc(&self.bs)));
+            }
+            if !self.bc.is_empty() {
+                p.push(format!("bc={}", enc(&self.bc.join(","))));
+            }
         }
         if !self.sort.is_empty() {
             p.push(format!("sort={}", enc(&self.sort)));
@@ -128,11 +155,11 @@ impl ListState {
     pub fn filter(&self, obj: &ObjectDef) -> Option<Json> {
         let conds: Vec<Json> = self.conds.iter().map(|c| Self::cond_json(obj, c)).collect();
         let mut chips = Vec::new();
-        if !self.lc.is_empty() {
-            chips.push(json!({"field": LIFECYCLE, "op": "eq", "value": self.lc}));
+        if !self.lc.is_empty() && !status_field(obj).is_empty() {
+            chips.push(json!({"field": status_field(obj), "op": "eq", "value": self.lc}));
         }
-        if !self.tag.is_empty() {
-            chips.push(json!({"field": TAGS, "op": "contains", "value": self.tag}));
+        if !self.tag.is_empty() && !tags_field(obj).is_empty() {
+            chips.push(json!({"field": tags_field(obj), "op": "contains", "value": self.tag}));
         }
         let group = if conds.is_empty() {
             None
@@ -162,7 +189,7 @@ impl ListState {
 
     /// Read a stored filter back into conditions and chips (the shapes `filter` writes;
     /// anything else is dropped).
-    pub fn set_filter(&mut self, f: Option<&Json>) {
+    pub fn set_filter(&mut self, obj: &ObjectDef, f: Option<&Json>) {
         self.conds.clear();
         self.any = false;
         self.lc.clear();
@@ -189,9 +216,9 @@ impl ListState {
         let Some(items) = f.get("and").and_then(Json::as_array) else { return };
         for it in items {
             if let Some(c) = simple(it) {
-                if c.field == LIFECYCLE && c.op == "eq" && self.lc.is_empty() {
+                if c.field == status_field(obj) && c.op == "eq" && self.lc.is_empty() {
                     self.lc = c.value;
-                } else if c.field == TAGS && c.op == "contains" && self.tag.is_empty() {
+                } else if c.field == tags_field(obj) && c.op == "contains" && self.tag.is_empty() {
                     self.tag = c.value;
                 } else {
                     self.conds.push(c);

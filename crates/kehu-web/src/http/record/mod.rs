@@ -248,8 +248,9 @@ pub async fn show(State(st): State<AppState>, u: UserCtx, Path((object, id)): Pa
         .crumb(title.clone(), None);
     let can_reveal = u.actor.can_reveal() && rows.iter().any(|r| r.masked && !r.value.is_empty());
     let mut header = Vec::new();
-    for api in ["lifecycle_stage", "kind", "tags"] {
-        if let Some(f) = obj.field(api) {
+    // The object's header chips (its UI settings), readable ones only.
+    for api in &obj.ui.header_chips {
+        if let Some(f) = obj.field(api).filter(|f| u.actor.can_read_field(&obj, f)) {
             header.extend(chips(f, r.get(api), lang));
         }
     }
