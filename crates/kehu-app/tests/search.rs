@@ -160,3 +160,72 @@ async fn search_ident_migration_keeps_substring_search(t: TestApp) {
     assert_eq!(ids(t.search(&a, "9123", None, 20).await.unwrap()), vec![li.id], "middle digits");
 }
 both!(search_ident_migration_keeps_substring_search);
+
+/// Search built for sales: a phone in any format; a 3–4 digit query ranks numbers that end
+/// with it first and says which field matched (masked for a rep); traditional and simplified
+/// Chinese find each other; pinyin full spelling and initials find names; a manager's team
+/// scope holds; documents written before pinyin are rebuilt by the resumable reindex.
+async fn search_built_for_sales(t: TestApp) {
+    let o = org(&t).await;
+    let a = system();
+    let e1 = o.rep_east1.user_id.unwrap();
+    let n1 = o.rep_north.user_id.unwrap();
+    let mk = |name: &str, phone: &str, email: &str, owner: kehu_core::Uuid| {
+        obj(json!({"name": name, "phone": phone, "email": email, "owner": owner}))
+    };
+    // The number in its middle digits is created last (newest), so recency alone would rank it first.
+    let ends = t.create(&a, "contact", &mk("郑敏", "176 7226 3394", "zm@huaxia.cn", e1)).await.unwrap();
+    let trad = t.create(&a, "contact", &mk("張學友", "13912340000", "xy@huaxia.cn", e1)).await.unwrap();
+    let north = t.create(&a, "contact", &mk("郑明", "13800009999", "zheng.ming@north.cn", n1)).await.unwrap();
+    let middle = t.create(&a, "contact", &mk("李娜", "13933941234", "lina@huaxia.cn", e1)).await.unwrap();
+    let ids = |hits: &[kehu_app::SearchResult]| hits.iter().map(|h| h.id).collect::<Vec<_>>();
+    for q in ["176-7226-3394", "+86 176 7226 3394", "17672263394", "(176) 7226 3394"] {
+        assert_eq!(ids(&t.search(&a, q, None, 20).await.unwrap()), vec![ends.id], "{q}");
+    }
+    let hits = t.search(&o.rep_east1, "3394", None, 20).await.unwrap();
+    assert_eq!(ids(&hits), vec![ends.id, middle.id], "the number ending in 3394 first");
+    assert_eq!(hits[0].matched[0].field, "phone");
+    assert!(
+        hits[0].matched[0].value.contains('*') && hits[0].matched[0].value.ends_with("3394"),
+        "{:?}",
+        hits[0].matched
+    );
+    // Simplified and traditional find each other.
+    assert_eq!(ids(&t.search(&a, "张学友", None, 20).await.unwrap()), vec![trad.id]);
+    assert_eq!(ids(&t.search(&a, "張學友", None, 20).await.unwrap()), vec![trad.id]);
+    // Pinyin: full spelling, initials, a prefix; the match names the field.
+    for q in ["zhengmin", "zm", "zhengm"] {
+        let hits = t.search(&a, q, Some(&["contact"]), 20).await.unwrap();
+        assert!(ids(&hits).contains(&ends.id), "{q}: {hits:?}");
+        assert!(hits.iter().find(|h| h.id == ends.id).unwrap().matched.iter().any(|m| m.field == "name"));
+    }
+    assert_eq!(
+        ids(&t.search(&a, "zhang xueyou", None, 20).await.unwrap()),
+        Vec::<kehu_core::Uuid>::new(),
+        "words are per run"
+    );
+    assert_eq!(ids(&t.search(&a, "zhangxueyou", None, 20).await.unwrap()), vec![trad.id]);
+    // Scopes: the east rep never sees the north record; the sales manager (team) does.
+    assert!(!ids(&t.search(&o.rep_east1, "zheng", None, 20).await.unwrap()).contains(&north.id));
+    assert!(ids(&t.search(&o.manager_sales, "zheng", None, 20).await.unwrap()).contains(&north.id));
+    assert!(ids(&t.search(&o.manager_other, "zheng", None, 20).await.unwrap()).is_empty());
+
+    // A document written before pinyin: the rebuild adds it, in resumable steps.
+    let mut tx = t.db.begin().await.unwrap();
+    let old =
+        kehu_db::Raw::new("UPDATE search_docs SET words = $1 WHERE record_id = $2", vec!["".into(), ends.id.into()]);
+    tx.exec(&old).await.unwrap();
+    tx.exec(&kehu_db::Raw::new("DELETE FROM settings WHERE key = 'search_index_version'", vec![])).await.unwrap();
+    tx.commit().await.unwrap();
+    let old = ids(&t.search(&a, "zhengmin", None, 20).await.unwrap());
+    assert!(!old.contains(&ends.id) && old.contains(&north.id), "the old document has no pinyin (郑明 zhengming has)");
+    let mut steps = 0;
+    while !t.reindex_search_step(std::time::Duration::ZERO).await.unwrap() {
+        steps += 1;
+        assert!(steps < 100, "the rebuild finishes");
+    }
+    assert!(steps > 1, "one batch per step");
+    assert!(ids(&t.search(&a, "zhengmin", None, 20).await.unwrap()).contains(&ends.id));
+    assert!(t.reindex_search_step(std::time::Duration::ZERO).await.unwrap(), "current now");
+}
+both!(search_built_for_sales);

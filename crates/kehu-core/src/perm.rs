@@ -153,6 +153,8 @@ pub enum ScopeFilter {
     Owner(Uuid),
     /// owner_id IN (users of these teams)
     Teams(Vec<Uuid>),
+    /// owner_id IN (these users): a team scope with its members read (search).
+    Owners(Vec<Uuid>),
     /// No record at all (an actor without a user for an own scope).
     Nothing,
 }
@@ -238,6 +240,7 @@ impl Actor {
             ScopeFilter::All => true,
             ScopeFilter::Owner(u) => owner == Some(*u),
             ScopeFilter::Teams(ts) => owner_team.is_some_and(|t| ts.contains(&t)),
+            ScopeFilter::Owners(us) => owner.is_some_and(|o| us.contains(&o)),
             ScopeFilter::Nothing => false,
         }
     }

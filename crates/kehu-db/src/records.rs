@@ -137,6 +137,8 @@ pub fn scope_expr(scope: &ScopeFilter, owner_col: &str) -> Option<SimpleExpr> {
                     .to_owned(),
             ),
         ),
+        ScopeFilter::Owners(us) if us.is_empty() => Some(Expr::cust("1 = 0")),
+        ScopeFilter::Owners(us) => Some(col(owner_col).is_in(us.iter().copied())),
         ScopeFilter::Nothing => Some(Expr::cust("1 = 0")),
     }
 }

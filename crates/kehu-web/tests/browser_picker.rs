@@ -1,7 +1,8 @@
 //! The relation picker in headless Chromium, with 2,500 companies: a contact linked to the
 //! oldest keeps it when its editor is opened and saved unchanged; typing searches the server
 //! and a choice by keyboard is saved; typing without choosing changes nothing; the new-record
-//! form links a company by clicking a choice; a filter on the company uses the same picker.
+//! form links a company by clicking a choice; a filter on the company uses the same picker;
+//! the global search finds a phone in three formats and a name by pinyin.
 //! Screenshots at desktop and phone width.
 
 use crate::browser::{first_admin, fresh_app, Driver};
@@ -91,5 +92,23 @@ async fn relation_picker_on_forms_in_place_and_filters() {
     let src = d.source().await;
     assert!(src.contains("李娜") && !src.contains("张伟"), "filtered by the picked company");
     assert!(src.contains("value=\"公司 00007\""), "the condition names the company");
+
+    // Global search: a phone in three formats and a pinyin name, each hit saying what matched.
+    let input = json!({"name": "郑敏", "phone": "176 7226 3394", "email": "zm@huaxia.cn"});
+    let zm = app.create(&Actor::system(), "contact", input.as_object().unwrap()).await.unwrap();
+    let hit = format!("href=\"/o/contact/{}\"", zm.id);
+    d.go(&format!("{base}/o/company")).await;
+    d.type_in("#global-search", "176-7226-3394").await;
+    d.wait_for(&format!("{hit}><strong>郑敏</strong>")).await;
+    d.screenshot("search-suggest-phone").await;
+    for q in ["%2B86%20176%207226%203394", "17672263394", "zhengmin", "zm"] {
+        d.go(&format!("{base}/search?q={q}")).await;
+        d.wait_for("search-results").await;
+        let src = d.source().await;
+        assert!(src.contains(&hit), "{q} finds 郑敏");
+        let why = if q.starts_with('z') { "姓名: 郑敏" } else { "手机: 176****3394" };
+        assert!(src.contains(why), "{q}: the hit says {why}");
+    }
+    d.screenshot("search-pinyin").await;
     d.quit().await;
 }

@@ -11,10 +11,11 @@ pub(crate) mod input;
 mod merge;
 pub mod pick;
 mod read;
+pub mod reindex;
 pub(crate) mod write;
 
 pub use merge::MergeRequest;
-pub use read::{Count, ListRequest, Page, SearchResult, MAX_LIMIT};
+pub use read::{Count, ListRequest, MatchedField, Page, SearchResult, MAX_LIMIT};
 
 use kehu_core::meta::{FieldDef, FieldType, ObjectDef};
 use kehu_core::perm::Actor;
@@ -125,6 +126,10 @@ pub(crate) fn search_doc(
                 push_ident(&mut ident, s);
             }
             _ => text::index_text(s, &mut words),
+        }
+        // A record's name is also found by its pinyin (full spelling and initials).
+        if Some(f.id) == title_field {
+            text::index_pinyin(s, &mut words);
         }
     }
     SearchDoc { record_id: id, object_id: obj.id, owner_id: owner, title, words, ident }

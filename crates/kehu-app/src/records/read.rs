@@ -4,7 +4,7 @@
 use super::{search_doc, view, RecordView};
 use crate::{App, Result};
 use kehu_core::filter::{self, ResolveCtx, SortKey};
-use kehu_core::meta::ObjectDef;
+use kehu_core::meta::{FieldType, ObjectDef};
 use kehu_core::perm::{Action, Actor};
 use kehu_core::text;
 use kehu_core::{AppError, Uuid};
@@ -80,6 +80,16 @@ pub struct SearchResult {
     pub title: Option<String>,
     /// Up to three other readable, non-empty searchable values (phone and e-mail masked).
     pub detail: Vec<String>,
+    /// The readable fields whose values match the query, with the value as the actor may see
+    /// it (masked), so a hit shows why it was found.
+    pub matched: Vec<MatchedField>,
+}
+
+/// A field of a hit that matches the query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchedField {
+    pub field: String,
+    pub value: String,
 }
 
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -260,8 +270,8 @@ impl App {
                 (t, Some(_)) => t,
                 (_, None) => None,
             };
-            let detail = self.hit_detail(actor, obj, h.record_id).await?;
-            out.push(SearchResult { object: obj.api_name.clone(), id: h.record_id, title, detail });
+            let (detail, matched) = self.hit_detail(actor, obj, h.record_id, &query).await?;
+            out.push(SearchResult { object: obj.api_name.clone(), id: h.record_id, title, detail, matched });
             if out.len() >= limit as usize {
                 break;
             }
@@ -269,31 +279,49 @@ impl App {
         Ok(out)
     }
 
-    /// The values shown under a hit's title: searchable fields other than the title, as the
-    /// actor sees them (masked unless revealed; search never reveals).
-    async fn hit_detail(&self, actor: &Actor, obj: &ObjectDef, id: Uuid) -> Result<Vec<String>> {
+    /// The values shown under a hit's title — searchable fields other than the title — and
+    /// the readable fields that match the query, as the actor sees them (masked unless
+    /// revealed; search never reveals).
+    async fn hit_detail(
+        &self,
+        actor: &Actor,
+        obj: &ObjectDef,
+        id: Uuid,
+        q: &text::Query,
+    ) -> Result<(Vec<String>, Vec<MatchedField>)> {
         let Some(row) = self.db.one(&select_one(obj, id, &kehu_core::perm::ScopeFilter::All)).await? else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         };
-        let Some(rec) = decode(obj, &row) else { return Ok(Vec::new()) };
+        let Some(rec) = decode(obj, &row) else { return Ok((Vec::new(), Vec::new())) };
         let title = obj.title_field().map(|f| f.id);
-        let mut out = Vec::new();
+        let (mut out, mut matched) = (Vec::new(), Vec::new());
         for (f, v) in &rec.values {
-            if !f.searchable || Some(f.id) == title || !actor.can_read_field(obj, f) {
+            let searched = f.searchable || Some(f.id) == title;
+            if !searched || !actor.can_read_field(obj, f) {
                 continue;
             }
-            if let kehu_core::value::Value::Text(s) = v {
-                if !s.is_empty() {
-                    // Search never reveals: only Kehu itself sees these unmasked.
-                    let masked = super::is_contact(f) && !actor.is_system();
-                    out.push(if masked { super::mask(f, s) } else { s.clone() });
-                }
+            let kehu_core::value::Value::Text(s) = v else { continue };
+            if s.is_empty() {
+                continue;
             }
-            if out.len() == 3 {
-                break;
+            // Search never reveals: only Kehu itself sees these unmasked.
+            let shown = if super::is_contact(f) && !actor.is_system() { super::mask(f, s) } else { s.clone() };
+            let mut toks = String::new();
+            match f.ftype {
+                FieldType::Phone => text::index_phone(s, &mut toks),
+                _ => text::index_text(s, &mut toks),
+            }
+            if Some(f.id) == title {
+                text::index_pinyin(s, &mut toks);
+            }
+            if matched.len() < 3 && q.matches_some(&toks) {
+                matched.push(MatchedField { field: f.api_name.clone(), value: shown.clone() });
+            }
+            if Some(f.id) != title && f.searchable && out.len() < 3 {
+                out.push(shown);
             }
         }
-        Ok(out)
+        Ok((out, matched))
     }
 
     /// Re-check a hit against only the fields the actor may read, so that search never reveals

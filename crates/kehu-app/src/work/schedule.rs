@@ -180,6 +180,13 @@ pub(crate) fn core_schedules() -> Vec<Schedule> {
             run: |app, now| Box::pin(async move { app.run_due_backup(now).await.map(|_| ()) }),
         },
         Schedule {
+            name: "search_reindex",
+            every: Every::Minutes(1),
+            run: |app, _| {
+                Box::pin(async move { app.reindex_search_step(std::time::Duration::from_secs(20)).await.map(|_| ()) })
+            },
+        },
+        Schedule {
             name: "housekeeping",
             every: Every::Minutes(10),
             run: |app, _| Box::pin(async move { app.housekeeping().await }),

@@ -175,6 +175,8 @@ pub struct Hit {
     pub href: String,
     pub title: String,
     pub detail: String,
+    /// Why it was found: "field: value" of the fields that match (masked).
+    pub matched: String,
 }
 
 #[derive(Deserialize)]
@@ -189,11 +191,17 @@ async fn grouped(st: &AppState, u: &UserCtx, q: &str, limit: u32) -> WebResult<V
     let hits = st.app.search(&u.actor, q, None, limit).await?;
     let mut groups: Vec<Group> = Vec::new();
     for h in hits {
-        let label = schema.object(&h.object).map(|o| o.plural.get(lang).to_string()).unwrap_or_default();
+        let obj = schema.object(&h.object).ok();
+        let label = obj.map(|o| o.plural.get(lang).to_string()).unwrap_or_default();
+        let field_label =
+            |api: &str| obj.and_then(|o| o.field(api)).map(|f| f.label.get(lang).to_string()).unwrap_or_default();
+        let matched: Vec<String> =
+            h.matched.iter().map(|m| format!("{}: {}", field_label(&m.field), m.value)).collect();
         let hit = Hit {
             href: format!("/o/{}/{}", h.object, h.id),
             title: h.title.unwrap_or_else(|| "—".into()),
             detail: h.detail.join(" · "),
+            matched: matched.join(" · "),
         };
         match groups.iter_mut().find(|g| g.label == label) {
             Some(g) => g.hits.push(hit),
