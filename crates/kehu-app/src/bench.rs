@@ -54,7 +54,13 @@ async fn sample(app: &App, n: usize, rng: &mut SmallRng) -> Result<Vec<(Uuid, St
 
 /// Run every benchmark `iterations` times; `actor` should be an admin (all records) and
 /// `rep` a sales rep (own records) to measure the scoped path too.
-pub async fn run(app: &App, actor: &Actor, rep: Option<&Actor>, iterations: usize) -> Result<Vec<Stat>> {
+pub async fn run(
+    app: &App,
+    actor: &Actor,
+    rep: Option<&Actor>,
+    manager: Option<&Actor>,
+    iterations: usize,
+) -> Result<Vec<Stat>> {
     let mut rng = SmallRng::seed_from_u64(7);
     let samples = sample(app, 1000, &mut rng).await?;
     if samples.is_empty() {
@@ -115,6 +121,70 @@ pub async fn run(app: &App, actor: &Actor, rep: Option<&Actor>, iterations: usiz
             s.push(time(t));
         }
         stats.push(stat(["search: Chinese name", "search: phone last 4", "search: e-mail prefix"][kind], s));
+    }
+
+    // Search by role: a full mobile number, its last four digits and a pinyin name, as the
+    // administrator, a manager (team scope) and a rep (own scope).
+    for (role, who) in [("admin", Some(actor)), ("manager", manager), ("rep", rep)] {
+        let Some(who) = who else { continue };
+        for kind in 0..3 {
+            let mut s = Vec::new();
+            for _ in 0..iterations {
+                let (_, _, phone) = &samples[rng.gen_range(0..samples.len())];
+                let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+                let q = match kind {
+                    0 => digits[digits.len().saturating_sub(11)..].to_string(),
+                    1 => digits[digits.len().saturating_sub(4)..].to_string(),
+                    _ => ["zhangwei", "wangfang", "lina", "liuyang", "chenjing", "zw", "wf", "ln"][rng.gen_range(0..8)]
+                        .into(),
+                };
+                let t = Instant::now();
+                app.search(who, &q, None, 20).await?;
+                s.push(time(t));
+            }
+            let what = ["full mobile", "last 4", "pinyin"][kind];
+            stats.push(stat(&format!("search {what} as {role}"), s));
+        }
+    }
+
+    // Aggregation: contacts by lifecycle stage × month of creation; a board of the lifecycle
+    // stages (counts per column and the first 20 cards of the first five columns).
+    let agg = crate::records::aggregate::AggregateRequest {
+        group_by: vec![
+            crate::records::aggregate::GroupBy { field: "lifecycle_stage".into(), bucket: None },
+            crate::records::aggregate::GroupBy { field: "created_at".into(), bucket: Some("month".into()) },
+        ],
+        ..Default::default()
+    };
+    let mut s = Vec::new();
+    for _ in 0..iterations.clamp(1, 20) {
+        let t = Instant::now();
+        app.aggregate(actor, "contact", &agg, "zh-CN").await?;
+        s.push(time(t));
+    }
+    stats.push(stat("aggregate stage × month", s));
+    let by_stage = crate::records::aggregate::AggregateRequest {
+        group_by: vec![crate::records::aggregate::GroupBy { field: "lifecycle_stage".into(), bucket: None }],
+        ..Default::default()
+    };
+    for (role, who) in [("admin", Some(actor)), ("rep", rep)] {
+        let Some(who) = who else { continue };
+        let mut s = Vec::new();
+        for _ in 0..iterations.clamp(1, 20) {
+            let t = Instant::now();
+            let a = app.aggregate(who, "contact", &by_stage, "zh-CN").await?;
+            for g in a.groups.iter().filter(|g| !g.keys[0].empty).take(5) {
+                let req = ListRequest {
+                    filter: g.filter.clone(),
+                    sort: Some(json!("-updated_at")),
+                    limit: Some(20),
+                    ..Default::default()
+                };
+                app.list(who, "contact", &req).await?;
+            }
+            s.push(time(t));
+        }
+        stats.push(stat(&format!("board 5 columns as {role}"), s));
     }
 
     let mut s = Vec::new();

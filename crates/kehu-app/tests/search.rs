@@ -183,7 +183,12 @@ async fn search_built_for_sales(t: TestApp) {
         assert_eq!(ids(&t.search(&a, q, None, 20).await.unwrap()), vec![ends.id], "{q}");
     }
     let hits = t.search(&o.rep_east1, "3394", None, 20).await.unwrap();
-    assert_eq!(ids(&hits), vec![ends.id, middle.id], "the number ending in 3394 first");
+    assert_eq!(ids(&hits), vec![ends.id], "the number ending in 3394, not one with 3394 inside");
+    assert_eq!(
+        ids(&t.search(&o.rep_east1, "3941", None, 20).await.unwrap()),
+        vec![middle.id],
+        "no number ends in 3941: digits inside one"
+    );
     assert_eq!(hits[0].matched[0].field, "phone");
     assert!(
         hits[0].matched[0].value.contains('*') && hits[0].matched[0].value.ends_with("3394"),

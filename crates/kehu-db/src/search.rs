@@ -132,6 +132,17 @@ pub trait SearchEngine: Sync {
     fn ident_pattern(&self, raw: &str) -> String {
         like_pattern(raw)
     }
+    /// For engines whose substring index cannot filter by owner: the substring matches,
+    /// collected unordered through the index up to `SEARCH_WINDOW + 1`, then scoped and sorted
+    /// (the last column counts the window). `None`: `bounded_condition` does it.
+    fn ident_window_sql(&self, _pat: &str, _scope: &str, _limit: u32) -> Option<String> {
+        None
+    }
+    /// The substring matches of a narrow scope (owners, not everyone), read through the
+    /// owners' documents rather than the substring index.
+    fn ident_owned_sql(&self, _pat: &str, _scope: &str, _limit: u32) -> Option<String> {
+        None
+    }
 }
 
 /// Rows a bounded search collects through the index before it treats the query as dense.
@@ -174,6 +185,20 @@ impl SearchEngine for Fts5 {
     }
     fn ident_pattern(&self, raw: &str) -> String {
         glob_pattern(raw)
+    }
+    fn ident_window_sql(&self, pat: &str, scope: &str, limit: u32) -> Option<String> {
+        Some(format!(
+            "WITH m AS MATERIALIZED (SELECT rowid AS rid FROM search_ident WHERE ident GLOB {pat} LIMIT {}) \
+             SELECT d.object_id, d.record_id, d.title, (SELECT COUNT(*) FROM m) FROM m \
+             JOIN search_docs d ON d.rid = m.rid WHERE {scope} ORDER BY d.rid DESC LIMIT {limit}",
+            SEARCH_WINDOW + 1
+        ))
+    }
+    fn ident_owned_sql(&self, pat: &str, scope: &str, limit: u32) -> Option<String> {
+        Some(format!(
+            "SELECT d.object_id, d.record_id, d.title FROM search_docs d \
+             WHERE {scope} AND d.ident GLOB {pat} ORDER BY d.rid DESC LIMIT {limit}"
+        ))
     }
 }
 
@@ -281,11 +306,30 @@ pub async fn query(db: &Db, q: &TextQuery, objects: &[(Uuid, ScopeFilter)], limi
         let rows = run(db, engine, "words", &m, &scope, limit, p.0, |m, s| engine.words_sql(m, s, limit)).await?;
         collect(rows, &mut hits);
     }
-    if hits.len() < limit as usize && ident_candidate(&q.raw) && !q.is_phone() {
+    // Digits alone mean a number's end (尾号): digits inside other numbers and e-mails are
+    // searched only when no number ends with them.
+    let digits_only = q.raw.chars().all(|c| c.is_ascii_digit());
+    if hits.len() < limit as usize && ident_candidate(&q.raw) && !q.is_phone() && (!digits_only || hits.is_empty()) {
         let mut p = Params(Vec::new());
         let pat = p.push(engine.ident_pattern(&q.raw));
         let scope = scope_sql(&mut p, objects);
-        let rows = run(db, engine, "ident", &pat, &scope, limit, p.0, |m, s| engine.ident_sql(m, s, limit)).await?;
+        let rows = match engine.ident_window_sql(&pat, &scope, limit) {
+            // Few substring matches: all of them, scoped and sorted. Many: the newest through
+            // the index for everyone's records, or through the owners' own documents for a
+            // narrow scope (where walking the index newest first would pass over nearly all
+            // of it before finding the owners' few).
+            Some(window) => {
+                let rows = db.all(&Raw::new(window, p.0.clone())).await?;
+                let dense = rows.first().and_then(|r| r.i64(3)).unwrap_or(0) > SEARCH_WINDOW as i64;
+                let narrow = objects.iter().all(|(_, s)| !matches!(s, ScopeFilter::All));
+                match (dense, engine.ident_owned_sql(&pat, &scope, limit)) {
+                    (false, _) => rows,
+                    (true, Some(owned)) if narrow => db.all(&Raw::new(owned, p.0)).await?,
+                    (true, _) => db.all(&Raw::new(engine.ident_sql(&pat, &scope, limit), p.0)).await?,
+                }
+            }
+            None => run(db, engine, "ident", &pat, &scope, limit, p.0, |m, s| engine.ident_sql(m, s, limit)).await?,
+        };
         collect(rows, &mut hits);
     }
     Ok(hits)

@@ -144,3 +144,27 @@ async fn rep_sees_no_other_teams_records(t: TestWeb) {
     assert_eq!(t.app.count(&Actor::system(), "contact", None).await.unwrap(), 1);
 }
 both!(rep_sees_no_other_teams_records);
+
+/// Filters a new team stumbles over (#16 item 3): switching a condition's field starts its
+/// operator and value afresh (no "$me" carried into a city); "me" reads as a word; a filter
+/// that matches nothing offers to clear the filters, not to create a record.
+async fn filter_rows_reset_and_empty_results(t: TestWeb) {
+    let admin = t.admin().await;
+    // Owner = me, then the field switched to city: the value is gone, the operator is the first.
+    let row = admin.get("/o/contact/filter-row?pf=owner&cf=city&co=neq&cv=%24me").await.body;
+    assert!(row.contains("name=\"pf\" value=\"city\""), "{row}");
+    assert!(row.contains("type=\"text\" name=\"cv\" value=\"\""), "{row}");
+    assert!(row.contains("<option value=\"eq\" selected>"), "{row}");
+    // Only the operator changed: the value stays.
+    let row = admin.get("/o/contact/filter-row?pf=city&cf=city&co=neq&cv=%E6%9D%AD%E5%B7%9E").await.body;
+    assert!(row.contains("value=\"杭州\"") && row.contains("<option value=\"neq\" selected>"), "{row}");
+    // "me" in a user filter is a word, not `$me`.
+    let row = admin.get("/o/contact/filter-row?cf=owner&co=eq&cv=%24me").await.body;
+    assert!(row.contains("value=\"我\"") && row.contains("name=\"cv\" value=\"$me\""), "{row}");
+    // An empty result under a filter offers to clear it.
+    let list = admin.get("/o/contact?st=1&cf=city&co=eq&cv=%E4%B8%8D%E5%AD%98%E5%9C%A8").await.body;
+    assert!(list.contains("id=\"list-no-match\"") && list.contains("id=\"clear-filters\""), "{list}");
+    let empty = admin.get("/o/contact?st=1").await.body;
+    assert!(!empty.contains("list-no-match") && empty.contains("暂无记录"), "no filter: the first-record card");
+}
+both!(filter_rows_reset_and_empty_results);

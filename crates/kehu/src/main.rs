@@ -372,9 +372,18 @@ async fn bench(cfg: &Config, iterations: usize) -> Result<()> {
         Some(id) => Some(app.actor(id).await.map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,
     };
+    let mgr_q = kehu_db::Raw::new(
+        "SELECT u.id FROM users u JOIN roles r ON r.id = u.role_id WHERE r.key = 'manager' AND u.team_id IS NOT NULL \
+         ORDER BY u.email LIMIT 1",
+        vec![],
+    );
+    let manager = match app.db.one(&mgr_q).await?.and_then(|r| r.uuid(0)) {
+        Some(id) => Some(app.actor(id).await.map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
     let n = app.count(&admin, "contact", None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("backend: {}   contacts: {n}   iterations: {iterations}", app.db.backend().name());
-    let mut stats = kehu_app::bench::run(&app, &admin, rep.as_ref(), iterations)
+    let mut stats = kehu_app::bench::run(&app, &admin, rep.as_ref(), manager.as_ref(), iterations)
         .await
         .map_err(|e| anyhow::anyhow!("{e} {:?}", e.detail))?;
     stats.extend(web_bench(&app, &admin, iterations).await?);

@@ -124,6 +124,9 @@ pub struct ValueInput {
 /// One row of the filter builder.
 pub struct CondRow {
     pub object: String,
+    /// The field this row was rendered for (sent back as `pf`: a changed field resets the
+    /// operator and the value).
+    pub field: String,
     pub fields: Vec<(String, String, bool)>,
     pub ops: Vec<(String, String, bool)>,
     pub input: ValueInput,
@@ -179,6 +182,7 @@ async fn cond_row(st: &AppState, u: &UserCtx, obj: &ObjectDef, c: &Cond) -> Cond
     let Some(field) = field else {
         return CondRow {
             object: obj.api_name.clone(),
+            field: String::new(),
             fields: vec![],
             ops: vec![],
             input: ValueInput { name: "cv".into(), kind: "none", value: String::new(), options: vec![], picker: None },
@@ -196,6 +200,7 @@ async fn cond_row(st: &AppState, u: &UserCtx, obj: &ObjectDef, c: &Cond) -> Cond
     }
     CondRow {
         object: obj.api_name.clone(),
+        field: field.api_name.clone(),
         fields: fields.iter().map(|f| (f.api_name.clone(), f.label.get(lang).to_string(), f.id == field.id)).collect(),
         ops: ops
             .iter()
@@ -224,8 +229,16 @@ pub async fn filter_row(
     let schema = st.app.schema().await?;
     let obj = schema.object(&object)?.clone();
     u.actor.check(&obj, Action::Read)?;
-    let s = ListState::parse(&pairs(raw.as_deref()));
-    let c = s.conds.last().cloned().unwrap_or_default();
+    let p = pairs(raw.as_deref());
+    let s = ListState::parse(&p);
+    let mut c = s.conds.last().cloned().unwrap_or_default();
+    // Another field was chosen: its operator and value start afresh (a value typed for the
+    // owner, such as "me", means nothing for a city).
+    let previous = p.iter().rev().find(|(k, _)| k == "pf").map(|(_, v)| v.as_str()).unwrap_or("");
+    if !previous.is_empty() && previous != c.field {
+        c.op.clear();
+        c.value.clear();
+    }
     let row = cond_row(&st, &u, &obj, &c).await;
     render(&CondPartial { shell: Shell::bare(&st, &u.ctx, String::new()), c: row })
 }
@@ -274,6 +287,8 @@ struct ListPage {
     board_pairs: Vec<(String, String)>,
     list_href: String,
     board_href: String,
+    /// Some filter, chip or search narrows the list (an empty result then offers to clear).
+    filtered: bool,
 }
 
 /// Resolve the state: explicit URL state, else the chosen saved view, else the defaults.
@@ -587,6 +602,7 @@ pub async fn list(
             t.bs = s.bs.clone();
             t.bc = s.bc.clone();
         })),
+        filtered: !s.conds.is_empty() || !s.lc.is_empty() || !s.tag.is_empty() || !s.q.trim().is_empty(),
         board,
         board_pairs,
         list_href,
