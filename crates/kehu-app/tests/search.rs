@@ -234,3 +234,27 @@ async fn search_built_for_sales(t: TestApp) {
     assert!(t.reindex_search_step(std::time::Duration::ZERO).await.unwrap(), "current now");
 }
 both!(search_built_for_sales);
+
+/// A substring that thousands of e-mails contain (more than the search window): a rep gets
+/// exactly their own matches, newest first, and an administrator the newest of everyone's —
+/// through the owners' documents and the ordered index respectively.
+async fn dense_substrings_by_scope(t: TestApp) {
+    let o = org(&t).await;
+    let a = system();
+    let e1 = o.rep_east1.user_id.unwrap();
+    let n1 = o.rep_north.user_id.unwrap();
+    let rows: Vec<_> = (0..2100)
+        .map(|i| obj(json!({"name": format!("客户{i}"), "email": format!("aqzvb{i}@d.cn"), "owner": if i % 700 == 5 { e1 } else { n1 }})))
+        .collect();
+    let mut ids = Vec::new();
+    for chunk in rows.chunks(500) {
+        ids.extend(t.create_many(&a, "contact", chunk).await.unwrap());
+    }
+    let mine: Vec<kehu_core::Uuid> = [1405, 705, 5].iter().map(|i| ids[*i]).collect();
+    let found = |hits: Vec<kehu_app::SearchResult>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(found(t.search(&o.rep_east1, "qzvb", None, 20).await.unwrap()), mine, "the rep's three, newest first");
+    let all = found(t.search(&a, "qzvb", None, 20).await.unwrap());
+    assert_eq!(all, ids.iter().rev().take(20).copied().collect::<Vec<_>>(), "the newest twenty of everyone's");
+    assert!(found(t.search(&o.manager_other, "qzvb", None, 20).await.unwrap()).is_empty());
+}
+both!(dense_substrings_by_scope);

@@ -306,10 +306,11 @@ pub async fn query(db: &Db, q: &TextQuery, objects: &[(Uuid, ScopeFilter)], limi
         let rows = run(db, engine, "words", &m, &scope, limit, p.0, |m, s| engine.words_sql(m, s, limit)).await?;
         collect(rows, &mut hits);
     }
-    // Digits alone mean a number's end (尾号): digits inside other numbers and e-mails are
-    // searched only when no number ends with them.
-    let digits_only = q.raw.chars().all(|c| c.is_ascii_digit());
-    if hits.len() < limit as usize && ident_candidate(&q.raw) && !q.is_phone() && (!digits_only || hits.is_empty()) {
+    // Substrings of e-mails and phones: for a fragment of an address (`ales@huax`), or when
+    // the words found nothing. Digits alone mean a number's end (尾号), so digits inside other
+    // numbers, and words inside other words, are searched only when nothing else matched.
+    let fragment = q.raw.chars().any(|c| matches!(c, '@' | '.' | '-' | '_' | '+'));
+    if hits.len() < limit as usize && ident_candidate(&q.raw) && !q.is_phone() && (fragment || hits.is_empty()) {
         let mut p = Params(Vec::new());
         let pat = p.push(engine.ident_pattern(&q.raw));
         let scope = scope_sql(&mut p, objects);
