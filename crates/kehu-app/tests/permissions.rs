@@ -74,6 +74,16 @@ async fn role_scope_matrix(t: TestApp) {
         assert_eq!(got, want.iter().map(|w| word(w)).collect(), "{who}: list");
         // count
         assert_eq!(t.count(actor, "contact", None).await.unwrap(), want.len() as u64, "{who}: count");
+        // aggregate: the total and the groups by owner are exactly the visible records
+        let by_owner = kehu_app::records::aggregate::AggregateRequest {
+            group_by: vec![kehu_app::records::aggregate::GroupBy { field: "owner".into(), bucket: None }],
+            ..Default::default()
+        };
+        let agg = t.aggregate(actor, "contact", &by_owner, "en").await.unwrap();
+        assert_eq!(agg.total.values[0], json!(want.len()), "{who}: aggregate total");
+        let owners: BTreeSet<String> = agg.groups.iter().map(|g| g.keys[0].label.clone()).collect();
+        let emails: BTreeSet<String> = want.iter().map(|w| w.to_string()).collect();
+        assert_eq!(owners.len(), emails.len(), "{who}: one group per visible owner: {owners:?}");
         // search (by name word and by a phone suffix every record shares)
         let hits = t.search(actor, "0000", None, 50).await.unwrap();
         assert_eq!(hits.len(), want.len(), "{who}: search");
