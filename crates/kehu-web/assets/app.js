@@ -430,7 +430,11 @@
   });
   document.addEventListener("click", function (e) {
     var p = picker(e.target);
-    if (p && e.target === p.text && p.list.hidden) load(p);
+    if (!p || e.target !== p.text) return;
+    // The chosen name is selected whole, so typing replaces it (an autofocused editor was
+    // focused before the click).
+    if (p.text.value === p.text.getAttribute("data-label")) p.text.select();
+    if (p.list.hidden) load(p);
   });
   document.addEventListener("input", function (e) {
     var p = picker(e.target);

@@ -57,7 +57,10 @@ async fn a_day_in_the_crm() {
     d.type_in("#f-name", "Emily Chen").await;
     d.type_in("#f-email", "emily@xingchen.example.cn").await;
     // The company picker searches the server; the choice is clicked from its list.
-    d.type_in("#f-company", "星辰").await;
+    // A picker is typed into as a person does: focus selects its text, typing replaces it
+    // (WebDriver's clear would blur it, and leaving the box restores the chosen name).
+    d.click("#f-company").await;
+    d.keys("#f-company", "星辰").await;
     d.click(&format!("#f-company-list li[data-value='{company}']")).await;
     d.click("#record-form button[type=submit]").await;
     url_with(&d, "/o/contact/0").await;

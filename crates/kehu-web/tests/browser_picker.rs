@@ -40,7 +40,10 @@ async fn relation_picker_on_forms_in_place_and_filters() {
     // Typing without choosing changes nothing: the text goes back to the chosen company.
     d.click("#f-company .edit-btn").await;
     d.wait_for("id=\"f-in-company\"").await;
-    d.type_in("#f-in-company", "00002").await;
+    // A picker is typed into as a person does: click, select all (Ctrl+A), type (WebDriver's
+    // clear would blur it, and leaving the box restores the chosen name).
+    d.click("#f-in-company").await;
+    d.keys("#f-in-company", "\u{E009}a\u{E000}00002").await;
     d.wait_for(&format!("data-value=\"{}\"", ids[1])).await;
     d.size(1280, 900).await;
     d.screenshot("picker-open").await;
@@ -54,7 +57,10 @@ async fn relation_picker_on_forms_in_place_and_filters() {
     // Choose by keyboard: the first match is active, Enter picks it, Save writes it.
     d.click("#f-company .edit-btn").await;
     d.wait_for("id=\"f-in-company\"").await;
-    d.type_in("#f-in-company", "公司 02000").await;
+    // A picker is typed into as a person does: click, select all (Ctrl+A), type (WebDriver's
+    // clear would blur it, and leaving the box restores the chosen name).
+    d.click("#f-in-company").await;
+    d.keys("#f-in-company", "\u{E009}a\u{E000}公司 02000").await;
     d.wait_for("aria-selected=\"true\"").await;
     d.keys("#f-in-company", "\u{E007}").await;
     d.wait_for(&format!("name=\"company\" value=\"{}\"", ids[1999])).await;
@@ -66,7 +72,10 @@ async fn relation_picker_on_forms_in_place_and_filters() {
     d.size(390, 844).await;
     d.go(&format!("{base}/o/contact/new")).await;
     d.type_in("#f-name", "李娜").await;
-    d.type_in("#f-company", "00007").await;
+    // A picker is typed into as a person does: click, select all (Ctrl+A), type (WebDriver's
+    // clear would blur it, and leaving the box restores the chosen name).
+    d.click("#f-company").await;
+    d.keys("#f-company", "00007").await;
     d.wait_for(&format!("data-value=\"{}\"", ids[6])).await;
     d.screenshot("picker-phone").await;
     d.click(&format!("#f-company-list li[data-value='{}']", ids[6])).await;
@@ -85,7 +94,10 @@ async fn relation_picker_on_forms_in_place_and_filters() {
     d.wait_for("name=\"cf\"").await;
     d.click("#conds .cond select[name=cf] option[value=company]").await;
     d.wait_for("data-source=\"/pick/company\"").await;
-    d.type_in("#conds .cond .picker-text", "00007").await;
+    // A picker is typed into as a person does: click, select all (Ctrl+A), type (WebDriver's
+    // clear would blur it, and leaving the box restores the chosen name).
+    d.click("#conds .cond .picker-text").await;
+    d.keys("#conds .cond .picker-text", "00007").await;
     d.click(&format!("#conds .cond li[data-value='{}']", ids[6])).await;
     d.click("#apply-filter").await;
     d.wait_for(&format!("cv={}", ids[6])).await;
