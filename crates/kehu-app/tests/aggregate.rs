@@ -492,6 +492,16 @@ async fn refuses_bad_requests(t: TestApp) {
     assert_eq!(code(t.aggregate(a, "deal", &r, "en").await), "filter.unknown_field");
     assert_eq!(code(t.aggregate(a, "nothing", &k(&[]), "en").await), "object.not_found");
 
+    // Dates far from now bucket without trouble.
+    for at in ["9999-12-31T23:00:00Z", "1000-01-01T00:00:00Z"] {
+        t.create(&system(), "deal", &obj(json!({"name": "远期", "closed_at": at}))).await.unwrap();
+    }
+    let mut r = k(&[("closed_at", Some("year"))]);
+    r.time_zone = Some("America/New_York".into());
+    let years = t.aggregate(a, "deal", &r, "en").await.unwrap();
+    let labels: Vec<_> = years.groups.iter().map(|g| g.keys[0].label.clone()).collect();
+    // 1000-01-01 00:00 UTC is still 999 in New York.
+    assert!(labels.contains(&"9999".to_string()) && labels.contains(&"999".to_string()), "{labels:?}");
     // A field the role may not read can be neither a key nor a measure.
     let mut grants = o.rep_east1.role.grants.clone();
     grants.fields.insert("deal.amount".into(), kehu_core::perm::FieldPerm { read: false, write: false });

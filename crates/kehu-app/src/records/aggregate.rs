@@ -701,7 +701,11 @@ pub fn zone_offsets(tz: &chrono_tz::Tz, lo: i64, hi: i64) -> Vec<(i64, i64)> {
             .local_minus_utc() as i64
             * 1_000_000
     };
-    let (lo, hi) = (lo.min(hi) - DAY, lo.max(hi) + DAY);
+    // Years 1900–2200 bound the walk (values beyond take the offset at the bound), so a
+    // wild date costs no more than a few hundred thousand steps and cannot overflow.
+    const FLOOR: i64 = -2_208_988_800_000_000;
+    const CEIL: i64 = 7_258_118_400_000_000;
+    let (lo, hi) = (lo.min(hi).clamp(FLOOR, CEIL) - DAY, lo.max(hi).clamp(FLOOR, CEIL) + DAY);
     let mut out = Vec::new();
     let mut cur = off(lo);
     let mut t = lo;
