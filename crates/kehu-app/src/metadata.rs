@@ -379,15 +379,7 @@ impl App {
             other => other.into(),
         })?;
         if reindex {
-            run_ddl(&mut tx, &ddl::drop_field_indexes(&obj.table, &f)).await?;
-            let stmts = ddl::field_indexes(tx.backend(), &obj.table, &f);
-            run_ddl(&mut tx, &stmts).await.map_err(|e| {
-                if e.code == "record.duplicate" {
-                    AppError::field("unique", "meta.values_not_unique")
-                } else {
-                    e
-                }
-            })?;
+            rebuild_field_indexes(&mut tx, &obj.table, &f).await?;
         }
         let action = match (cur.archived, f.archived) {
             (false, true) => "metadata.field_archived",
@@ -401,6 +393,20 @@ impl App {
         let obj = schema.object(object)?;
         obj.field_any(&f.api_name).cloned().ok_or_else(|| AppError::internal("field vanished"))
     }
+}
+
+/// Drop and create a field's indexes, after its unique or filterable flag changed (by an
+/// administrator, or by a seed).
+pub(crate) async fn rebuild_field_indexes(tx: &mut Tx, table: &str, f: &FieldDef) -> Result<()> {
+    run_ddl(tx, &ddl::drop_field_indexes(table, f)).await?;
+    let stmts = ddl::field_indexes(tx.backend(), table, f);
+    run_ddl(tx, &stmts).await.map_err(|e| {
+        if e.code == "record.duplicate" {
+            AppError::field("unique", "meta.values_not_unique")
+        } else {
+            e
+        }
+    })
 }
 
 /// Refuse to remove select options that records (deleted ones included) still hold.

@@ -241,9 +241,7 @@ impl Query {
     /// Whether some group of the query matches these tokens (which field of a hit matched).
     pub fn matches_some(&self, tokens: &str) -> bool {
         let toks: Vec<&str> = tokens.split(' ').collect();
-        self.groups.iter().any(|g| {
-            g.iter().any(|a| toks.iter().any(|t| if a.prefix { t.starts_with(&a.token) } else { *t == a.token }))
-        })
+        self.groups.iter().any(|g| group_matches(g, &toks))
     }
     /// FTS5 MATCH syntax (tokens hold only letters and digits, so quoting is safe).
     pub fn to_fts5(&self) -> String {
@@ -264,10 +262,13 @@ impl Query {
     /// against only the fields an actor may read).
     pub fn matches_tokens(&self, tokens: &str) -> bool {
         let toks: Vec<&str> = tokens.split(' ').collect();
-        self.groups.iter().all(|g| {
-            g.iter().any(|a| toks.iter().any(|t| if a.prefix { t.starts_with(&a.token) } else { *t == a.token }))
-        })
+        self.groups.iter().all(|g| group_matches(g, &toks))
     }
+}
+
+/// Whether any alternative of a query group matches one of the tokens.
+fn group_matches(g: &[Alt], toks: &[&str]) -> bool {
+    g.iter().any(|a| toks.iter().any(|t| if a.prefix { t.starts_with(&a.token) } else { *t == a.token }))
 }
 
 #[cfg(test)]

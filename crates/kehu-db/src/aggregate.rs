@@ -49,6 +49,7 @@ pub enum Key<'a> {
 }
 
 /// One measure.
+#[derive(Clone, Copy)]
 pub enum Measure<'a> {
     Count,
     CountDistinct(&'a FieldDef),

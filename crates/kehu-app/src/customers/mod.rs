@@ -189,11 +189,7 @@ async fn seed_file(db: &Db, version: i64, name: &str, json: &str) -> Result<()> 
                             def.filterable = true;
                             kehu_db::meta_store::update_field(&mut tx, &def).await?;
                             // Its index, as an administrator's change would make it.
-                            let b = tx.backend();
-                            crate::metadata::run_ddl(&mut tx, &kehu_db::ddl::drop_field_indexes(&cur.table, &def))
-                                .await?;
-                            crate::metadata::run_ddl(&mut tx, &kehu_db::ddl::field_indexes(b, &cur.table, &def))
-                                .await?;
+                            crate::metadata::rebuild_field_indexes(&mut tx, &cur.table, &def).await?;
                             changed = true;
                         }
                         done.push(flag);

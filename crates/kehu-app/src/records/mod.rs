@@ -116,23 +116,24 @@ pub(crate) fn search_doc(
         if !(f.searchable || Some(f.id) == title_field) || !include(f) {
             continue;
         }
-        match f.ftype {
-            FieldType::Phone => {
-                text::index_phone(s, &mut words);
-                push_ident(&mut ident, s);
-            }
-            FieldType::Email => {
-                text::index_text(s, &mut words);
-                push_ident(&mut ident, s);
-            }
-            _ => text::index_text(s, &mut words),
-        }
-        // A record's name is also found by its pinyin (full spelling and initials).
-        if Some(f.id) == title_field {
-            text::index_pinyin(s, &mut words);
+        index_value(f, s, Some(f.id) == title_field, &mut words);
+        if matches!(f.ftype, FieldType::Phone | FieldType::Email) {
+            push_ident(&mut ident, s);
         }
     }
     SearchDoc { record_id: id, object_id: obj.id, owner_id: owner, title, words, ident }
+}
+
+/// Append the index tokens of one field's value: a phone's digits, other text's words, and
+/// for the record's name (`title`) its pinyin too. Search explains a hit with the same tokens.
+pub(crate) fn index_value(f: &FieldDef, s: &str, title: bool, words: &mut String) {
+    match f.ftype {
+        FieldType::Phone => text::index_phone(s, words),
+        _ => text::index_text(s, words),
+    }
+    if title {
+        text::index_pinyin(s, words);
+    }
 }
 
 /// E-mails and phones for substring search, lower-cased (SQLite matches them with GLOB).

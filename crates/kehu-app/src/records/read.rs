@@ -4,7 +4,7 @@
 use super::{search_doc, view, RecordView};
 use crate::{App, Result};
 use kehu_core::filter::{self, ResolveCtx, SortKey};
-use kehu_core::meta::{FieldType, ObjectDef};
+use kehu_core::meta::ObjectDef;
 use kehu_core::perm::{Action, Actor};
 use kehu_core::text;
 use kehu_core::{AppError, Uuid};
@@ -307,13 +307,7 @@ impl App {
             // Search never reveals: only Kehu itself sees these unmasked.
             let shown = if super::is_contact(f) && !actor.is_system() { super::mask(f, s) } else { s.clone() };
             let mut toks = String::new();
-            match f.ftype {
-                FieldType::Phone => text::index_phone(s, &mut toks),
-                _ => text::index_text(s, &mut toks),
-            }
-            if Some(f.id) == title {
-                text::index_pinyin(s, &mut toks);
-            }
+            super::index_value(f, s, Some(f.id) == title, &mut toks);
             if matched.len() < 3 && q.matches_some(&toks) {
                 matched.push(MatchedField { field: f.api_name.clone(), value: shown.clone() });
             }

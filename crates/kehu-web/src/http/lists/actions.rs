@@ -17,7 +17,7 @@ use kehu_app::views::ViewInput;
 use kehu_core::{AppError, Uuid};
 use serde_json::Value as Json;
 
-fn form_get<'a>(pairs: &'a [(String, String)], k: &str) -> &'a str {
+pub(super) fn form_get<'a>(pairs: &'a [(String, String)], k: &str) -> &'a str {
     pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("")
 }
 
@@ -175,12 +175,8 @@ fn view_input(obj: &kehu_core::meta::ObjectDef, pairs: &[(String, String)]) -> V
     let s = carried_state(pairs);
     // A board keeps the field it shows (the chosen one or the object's default).
     let layout = (s.layout == "board").then(|| {
-        let field = obj
-            .field(&s.bf)
-            .or_else(|| obj.field(super::status_field(obj)))
-            .or_else(|| obj.active().find(|f| f.ftype == kehu_core::meta::FieldType::Select))
-            .map(|f| f.api_name.clone())
-            .unwrap_or_default();
+        // Readability is checked with the rest of the view.
+        let field = super::board::board_field(obj, &s.bf, |_| true).map(|f| f.api_name.clone()).unwrap_or_default();
         kehu_app::views::Layout {
             kind: "board".into(),
             field,

@@ -6,6 +6,7 @@
 //! the card was read at: a stale card comes back with the record as it is now, a refused move
 //! returns to its column with the reason, and nothing is overwritten.
 
+use super::actions::form_get;
 use super::state::{status_field, ListState};
 use super::{cell, pairs, Cell};
 use crate::ctx::UserCtx;
@@ -91,13 +92,24 @@ fn numeric(t: FieldType) -> bool {
     matches!(t, FieldType::Integer | FieldType::Decimal | FieldType::Percent | FieldType::Currency)
 }
 
+/// The single select a board shows: the chosen one, else the object's status field, else its
+/// first single select — among the fields `readable` allows.
+pub fn board_field<'a>(
+    obj: &'a ObjectDef,
+    chosen: &str,
+    readable: impl Fn(&FieldDef) -> bool,
+) -> Option<&'a Arc<FieldDef>> {
+    let select = |f: &&Arc<FieldDef>| f.ftype == FieldType::Select && readable(f);
+    obj.field(chosen)
+        .filter(select)
+        .or_else(|| obj.field(status_field(obj)).filter(select))
+        .or_else(|| obj.active().find(select))
+}
+
 /// The board's settings for an object, or `None` when it has no readable single select.
 pub fn settings(u: &UserCtx, obj: &ObjectDef, s: &ListState) -> Option<Settings> {
     let readable = |f: &&Arc<FieldDef>| u.actor.can_read_field(obj, f);
-    let select = |name: &str| obj.field(name).filter(readable).filter(|f| f.ftype == FieldType::Select).cloned();
-    let field = select(&s.bf)
-        .or_else(|| select(status_field(obj)))
-        .or_else(|| obj.active().filter(readable).find(|f| f.ftype == FieldType::Select).cloned())?;
+    let field = board_field(obj, &s.bf, |f| u.actor.can_read_field(obj, f))?.clone();
     let sum = obj.field(&s.bs).filter(readable).filter(|f| numeric(f.ftype)).cloned();
     let names: Vec<String> = if s.bc.is_empty() { obj.ui.card_fields.clone() } else { s.bc.clone() };
     let title = obj.title_field().map(|f| f.id);
@@ -279,7 +291,7 @@ pub async fn build(st: &AppState, u: &UserCtx, obj: &ObjectDef, s: &ListState) -
         sum_opts: opts(&|f| numeric(f.ftype)),
         card_opts: opts(&|f| Some(f.id) != title && f.api_name != "owner"),
         state: s.query(),
-        can_update: u.actor.check(obj, Action::Update).is_ok() && u.actor.can_write_field(obj, &set.field),
+        can_update: may_move(u, obj, &set),
         sortable_js: st.assets.url("sortable.js"),
         move_targets: move_targets(&set, lang),
     }))
@@ -312,10 +324,9 @@ pub async fn column(
     u.actor.check(&obj, Action::Read)?;
     let p = pairs(raw.as_deref());
     let s = ListState::parse(&p);
-    let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let set = settings(&u, &obj, &s).ok_or_else(|| AppError::invalid("board.no_field"))?;
-    let key = get("col");
-    let cursor = Some(get("cursor")).filter(|c| !c.is_empty());
+    let key = form_get(&p, "col").to_string();
+    let cursor = Some(form_get(&p, "cursor").to_string()).filter(|c| !c.is_empty());
     let (cards, more) = column_page(&st, &u, &obj, &set, &s, &key, cursor).await?;
     let col =
         BoardColumn { key, label: String::new(), color: String::new(), count: 0, sum: String::new(), cards, more };
@@ -325,11 +336,12 @@ pub async fn column(
 
 fn board_ref(u: &UserCtx, obj: &ObjectDef, set: &Settings) -> BoardRef {
     let lang = u.ctx.lang.code();
-    BoardRef {
-        object: obj.api_name.clone(),
-        move_targets: move_targets(set, lang),
-        can_update: u.actor.check(obj, Action::Update).is_ok() && u.actor.can_write_field(obj, &set.field),
-    }
+    BoardRef { object: obj.api_name.clone(), move_targets: move_targets(set, lang), can_update: may_move(u, obj, set) }
+}
+
+/// Whether the user may move cards: update the object and write the board's field.
+fn may_move(u: &UserCtx, obj: &ObjectDef, set: &Settings) -> bool {
+    u.actor.check(obj, Action::Update).is_ok() && u.actor.can_write_field(obj, &set.field)
 }
 
 fn move_targets(set: &Settings, lang: &str) -> Vec<(String, String)> {
@@ -371,11 +383,10 @@ pub async fn move_card(
 ) -> Result<Response, crate::error::WebError> {
     let schema = st.app.schema().await?;
     let obj = schema.object(&object)?.clone();
-    let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
     let s = ListState::parse(&p);
     let set = settings(&u, &obj, &s).ok_or_else(|| AppError::invalid("board.no_field"))?;
-    let version: i64 = get("_version").parse().map_err(|_| AppError::invalid("record.version_required"))?;
-    let value = get("value");
+    let version: i64 = form_get(&p, "_version").parse().map_err(|_| AppError::invalid("record.version_required"))?;
+    let value = form_get(&p, "value");
     let mut patch = Map::new();
     patch
         .insert(set.field.api_name.clone(), if value == EMPTY || value.is_empty() { Json::Null } else { json!(value) });

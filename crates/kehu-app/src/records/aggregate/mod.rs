@@ -7,15 +7,24 @@
 //! it opens (the "other" group of a multi-value key excepted: no list filter says "has a value
 //! outside these", so it carries none).
 
+mod buckets;
+mod keys;
+mod measures;
+
+pub use buckets::zone_offsets;
+pub use measures::avg_text;
+
 use crate::{App, Result};
-use chrono::{Duration, NaiveDate, Offset, TimeZone};
+use buckets::{parse_bucket, week_start};
 use kehu_core::filter::{self, ResolveCtx};
 use kehu_core::meta::{FieldDef, FieldType};
 use kehu_core::perm::{Action, Actor};
-use kehu_core::value::{currency_digits, format_datetime, format_scaled};
+use kehu_core::value::{currency_digits, format_datetime};
 use kehu_core::{AppError, Uuid};
-use kehu_db::aggregate::{aggregate_query, AggSpec, Bucket, Key, Measure, DAY};
-use kehu_db::{DbRow, DbVal};
+use kehu_db::aggregate::{aggregate_query, AggSpec, Key, Measure};
+use kehu_db::DbVal;
+use keys::{db_key, group_id, key_value, rank, GroupId, KeyKind, PerCurrency, Raw, K};
+use measures::{db_measures, measure_value, Op, M};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
@@ -105,74 +114,6 @@ pub struct Aggregate {
     pub time_zone: String,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Count,
-    CountDistinct,
-    Sum,
-    Avg,
-    Min,
-    Max,
-    EmptyShare,
-}
-
-struct M {
-    op: Op,
-    field: Option<Arc<FieldDef>>,
-}
-
-enum KeyKind {
-    Value,
-    Element,
-    Date(Bucket),
-}
-
-struct K {
-    field: Arc<FieldDef>,
-    kind: KeyKind,
-    /// Kept values of a capped key (`None`: not capped).
-    keep: Option<Vec<Json>>,
-}
-
-/// A key's raw value from the database, comparable.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Raw {
-    Null,
-    Int(i64),
-    Text(String),
-    Uuid(Uuid),
-    Bool(bool),
-}
-
-impl Raw {
-    fn of(v: &DbVal) -> Raw {
-        match v {
-            DbVal::Null => Raw::Null,
-            DbVal::Int(n) => Raw::Int(*n),
-            DbVal::Real(x) => Raw::Int(*x as i64),
-            DbVal::Text(s) => Raw::Text(s.clone()),
-            DbVal::Blob(b) => Uuid::from_slice(b).map(Raw::Uuid).unwrap_or(Raw::Null),
-            DbVal::Bool(b) => Raw::Bool(*b),
-            DbVal::Uuid(u) => Raw::Uuid(*u),
-        }
-    }
-    fn json(&self) -> Json {
-        match self {
-            Raw::Null => Json::Null,
-            Raw::Int(n) => json!(n),
-            Raw::Text(s) => json!(s),
-            Raw::Uuid(u) => json!(u),
-            Raw::Bool(b) => json!(b),
-        }
-    }
-}
-
-/// A group's identity: per key, its raw value and "other" flag.
-type GroupId = Vec<(Raw, bool)>;
-
-/// A currency measure's cells per currency code.
-type PerCurrency = Vec<(String, Vec<DbVal>)>;
-
 fn bad(code: &'static str) -> AppError {
     AppError::invalid(code)
 }
@@ -183,27 +124,6 @@ fn numeric(t: FieldType) -> bool {
 
 fn dated(t: FieldType) -> bool {
     matches!(t, FieldType::Date | FieldType::DateTime)
-}
-
-fn parse_bucket(s: &str) -> Option<Bucket> {
-    Some(match s {
-        "day" => Bucket::Day,
-        "week" => Bucket::Week,
-        "month" => Bucket::Month,
-        "quarter" => Bucket::Quarter,
-        "year" => Bucket::Year,
-        _ => return None,
-    })
-}
-
-fn week_start(s: Option<&str>) -> Result<i64> {
-    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
-    match s {
-        None => Ok(0),
-        Some(s) => {
-            days.iter().position(|d| *d == s).map(|i| i as i64).ok_or_else(|| bad("aggregate.invalid_week_start"))
-        }
-    }
 }
 
 impl App {
@@ -371,11 +291,12 @@ impl App {
         let plain: Vec<(usize, Measure)> = measures
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.field.as_ref().is_none_or(|f| f.ftype != FieldType::Currency))
+            // Counts come from the first column; money has its own queries.
+            .filter(|(_, m)| m.op != Op::Count && m.field.as_ref().is_none_or(|f| f.ftype != FieldType::Currency))
             .flat_map(|(i, m)| db_measures(m).into_iter().map(move |x| (i, x)))
             .collect();
         let mut db_ms: Vec<Measure> = vec![Measure::Count];
-        db_ms.extend(plain.iter().map(|(_, m)| clone_measure(m)));
+        db_ms.extend(plain.iter().map(|(_, m)| *m));
         let spec = AggSpec {
             obj: &obj,
             scope: &scope,
@@ -567,326 +488,5 @@ impl App {
             }
         }
         Ok(out)
-    }
-}
-
-fn clone_measure<'a>(m: &Measure<'a>) -> Measure<'a> {
-    match m {
-        Measure::Count => Measure::Count,
-        Measure::CountDistinct(f) => Measure::CountDistinct(f),
-        Measure::Sum(f) => Measure::Sum(f),
-        Measure::Min(f) => Measure::Min(f),
-        Measure::Max(f) => Measure::Max(f),
-        Measure::Filled(f) => Measure::Filled(f),
-    }
-}
-
-/// The database measures behind one requested measure.
-fn db_measures(m: &M) -> Vec<Measure<'_>> {
-    let Some(f) = m.field.as_deref() else { return vec![Measure::Count] };
-    match m.op {
-        Op::Count => vec![Measure::Count],
-        Op::CountDistinct => vec![Measure::CountDistinct(f)],
-        Op::Sum => vec![Measure::Sum(f)],
-        Op::Avg => vec![Measure::Sum(f), Measure::Filled(f)],
-        Op::Min => vec![Measure::Min(f)],
-        Op::Max => vec![Measure::Max(f)],
-        Op::EmptyShare => vec![Measure::Filled(f)],
-    }
-}
-
-/// A measure's value from its database cells; `scale` formats sums of scaled numbers.
-fn measure_value(m: &M, count: i64, cells: &[DbVal], scale: u8) -> Json {
-    let int = |v: &DbVal| -> Option<i128> {
-        match v {
-            DbVal::Int(n) => Some(i128::from(*n)),
-            DbVal::Text(s) => s.trim().split('.').next().and_then(|s| s.parse().ok()),
-            DbVal::Real(x) => Some(*x as i128),
-            _ => None,
-        }
-    };
-    let scaled = |n: i128| -> Json {
-        if scale == 0 {
-            i64::try_from(n).map(|n| json!(n)).unwrap_or_else(|_| json!(n.to_string()))
-        } else {
-            i64::try_from(n).map(|n| json!(format_scaled(n, scale))).unwrap_or_else(|_| json!(n.to_string()))
-        }
-    };
-    match m.op {
-        Op::Count => json!(count),
-        Op::CountDistinct => cells.first().and_then(int).map(|n| json!(n as i64)).unwrap_or(json!(0)),
-        Op::Sum => cells.first().and_then(int).map(scaled).unwrap_or(Json::Null),
-        Op::Avg => {
-            let (Some(sum), Some(n)) = (cells.first().and_then(int), cells.get(1).and_then(int)) else {
-                return Json::Null;
-            };
-            if n == 0 {
-                return Json::Null;
-            }
-            json!(avg_text(sum, n, scale))
-        }
-        Op::Min | Op::Max => match cells.first() {
-            Some(DbVal::Text(s)) => json!(s),
-            Some(v) => int(v).map(scaled).unwrap_or(Json::Null),
-            None => Json::Null,
-        },
-        Op::EmptyShare => {
-            let filled = cells.first().and_then(int).unwrap_or(0);
-            if count == 0 {
-                return Json::Null;
-            }
-            let share = (count as f64 - filled as f64) / count as f64;
-            json!((share * 10_000.0).round() / 10_000.0)
-        }
-    }
-}
-
-/// `sum / n` of values scaled by `scale` digits, as a decimal with `scale + 2` digits, rounded
-/// half away from zero.
-pub fn avg_text(sum: i128, n: i128, scale: u8) -> String {
-    let digits = u32::from(scale) + 2;
-    let num = sum * 100;
-    let q = num / n;
-    let r = num % n;
-    let q = if (r.abs() * 2) >= n.abs() { q + num.signum() * n.signum() } else { q };
-    let neg = q < 0;
-    let a = q.unsigned_abs();
-    let p = 10u128.pow(digits);
-    let int = a / p;
-    let frac = a % p;
-    let s = format!("{int}.{frac:0width$}", width = digits as usize);
-    let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    if neg && s != "0" {
-        format!("-{s}")
-    } else {
-        s
-    }
-}
-
-fn db_key<'a>(k: &'a K, offsets: &'a [(i64, i64)], ws: i64, fs: i64, keep: Option<&Vec<Json>>) -> Key<'a> {
-    match k.kind {
-        KeyKind::Value => Key::Value {
-            field: &k.field,
-            keep: keep.map(|vals| {
-                vals.iter()
-                    .map(|v| match (k.field.ftype, v) {
-                        (FieldType::User | FieldType::Relation, Json::String(s)) => {
-                            s.parse::<Uuid>().map(sea_query::Value::from).unwrap_or_else(|_| s.clone().into())
-                        }
-                        (_, Json::Number(n)) => n.as_i64().unwrap_or(0).into(),
-                        (_, v) => v.as_str().unwrap_or_default().to_string().into(),
-                    })
-                    .collect()
-            }),
-        },
-        KeyKind::Element => Key::Element {
-            field: &k.field,
-            keep: keep.map(|vals| vals.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()),
-        },
-        KeyKind::Date(bucket) => Key::Date { field: &k.field, bucket, offsets, week_start: ws, fiscal_start: fs },
-    }
-}
-
-fn group_id(r: &DbRow, nk: usize) -> GroupId {
-    (0..nk).map(|i| (Raw::of(r.val(2 * i)), r.i64(2 * i + 1).unwrap_or(0) == 1)).collect()
-}
-
-/// The zone's UTC offsets (microseconds) between two instants: `(until, offset)` ascending,
-/// the last until `i64::MAX`. Transitions are found day by day, then to the second.
-pub fn zone_offsets(tz: &chrono_tz::Tz, lo: i64, hi: i64) -> Vec<(i64, i64)> {
-    let off = |t: i64| -> i64 {
-        let secs = t.div_euclid(1_000_000);
-        tz.offset_from_utc_datetime(&chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default().naive_utc())
-            .fix()
-            .local_minus_utc() as i64
-            * 1_000_000
-    };
-    // Years 1900–2200 bound the walk (values beyond take the offset at the bound), so a
-    // wild date costs no more than a few hundred thousand steps and cannot overflow.
-    const FLOOR: i64 = -2_208_988_800_000_000;
-    const CEIL: i64 = 7_258_118_400_000_000;
-    let (lo, hi) = (lo.min(hi).clamp(FLOOR, CEIL) - DAY, lo.max(hi).clamp(FLOOR, CEIL) + DAY);
-    let mut out = Vec::new();
-    let mut cur = off(lo);
-    let mut t = lo;
-    while t < hi {
-        let next = (t + DAY).min(hi);
-        if off(next) != cur {
-            // Binary search the first second with the new offset.
-            let (mut a, mut b) = (t.div_euclid(1_000_000), next.div_euclid(1_000_000));
-            while b - a > 1 {
-                let mid = (a + b) / 2;
-                if off(mid * 1_000_000) == cur {
-                    a = mid;
-                } else {
-                    b = mid;
-                }
-            }
-            out.push((b * 1_000_000, cur));
-            cur = off(b * 1_000_000);
-        }
-        t = next;
-    }
-    out.push((i64::MAX, cur));
-    out
-}
-
-/// The first local day of a date key, and of the next one.
-fn bucket_days(bucket: Bucket, key: i64, ws: i64, fs: i64) -> Option<(NaiveDate, NaiveDate)> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    let month = |m: i64| NaiveDate::from_ymd_opt(m.div_euclid(12) as i32, (m.rem_euclid(12) + 1) as u32, 1);
-    Some(match bucket {
-        Bucket::Day => {
-            let d = epoch + Duration::days(key);
-            (d, d + Duration::days(1))
-        }
-        Bucket::Week => {
-            let d = epoch + Duration::days(7 * key - 3 + ws);
-            (d, d + Duration::days(7))
-        }
-        Bucket::Month => (month(key)?, month(key + 1)?),
-        Bucket::Quarter => (month(3 * key + fs - 1)?, month(3 * key + fs + 2)?),
-        Bucket::Year => (month(12 * key + fs - 1)?, month(12 * key + fs + 11)?),
-    })
-}
-
-/// The first instant of a local day in the zone.
-fn day_start(tz: &chrono_tz::Tz, d: NaiveDate) -> i64 {
-    let mut t = d.and_hms_opt(0, 0, 0).unwrap_or_default();
-    for _ in 0..4 {
-        if let Some(x) = tz.from_local_datetime(&t).earliest() {
-            return x.timestamp_micros();
-        }
-        t += Duration::minutes(30);
-    }
-    t.and_utc().timestamp_micros()
-}
-
-fn bucket_label(bucket: Bucket, key: i64, start: NaiveDate, fs: i64) -> String {
-    let fy = |y: i64| if fs == 1 { y.to_string() } else { format!("FY{y}") };
-    match bucket {
-        Bucket::Day | Bucket::Week => start.format("%Y-%m-%d").to_string(),
-        Bucket::Month => start.format("%Y-%m").to_string(),
-        Bucket::Quarter => format!("{} Q{}", fy(key.div_euclid(4)), key.rem_euclid(4) + 1),
-        Bucket::Year => fy(key),
-    }
-}
-
-/// A group's key as shown, and the conditions that list its records (`None`: not listable).
-#[allow(clippy::too_many_arguments)]
-fn key_value(
-    k: &K,
-    raw: &(Raw, bool),
-    tz: &chrono_tz::Tz,
-    ws: i64,
-    fs: i64,
-    lang: &str,
-    labels: &HashMap<(usize, String), String>,
-    i: usize,
-) -> (KeyValue, Option<Vec<Json>>) {
-    let f = &k.field;
-    let name = f.api_name.as_str();
-    let (v, other) = raw;
-    if *other {
-        let kv = KeyValue { value: Json::Null, label: String::new(), empty: false, other: true };
-        return match k.kind {
-            KeyKind::Element => (kv, None),
-            _ => {
-                let keep = k.keep.clone().unwrap_or_default();
-                let conds = vec![
-                    json!({"field": name, "op": "is_not_empty"}),
-                    json!({"field": name, "op": "not_in", "value": keep}),
-                ];
-                (kv, Some(conds))
-            }
-        };
-    }
-    if *v == Raw::Null {
-        let kv = KeyValue { value: Json::Null, label: String::new(), empty: true, other: false };
-        return (kv, Some(vec![json!({"field": name, "op": "is_empty"})]));
-    }
-    match k.kind {
-        KeyKind::Date(bucket) => {
-            let key = match v {
-                Raw::Int(n) => *n,
-                Raw::Text(s) => s.parse().unwrap_or(0),
-                _ => 0,
-            };
-            let Some((start, end)) = bucket_days(bucket, key, ws, fs) else {
-                return (KeyValue { value: Json::Null, label: String::new(), empty: true, other: false }, None);
-            };
-            let (lo, hi) = if f.ftype == FieldType::Date {
-                (json!(start.to_string()), json!(end.to_string()))
-            } else {
-                (json!(format_datetime(day_start(tz, start))), json!(format_datetime(day_start(tz, end))))
-            };
-            let kv = KeyValue {
-                value: json!(start.to_string()),
-                label: bucket_label(bucket, key, start, fs),
-                empty: false,
-                other: false,
-            };
-            (
-                kv,
-                Some(vec![
-                    json!({"field": name, "op": "gte", "value": lo}),
-                    json!({"field": name, "op": "lt", "value": hi}),
-                ]),
-            )
-        }
-        KeyKind::Element => {
-            let key = v.json();
-            let label = choice_label(f, key.as_str().unwrap_or_default(), lang);
-            let kv = KeyValue { value: key.clone(), label, empty: false, other: false };
-            (kv, Some(vec![json!({"field": name, "op": "contains", "value": key})]))
-        }
-        KeyKind::Value => {
-            let mut key = v.json();
-            if f.ftype == FieldType::Boolean {
-                key = match v {
-                    Raw::Int(n) => json!(*n != 0),
-                    _ => key,
-                };
-            }
-            let label = match f.ftype {
-                FieldType::Select => choice_label(f, key.as_str().unwrap_or_default(), lang),
-                FieldType::User | FieldType::Relation => {
-                    labels.get(&(i, key.as_str().unwrap_or_default().to_string())).cloned().unwrap_or_default()
-                }
-                FieldType::Boolean => String::new(),
-                _ => key.as_str().map(str::to_owned).unwrap_or_else(|| key.to_string()),
-            };
-            let kv = KeyValue { value: key.clone(), label, empty: false, other: false };
-            (kv, Some(vec![json!({"field": name, "op": "eq", "value": key})]))
-        }
-    }
-}
-
-fn choice_label(f: &FieldDef, key: &str, lang: &str) -> String {
-    f.options
-        .choices
-        .iter()
-        .find(|c| c.key == key)
-        .map(|c| c.label.get(lang).to_string())
-        .unwrap_or_else(|| key.to_string())
-}
-
-/// The sort rank of a group's key: option order for selects, false before true, time order
-/// for dates, most records first for the rest; empty and "other" last.
-fn rank(k: &K, kv: &KeyValue, count: i64) -> (u8, i64, String) {
-    if kv.other {
-        return (3, 0, String::new());
-    }
-    if kv.empty {
-        return (2, 0, String::new());
-    }
-    match (&k.kind, k.field.ftype) {
-        (KeyKind::Date(_), _) => (0, 0, kv.value.as_str().unwrap_or_default().to_string()),
-        (KeyKind::Value, FieldType::Select) => {
-            let pos = k.field.options.choices.iter().position(|c| Some(c.key.as_str()) == kv.value.as_str());
-            (0, pos.map(|p| p as i64).unwrap_or(i64::MAX), String::new())
-        }
-        (KeyKind::Value, FieldType::Boolean) => (0, i64::from(kv.value == json!(true)), String::new()),
-        _ => (0, -count, kv.label.clone()),
     }
 }
